@@ -1,0 +1,54 @@
+// The kernel table: per weight type, the dequantize and dot-product functions
+// of one ISA level. Every entry has a portable generic implementation; the
+// x86 variants override the entries they accelerate.
+#pragma once
+
+#include <cstdint>
+
+#include "block_formats.h"
+
+namespace pyllama {
+
+enum class Isa : int { Generic = 0, Avx2 = 1, Avx512 = 2 };
+
+// Dequantize n elements (a multiple of the block size) into dst.
+using DequantizeFn = void (*)(const void* src, float* dst, int64_t n);
+// Quantize n float activations into the type's vec_dot_type blocks.
+using QuantizeFn = void (*)(const float* src, void* dst, int64_t n);
+// Dot product of n elements: one weight row (its own format) against one
+// activation row already in the weight type's vec_dot_type.
+using VecDotFn = float (*)(int64_t n, const void* w, const void* a);
+
+constexpr int kMaxType = 40;
+
+struct KernelTable {
+    Isa isa;
+    DequantizeFn dequantize[kMaxType] = {};
+    QuantizeFn quantize[kMaxType] = {};  // indexed by the activation type
+    VecDotFn vec_dot[kMaxType] = {};     // indexed by the weight type
+};
+
+// The table of one level (levels this CPU cannot run are never returned:
+// asking for one yields the best supported level below it).
+const KernelTable& kernels_for(Isa isa);
+// The table in use: the best level the CPU supports, capped by the
+// PYLLAMA_ISA environment variable (generic | avx2 | avx512).
+const KernelTable& kernels();
+Isa best_supported_isa();
+Isa active_isa();
+const char* isa_name(Isa isa);
+
+// Fillers, one per translation unit.
+void fill_dequantize_generic(KernelTable& t);
+void fill_quantize_generic(KernelTable& t);
+void fill_vec_dot_generic(KernelTable& t);
+void fill_avx2(KernelTable& t);
+void fill_avx512(KernelTable& t);
+
+// Block helpers shared by the generic and SIMD kernels.
+// Q4_K/Q5_K: 8 six-bit scales and 8 six-bit mins from the 12 packed bytes.
+void k4_scales_mins(const uint8_t* packed, uint8_t* scales, uint8_t* mins);
+// Q3_K: the 16 signed scales (already minus 32).
+void q3_K_unpack_scales(const uint8_t* packed, int8_t* out);
+
+}  // namespace pyllama

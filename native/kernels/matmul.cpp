@@ -1,0 +1,79 @@
+#include "matmul.h"
+
+#include <algorithm>
+#include <atomic>
+#include <vector>
+
+namespace pyllama {
+
+namespace {
+
+// Tile sizes: a tile of kRowTile weight rows stays in L1/L2 while it meets up
+// to kActTile activation rows, so prefill reads each weight block once per
+// tile of tokens rather than once per token.
+constexpr int64_t kRowTile = 16;
+constexpr int64_t kActTile = 64;
+
+std::vector<uint8_t>& act_buffer() {
+    thread_local std::vector<uint8_t> buf;
+    return buf;
+}
+
+}  // namespace
+
+void matmul(const WeightView& w, const float* x, int64_t m, int64_t x_stride, float* y,
+            int64_t y_stride, ThreadPool& pool, const KernelTable& kt) {
+    const TypeTraits* wt = type_traits(static_cast<uint32_t>(w.type));
+    const GgmlType at = wt->vec_dot_type;
+    const int64_t k = w.n_cols;
+    const size_t act_row = row_size(at, k);
+    const VecDotFn dot = kt.vec_dot[static_cast<int>(w.type)];
+    const QuantizeFn quant = kt.quantize[static_cast<int>(at)];
+
+    // (M, act_row bytes): activations in the weight type's dot-product format.
+    std::vector<uint8_t>& buf = act_buffer();
+    if (buf.size() < act_row * (size_t)m) buf.resize(act_row * (size_t)m);
+    uint8_t* act = buf.data();
+
+    const int64_t n = w.n_rows;
+    const int64_t n_row_tiles = (n + kRowTile - 1) / kRowTile;
+    const int64_t n_act_tiles = (m + kActTile - 1) / kActTile;
+    std::atomic<int64_t> next_tile{0};
+    std::atomic<int64_t> next_row{0};
+    std::atomic<int> quantized{0};
+    const int nth = pool.n_threads();
+
+    pool.run([&](int ith, int) {
+        // Phase 1: quantize activation rows (rows claimed dynamically).
+        for (int64_t r; (r = next_row.fetch_add(1)) < m;)
+            quant(x + r * x_stride, act + r * act_row, k);
+        quantized.fetch_add(1, std::memory_order_acq_rel);
+        while (quantized.load(std::memory_order_acquire) < nth) {
+#if defined(__x86_64__)
+            __builtin_ia32_pause();
+#endif
+        }
+        (void)ith;
+        // Phase 2: output tiles, claimed dynamically.
+        const int64_t total = n_row_tiles * n_act_tiles;
+        for (int64_t t; (t = next_tile.fetch_add(1)) < total;) {
+            const int64_t rt = t / n_act_tiles, mt = t % n_act_tiles;
+            const int64_t r0 = rt * kRowTile, r1 = std::min(n, r0 + kRowTile);
+            const int64_t m0 = mt * kActTile, m1 = std::min(m, m0 + kActTile);
+            for (int64_t i = m0; i < m1; ++i) {
+                const uint8_t* a = act + i * act_row;
+                float* yrow = y + i * y_stride;
+                for (int64_t r = r0; r < r1; ++r)
+                    yrow[r] = dot(k, static_cast<const uint8_t*>(w.data) + r * w.row_stride, a);
+            }
+        }
+    });
+}
+
+void get_rows(const WeightView& w, const int32_t* ids, int64_t n_ids, float* out, const KernelTable& kt) {
+    const DequantizeFn deq = kt.dequantize[static_cast<int>(w.type)];
+    for (int64_t i = 0; i < n_ids; ++i)
+        deq(static_cast<const uint8_t*>(w.data) + (size_t)ids[i] * w.row_stride, out + i * w.n_cols, w.n_cols);
+}
+
+}  // namespace pyllama

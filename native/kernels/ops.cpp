@@ -1,0 +1,114 @@
+#include "ops.h"
+
+#include <cmath>
+
+namespace pyllama {
+
+void rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t n, float eps) {
+    for (int64_t r = 0; r < rows; ++r, x += n, y += n) {
+        double sum = 0.0;
+        for (int64_t i = 0; i < n; ++i) sum += (double)(x[i] * x[i]);
+        const float s = 1.0f / std::sqrt((float)(sum / (double)n) + eps);
+        for (int64_t i = 0; i < n; ++i) y[i] = x[i] * s;
+        if (w)
+            for (int64_t i = 0; i < n; ++i) y[i] *= w[i];
+    }
+}
+
+void layer_norm(const float* x, const float* w, const float* b, float* y, int64_t rows, int64_t n, float eps) {
+    for (int64_t r = 0; r < rows; ++r, x += n, y += n) {
+        double sum = 0.0;
+        for (int64_t i = 0; i < n; ++i) sum += (double)x[i];
+        const float mean = (float)(sum / (double)n);
+        double var = 0.0;
+        for (int64_t i = 0; i < n; ++i) {
+            const float v = x[i] - mean;
+            y[i] = v;
+            var += (double)(v * v);
+        }
+        const float s = 1.0f / std::sqrt((float)(var / (double)n) + eps);
+        for (int64_t i = 0; i < n; ++i) y[i] *= s;
+        if (w)
+            for (int64_t i = 0; i < n; ++i) y[i] *= w[i];
+        if (b)
+            for (int64_t i = 0; i < n; ++i) y[i] += b[i];
+    }
+}
+
+void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_head, int64_t head_dim, int64_t n_rot,
+          float freq_base, float freq_scale, bool neox) {
+    const float theta_scale = std::pow(freq_base, -2.0f / (float)n_rot);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        for (int64_t h = 0; h < n_head; ++h) {
+            float* v = x + (t * n_head + h) * head_dim;
+            // Same iterative angle as ggml: theta_i = p * theta_scale^i, then scaled.
+            float theta = (float)pos[t];
+            for (int64_t i = 0; i < n_rot / 2; ++i, theta *= theta_scale) {
+                const float th = freq_scale * theta;
+                const float c = std::cos(th), s = std::sin(th);
+                const int64_t i0 = neox ? i : 2 * i;
+                const int64_t i1 = neox ? i + n_rot / 2 : 2 * i + 1;
+                const float a = v[i0], b = v[i1];
+                v[i0] = a * c - b * s;
+                v[i1] = a * s + b * c;
+            }
+        }
+    }
+}
+
+void softmax(const float* x, float* y, int64_t rows, int64_t n, float scale, float softcap) {
+    for (int64_t r = 0; r < rows; ++r, x += n, y += n) {
+        float mx = -INFINITY;
+        for (int64_t i = 0; i < n; ++i) {
+            float v = x[i] * scale;
+            if (softcap > 0.0f) v = softcap * std::tanh(v / softcap);
+            y[i] = v;
+            mx = std::fmax(mx, v);
+        }
+        double sum = 0.0;
+        for (int64_t i = 0; i < n; ++i) {
+            const float e = (y[i] == -INFINITY) ? 0.0f : std::exp(y[i] - mx);
+            y[i] = e;
+            sum += (double)e;
+        }
+        const float inv = sum > 0.0 ? (float)(1.0 / sum) : 0.0f;
+        for (int64_t i = 0; i < n; ++i) y[i] *= inv;
+    }
+}
+
+namespace {
+constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
+constexpr float kGeluCoef = 0.044715f;
+inline float silu1(float v) { return v / (1.0f + std::exp(-v)); }
+inline float gelu_tanh1(float v) {
+    return 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * v * (1.0f + kGeluCoef * v * v)));
+}
+inline float gelu_erf1(float v) { return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752440f)); }
+}  // namespace
+
+void silu(const float* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = silu1(x[i]);
+}
+void gelu_tanh(const float* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = gelu_tanh1(x[i]);
+}
+void gelu_erf(const float* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = gelu_erf1(x[i]);
+}
+void swiglu(const float* g, const float* u, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = silu1(g[i]) * u[i];
+}
+void geglu(const float* g, const float* u, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = gelu_tanh1(g[i]) * u[i];
+}
+void add(const float* a, const float* b, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
+void mul(const float* a, const float* b, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i];
+}
+void scale(const float* a, float s, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = a[i] * s;
+}
+
+}  // namespace pyllama

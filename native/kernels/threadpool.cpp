@@ -1,0 +1,93 @@
+#include "threadpool.h"
+
+#include <memory>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define PYLLAMA_PAUSE() _mm_pause()
+#else
+#define PYLLAMA_PAUSE() std::this_thread::yield()
+#endif
+
+namespace pyllama {
+
+namespace {
+constexpr int kSpinIterations = 1 << 16;  // ~ tens of microseconds before sleeping
+}
+
+ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
+    for (int i = 1; i < n_threads_; ++i) workers_.emplace_back(&ThreadPool::worker, this, i);
+}
+
+ThreadPool::~ThreadPool() {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        stop_.store(true);
+        generation_.fetch_add(1);
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::run(const std::function<void(int, int)>& fn) {
+    if (n_threads_ == 1) {
+        fn(0, 1);
+        return;
+    }
+    job_ = &fn;
+    pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        generation_.fetch_add(1, std::memory_order_release);
+        if (sleeping_ > 0) cv_.notify_all();
+    }
+    fn(0, n_threads_);
+    while (pending_.load(std::memory_order_acquire) != 0) PYLLAMA_PAUSE();
+    job_ = nullptr;
+}
+
+void ThreadPool::worker(int ith) {
+    uint64_t seen = 0;
+    for (;;) {
+        uint64_t g = generation_.load(std::memory_order_acquire);
+        for (int spin = 0; g == seen && spin < kSpinIterations; ++spin) {
+            PYLLAMA_PAUSE();
+            g = generation_.load(std::memory_order_acquire);
+        }
+        if (g == seen) {
+            std::unique_lock<std::mutex> lock(mu_);
+            ++sleeping_;
+            cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+            --sleeping_;
+            g = generation_.load(std::memory_order_acquire);
+        }
+        seen = g;
+        if (stop_.load()) return;
+        (*job_)(ith, n_threads_);
+        pending_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+}
+
+namespace {
+std::unique_ptr<ThreadPool>& pool_slot() {
+    static std::unique_ptr<ThreadPool> pool;
+    return pool;
+}
+}  // namespace
+
+ThreadPool& default_pool() {
+    auto& p = pool_slot();
+    if (!p) set_default_threads(0);
+    return *p;
+}
+
+void set_default_threads(int n) {
+    if (n <= 0) n = (int)std::thread::hardware_concurrency();
+    if (n <= 0) n = 1;
+    auto& p = pool_slot();
+    if (p && p->n_threads() == n) return;
+    p.reset();
+    p = std::make_unique<ThreadPool>(n);
+}
+
+}  // namespace pyllama

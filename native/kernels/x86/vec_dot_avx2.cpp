@@ -1,0 +1,366 @@
+// AVX2 + FMA + F16C dot products. Compiled with those flags only; used only
+// when CPUID reports them. Integer parts use maddubs (u8 x s8 -> s16 pairs),
+// which cannot saturate for any of these value ranges.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "../kernels.h"
+
+namespace pyllama {
+namespace {
+
+inline float hsum(__m256 x) {
+    __m128 r = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+inline int hsum_i32(__m256i x) {
+    __m128i r = _mm_add_epi32(_mm256_extracti128_si256(x, 1), _mm256_castsi256_si128(x));
+    r = _mm_add_epi32(r, _mm_unpackhi_epi64(r, r));
+    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0xb1));
+    return _mm_cvtsi128_si32(r);
+}
+
+inline float h2f(fp16_t h) { return _cvtsh_ss(h); }
+
+// Sum of unsigned x signed byte products, as 8 float lanes.
+inline __m256 dot_us8(__m256i ux, __m256i sy) {
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ux, sy), _mm256_set1_epi16(1)));
+}
+// Sum of signed x signed byte products (|x| <= 127), as 8 float lanes.
+inline __m256 dot_s8(__m256i x, __m256i y) { return dot_us8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x)); }
+
+// 16 packed bytes -> 32 nibbles: low nibbles (elements 0..15) then high (16..31).
+inline __m256i nibbles32(const uint8_t* p) {
+    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m256i b = _mm256_insertf128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
+}
+
+// 32 bits -> 32 bytes, 0xff where the bit is set.
+inline __m256i bits32(const uint8_t* p) {
+    uint32_t x;
+    std::memcpy(&x, p, 4);
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
+    b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
+}
+
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+// Scales for one 32-element group made of two 16-element sub-blocks.
+inline __m256i scale_pair(int lo, int hi) {
+    return _mm256_set_m128i(_mm_set1_epi16((short)hi), _mm_set1_epi16((short)lo));
+}
+
+float dot_f32(int64_t n, const void* w, const void* a) {
+    const float* x = static_cast<const float*>(w);
+    const float* y = static_cast<const float*>(a);
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), s3);
+    }
+    float sum = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; ++i) sum += x[i] * y[i];
+    return sum;
+}
+
+inline __m256 load_f16(const fp16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline __m256 load_bf16(const bf16_t* p) {
+    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+template <__m256 (*Load)(const uint16_t*), float (*Scalar)(uint16_t)>
+float dot_half(int64_t n, const void* w, const void* a) {
+    const uint16_t* x = static_cast<const uint16_t*>(w);
+    const uint16_t* y = static_cast<const uint16_t*>(a);
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(Load(x + i), Load(y + i), s0);
+        s1 = _mm256_fmadd_ps(Load(x + i + 8), Load(y + i + 8), s1);
+        s2 = _mm256_fmadd_ps(Load(x + i + 16), Load(y + i + 16), s2);
+        s3 = _mm256_fmadd_ps(Load(x + i + 24), Load(y + i + 24), s3);
+    }
+    float sum = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; ++i) sum += Scalar(x[i]) * Scalar(y[i]);
+    return sum;
+}
+float f16_scalar(uint16_t h) { return fp16_to_fp32(h); }
+float bf16_scalar(uint16_t h) { return bf16_to_fp32(h); }
+
+float dot_q4_0(int64_t n, const void* w, const void* a) {
+    const block_q4_0* x = static_cast<const block_q4_0*>(w);
+    const block_q8_0* y = static_cast<const block_q8_0*>(a);
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i off = _mm256_set1_epi8(8);
+    for (int64_t i = 0; i < n / QK8_0; ++i) {
+        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        const __m256i qx = _mm256_sub_epi8(nibbles32(x[i].qs), off);
+        acc = _mm256_fmadd_ps(d, dot_s8(qx, load256(y[i].qs)), acc);
+    }
+    return hsum(acc);
+}
+
+float dot_q4_1(int64_t n, const void* w, const void* a) {
+    const block_q4_1* x = static_cast<const block_q4_1*>(w);
+    const block_q8_1* y = static_cast<const block_q8_1*>(a);
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0.0f;
+    for (int64_t i = 0; i < n / QK8_1; ++i) {
+        summs += h2f(x[i].m) * h2f(y[i].s);
+        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        acc = _mm256_fmadd_ps(d, dot_us8(nibbles32(x[i].qs), load256(y[i].qs)), acc);
+    }
+    return hsum(acc) + summs;
+}
+
+float dot_q5_0(int64_t n, const void* w, const void* a) {
+    const block_q5_0* x = static_cast<const block_q5_0*>(w);
+    const block_q8_0* y = static_cast<const block_q8_0*>(a);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK8_0; ++i) {
+        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        // (nibble | hbit << 4) - 16 == nibble | (hbit ? 0 : 0xf0) as a signed byte
+        const __m256i hi = _mm256_andnot_si256(bits32(x[i].qh), _mm256_set1_epi8((char)0xf0));
+        const __m256i qx = _mm256_or_si256(nibbles32(x[i].qs), hi);
+        acc = _mm256_fmadd_ps(d, dot_s8(qx, load256(y[i].qs)), acc);
+    }
+    return hsum(acc);
+}
+
+float dot_q5_1(int64_t n, const void* w, const void* a) {
+    const block_q5_1* x = static_cast<const block_q5_1*>(w);
+    const block_q8_1* y = static_cast<const block_q8_1*>(a);
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0.0f;
+    for (int64_t i = 0; i < n / QK8_1; ++i) {
+        summs += h2f(x[i].m) * h2f(y[i].s);
+        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        const __m256i hi = _mm256_and_si256(bits32(x[i].qh), _mm256_set1_epi8(0x10));
+        const __m256i qx = _mm256_or_si256(nibbles32(x[i].qs), hi);
+        acc = _mm256_fmadd_ps(d, dot_us8(qx, load256(y[i].qs)), acc);
+    }
+    return hsum(acc) + summs;
+}
+
+float dot_q8_0(int64_t n, const void* w, const void* a) {
+    const block_q8_0* x = static_cast<const block_q8_0*>(w);
+    const block_q8_0* y = static_cast<const block_q8_0*>(a);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    const int64_t nb = n / QK8_0;
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        const __m256 d0 = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        const __m256 d1 = _mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d));
+        acc0 = _mm256_fmadd_ps(d0, dot_s8(load256(x[i].qs), load256(y[i].qs)), acc0);
+        acc1 = _mm256_fmadd_ps(d1, dot_s8(load256(x[i + 1].qs), load256(y[i + 1].qs)), acc1);
+    }
+    for (; i < nb; ++i) {
+        const __m256 d0 = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        acc0 = _mm256_fmadd_ps(d0, dot_s8(load256(x[i].qs), load256(y[i].qs)), acc0);
+    }
+    return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+float dot_iq4_nl(int64_t n, const void* w, const void* a) {
+    const block_iq4_nl* x = static_cast<const block_iq4_nl*>(w);
+    const block_q8_0* y = static_cast<const block_q8_0*>(a);
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kvalues_iq4nl)));
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK4_NL; ++i) {
+        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        const __m256i qx = _mm256_shuffle_epi8(table, nibbles32(x[i].qs));
+        acc = _mm256_fmadd_ps(d, dot_s8(qx, load256(y[i].qs)), acc);
+    }
+    return hsum(acc);
+}
+
+// K-quants: the integer sum of a 256-block is accumulated in 8 int32 lanes,
+// then scaled once per block.
+
+float dot_q2_K(int64_t n, const void* w, const void* a) {
+    const block_q2_K* x = static_cast<const block_q2_K*>(w);
+    const block_q8_K* y = static_cast<const block_q8_K*>(a);
+    __m256 acc = _mm256_setzero_ps();
+    float acc_m = 0.0f;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        int summs = 0;
+        for (int j = 0; j < 16; ++j) summs += y[i].bsums[j] * (x[i].scales[j] >> 4);
+        __m256i sumi = _mm256_setzero_si256();
+        const int8_t* q8 = y[i].qs;
+        for (int h = 0; h < 2; ++h) {
+            const __m256i bits = load256(x[i].qs + 32 * h);
+            for (int s = 0; s < 4; ++s, q8 += 32) {
+                const __m256i q = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * s), m3);
+                const int is = 8 * h + 2 * s;
+                const __m256i p = _mm256_maddubs_epi16(q, load256(q8));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(x[i].scales[is] & 0x0f,
+                                                                             x[i].scales[is + 1] & 0x0f)));
+            }
+        }
+        const float dall = y[i].d * h2f(x[i].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dall), _mm256_cvtepi32_ps(sumi), acc);
+        acc_m -= y[i].d * h2f(x[i].dmin) * (float)summs;
+    }
+    return hsum(acc) + acc_m;
+}
+
+float dot_q3_K(int64_t n, const void* w, const void* a) {
+    const block_q3_K* x = static_cast<const block_q3_K*>(w);
+    const block_q8_K* y = static_cast<const block_q8_K*>(a);
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        int8_t sc[16];
+        q3_K_unpack_scales(x[i].scales, sc);
+        // values are (low2 + 4*hbit) - 4: sum the unsigned part, remove 4 * bsums.
+        int bias = 0;
+        for (int j = 0; j < 16; ++j) bias += sc[j] * y[i].bsums[j];
+        const __m256i hm = load256(x[i].hmask);
+        __m256i sumi = _mm256_setzero_si256();
+        const int8_t* q8 = y[i].qs;
+        for (int h = 0; h < 2; ++h) {
+            const __m256i bits = load256(x[i].qs + 32 * h);
+            for (int s = 0; s < 4; ++s, q8 += 32) {
+                const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * s), m3);
+                const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + s), m1);
+                const __m256i q = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 2));
+                const int is = 8 * h + 2 * s;
+                const __m256i p = _mm256_maddubs_epi16(q, load256(q8));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(sc[is], sc[is + 1])));
+            }
+        }
+        sumi = _mm256_sub_epi32(sumi, _mm256_setr_epi32(4 * bias, 0, 0, 0, 0, 0, 0, 0));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum(acc);
+}
+
+float dot_q4_K(int64_t n, const void* w, const void* a) {
+    const block_q4_K* x = static_cast<const block_q4_K*>(w);
+    const block_q8_K* y = static_cast<const block_q8_K*>(a);
+    __m256 acc = _mm256_setzero_ps();
+    float acc_m = 0.0f;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        uint8_t sc[8], mn[8];
+        k4_scales_mins(x[i].scales, sc, mn);
+        int summs = 0;
+        for (int j = 0; j < 8; ++j) summs += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 4; ++j) {
+            const __m256i bits = load256(x[i].qs + 32 * j);
+            const __m256i lo = _mm256_and_si256(bits, m4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+            const __m256i pl = _mm256_maddubs_epi16(lo, load256(y[i].qs + 64 * j));
+            const __m256i ph = _mm256_maddubs_epi16(hi, load256(y[i].qs + 64 * j + 32));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pl, _mm256_set1_epi16(sc[2 * j])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(ph, _mm256_set1_epi16(sc[2 * j + 1])));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+        acc_m -= y[i].d * h2f(x[i].dmin) * (float)summs;
+    }
+    return hsum(acc) + acc_m;
+}
+
+float dot_q5_K(int64_t n, const void* w, const void* a) {
+    const block_q5_K* x = static_cast<const block_q5_K*>(w);
+    const block_q8_K* y = static_cast<const block_q8_K*>(a);
+    __m256 acc = _mm256_setzero_ps();
+    float acc_m = 0.0f;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m1 = _mm256_set1_epi8(1);
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        uint8_t sc[8], mn[8];
+        k4_scales_mins(x[i].scales, sc, mn);
+        int summs = 0;
+        for (int j = 0; j < 8; ++j) summs += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        const __m256i hbits = load256(x[i].qh);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 4; ++j) {
+            const __m256i bits = load256(x[i].qs + 32 * j);
+            const __m256i hl = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), m1), 4);
+            const __m256i hh = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), m1), 4);
+            const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4), hl);
+            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), hh);
+            const __m256i pl = _mm256_maddubs_epi16(lo, load256(y[i].qs + 64 * j));
+            const __m256i ph = _mm256_maddubs_epi16(hi, load256(y[i].qs + 64 * j + 32));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pl, _mm256_set1_epi16(sc[2 * j])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(ph, _mm256_set1_epi16(sc[2 * j + 1])));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+        acc_m -= y[i].d * h2f(x[i].dmin) * (float)summs;
+    }
+    return hsum(acc) + acc_m;
+}
+
+float dot_q6_K(int64_t n, const void* w, const void* a) {
+    const block_q6_K* x = static_cast<const block_q6_K*>(w);
+    const block_q8_K* y = static_cast<const block_q8_K*>(a);
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        const int8_t* sc = x[i].scales;
+        // values are q - 32 with q in [0, 64): sum the unsigned part, remove 32 * bsums.
+        int bias = 0;
+        for (int j = 0; j < 16; ++j) bias += sc[j] * y[i].bsums[j];
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; ++h) {
+            const __m256i b1 = load256(x[i].ql + 64 * h);
+            const __m256i b2 = load256(x[i].ql + 64 * h + 32);
+            const __m256i bh = load256(x[i].qh + 32 * h);
+            const __m256i q[4] = {
+                _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(bh, m3), 4)),
+                _mm256_or_si256(_mm256_and_si256(b2, m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m3), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m3), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m3), 4)),
+            };
+            const int8_t* q8 = y[i].qs + 128 * h;
+            const int8_t* s = sc + 8 * h;
+            for (int k = 0; k < 4; ++k) {
+                const __m256i p = _mm256_maddubs_epi16(q[k], load256(q8 + 32 * k));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(s[2 * k], s[2 * k + 1])));
+            }
+        }
+        sumi = _mm256_sub_epi32(sumi, _mm256_setr_epi32(32 * bias, 0, 0, 0, 0, 0, 0, 0));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum(acc);
+}
+
+}  // namespace
+
+void fill_avx2(KernelTable& t) {
+    auto set = [&](GgmlType ty, VecDotFn f) { t.vec_dot[static_cast<int>(ty)] = f; };
+    set(GgmlType::F32, dot_f32);
+    set(GgmlType::F16, dot_half<load_f16, f16_scalar>);
+    set(GgmlType::BF16, dot_half<load_bf16, bf16_scalar>);
+    set(GgmlType::Q4_0, dot_q4_0);
+    set(GgmlType::Q4_1, dot_q4_1);
+    set(GgmlType::Q5_0, dot_q5_0);
+    set(GgmlType::Q5_1, dot_q5_1);
+    set(GgmlType::Q8_0, dot_q8_0);
+    set(GgmlType::IQ4_NL, dot_iq4_nl);
+    set(GgmlType::Q2_K, dot_q2_K);
+    set(GgmlType::Q3_K, dot_q3_K);
+    set(GgmlType::Q4_K, dot_q4_K);
+    set(GgmlType::Q5_K, dot_q5_K);
+    set(GgmlType::Q6_K, dot_q6_K);
+}
+
+}  // namespace pyllama

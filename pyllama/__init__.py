@@ -1,0 +1,8 @@
+"""pyllama: llama.cpp's llama-server, re-implemented on our own quantized CPU kernels."""
+
+from .errors import ModelLoadError, PyllamaError
+from .gguf_file import GGUFFile, HParams, TensorInfo
+
+__version__ = "0.1.0"
+
+__all__ = ["GGUFFile", "HParams", "ModelLoadError", "PyllamaError", "TensorInfo", "__version__"]
