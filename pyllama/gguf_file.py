@@ -129,13 +129,24 @@ class GGUFFile:
         return self.metadata.get(key, default)
 
     def require(self, key: str, kind: type = int) -> Any:
+        """A metadata value that must exist and have the given kind (int, float, str, bool)."""
         if key not in self.metadata:
             raise ModelLoadError(f"'{self.path}': missing required key {key}")
+        return self.typed(key, kind)
+
+    def optional(self, key: str, kind: type, default: Any) -> Any:
+        return self.typed(key, kind) if key in self.metadata else default
+
+    def typed(self, key: str, kind: type) -> Any:
         value = self.metadata[key]
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ModelLoadError(f"'{self.path}': key {key} must be an integer, got {type(value).__name__}")
-        if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ModelLoadError(f"'{self.path}': key {key} must be a number, got {type(value).__name__}")
+        ok = {
+            int: isinstance(value, int) and not isinstance(value, bool),
+            float: isinstance(value, (int, float)) and not isinstance(value, bool),
+            str: isinstance(value, str),
+            bool: isinstance(value, bool),
+        }[kind]
+        if not ok:
+            raise ModelLoadError(f"'{self.path}': key {key} must be {kind.__name__}, got {type(value).__name__}")
         return kind(value)
 
     def tensor(self, name: str) -> TensorInfo:
@@ -178,13 +189,15 @@ def read_hparams(f: GGUFFile) -> HParams:
     n_layer = f.require(p + "block_count")
     if min(n_embd, n_head, n_layer) <= 0:
         raise ModelLoadError(f"'{f.path}': embedding_length, head_count and block_count must be positive")
-    n_head_kv = int(f.get(p + "attention.head_count_kv", n_head))
+    n_head_kv = f.optional(p + "attention.head_count_kv", int, n_head)
     if n_head_kv <= 0 or n_head % n_head_kv:
         raise ModelLoadError(f"'{f.path}': head_count {n_head} is not a multiple of head_count_kv {n_head_kv}")
-    head_k = int(f.get(p + "attention.key_length", n_embd // n_head))
-    head_v = int(f.get(p + "attention.value_length", n_embd // n_head))
+    head_k = f.optional(p + "attention.key_length", int, n_embd // n_head)
+    head_v = f.optional(p + "attention.value_length", int, n_embd // n_head)
+    if head_k <= 0 or head_v <= 0:
+        raise ModelLoadError(f"'{f.path}': attention key/value lengths must be positive")
     tokens = f.get("tokenizer.ggml.tokens")
-    n_vocab = int(f.get(p + "vocab_size", len(tokens) if tokens is not None else 0))
+    n_vocab = f.optional(p + "vocab_size", int, len(tokens) if isinstance(tokens, list) else 0)
     common = dict(
         arch=arch, family=family, n_vocab=n_vocab, n_ctx_train=f.require(p + "context_length"),
         n_embd=n_embd, n_layer=n_layer, n_head=n_head, n_head_kv=n_head_kv,
@@ -192,22 +205,22 @@ def read_hparams(f: GGUFFile) -> HParams:
     )
     if family == "bert":
         hp = HParams(**common, norm_eps=f.require(p + "attention.layer_norm_epsilon", float),
-                     causal_attention=bool(f.get(p + "attention.causal", False)),
-                     pooling_type=int(f.get(p + "pooling_type", 0)))
+                     causal_attention=f.optional(p + "attention.causal", bool, False),
+                     pooling_type=f.optional(p + "pooling_type", int, 0))
     else:
-        scaling = f.get(p + "rope.scaling.type", "none")
-        factor = float(f.get(p + "rope.scaling.factor", 0.0) or 0.0)
+        scaling = f.optional(p + "rope.scaling.type", str, "none")
+        factor = f.optional(p + "rope.scaling.factor", float, 0.0)
         freq_scale = 1.0 / factor if scaling == "linear" and factor > 0 else 1.0
         hp = HParams(
             **common,
             norm_eps=f.require(p + "attention.layer_norm_rms_epsilon", float),
-            n_rot=int(f.get(p + "rope.dimension_count", head_k)),
-            rope_freq_base=float(f.get(p + "rope.freq_base", 10000.0)),
+            n_rot=f.optional(p + "rope.dimension_count", int, head_k),
+            rope_freq_base=f.optional(p + "rope.freq_base", float, 10000.0),
             rope_freq_scale=freq_scale,
             rope_neox=arch in ("qwen2", "qwen3", "gemma3"),
-            sliding_window=int(f.get(p + "attention.sliding_window", 0)),
+            sliding_window=f.optional(p + "attention.sliding_window", int, 0),
             swa_pattern=6 if family == "gemma3" else 0,
-            final_logit_softcap=float(f.get(p + "final_logit_softcapping", 0.0) or 0.0),
+            final_logit_softcap=f.optional(p + "final_logit_softcapping", float, 0.0),
         )
     _check_tensors(f, hp)
     return hp

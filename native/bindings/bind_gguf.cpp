@@ -11,12 +11,16 @@ using namespace pyllama;
 
 namespace {
 
-py::object decode_str(const uint8_t* base, std::pair<size_t, size_t> ref) {
-    PyObject* s = PyUnicode_DecodeUTF8(reinterpret_cast<const char*>(base + ref.first), (Py_ssize_t)ref.second,
-                                       "surrogateescape");
+// Invalid UTF-8 survives as lone surrogates (the bytes stay recoverable).
+py::object decode_str(const char* p, size_t n) {
+    PyObject* s = PyUnicode_DecodeUTF8(p, (Py_ssize_t)n, "surrogateescape");
     if (!s) throw py::error_already_set();
     return py::reinterpret_steal<py::object>(s);
 }
+py::object decode_str(const uint8_t* base, std::pair<size_t, size_t> ref) {
+    return decode_str(reinterpret_cast<const char*>(base + ref.first), ref.second);
+}
+py::object decode_str(const std::string& s) { return decode_str(s.data(), s.size()); }
 
 const char* numpy_dtype(uint32_t t) {
     switch (t) {
@@ -91,11 +95,11 @@ py::dict parse(py::buffer buf) {
             value = scalar(base + kv.offset, kv.type);
         }
         const uint32_t shown = kv.type == GGUF_ARRAY ? kv.elem_type : kv.type;
-        meta[py::str(kv.key)] = py::make_tuple(kv.type, shown, value);
+        meta[decode_str(kv.key)] = py::make_tuple(kv.type, shown, value);
     }
     py::list tensors;
     for (const auto& t : h.tensors)
-        tensors.append(py::make_tuple(t.name, t.ne, t.type, t.offset, t.nbytes));
+        tensors.append(py::make_tuple(decode_str(t.name), t.ne, t.type, t.offset, t.nbytes));
     py::dict out;
     out["version"] = h.version;
     out["alignment"] = h.alignment;

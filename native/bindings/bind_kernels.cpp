@@ -67,6 +67,7 @@ py::array_t<float> dequantize(const py::buffer& src, uint32_t type, int64_t n, c
     auto [ptr, size] = bytes_of(src);
     if (size < tr.type_size * (size_t)(n / tr.block_size)) throw py::value_error("source buffer too small");
     const KernelTable& kt = table(isa);
+    if (!kt.dequantize[type]) throw py::value_error(std::string("no dequantize for ") + tr.name);
     py::array_t<float> out(n);
     float* dst = out.mutable_data();
     {

@@ -1,6 +1,7 @@
 // Transformer ops on float32 numpy arrays; each returns a new array.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <optional>
 

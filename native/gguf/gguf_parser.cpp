@@ -65,6 +65,22 @@ class Reader {
     size_t p_ = 0;
 };
 
+// Names in error messages: printable ASCII kept, every other byte as \xNN.
+std::string shown(const std::string& name) {
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : name.substr(0, 200)) {
+        if (c >= 0x20 && c < 0x7f) {
+            out += (char)c;
+        } else {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
 const char* type_name(uint32_t t) {
     static const char* names[] = {"uint8", "int8",  "uint16", "int16",  "uint32", "int32", "float32",
                                   "bool",  "string", "array", "uint64", "int64",  "float64"};
@@ -72,7 +88,7 @@ const char* type_name(uint32_t t) {
 }
 
 void read_value(Reader& r, GgufKV& kv) {
-    const std::string ctx = "value of '" + kv.key + "'";
+    const std::string ctx = "value of '" + shown(kv.key) + "'";
     if (kv.type == GGUF_STRING) {
         kv.strings.push_back(r.string_ref(ctx.c_str()));
         return;
@@ -81,11 +97,11 @@ void read_value(Reader& r, GgufKV& kv) {
         kv.elem_type = r.read<uint32_t>(ctx.c_str());
         kv.count = r.read<uint64_t>(ctx.c_str());
         if (kv.elem_type == GGUF_ARRAY)
-            throw GgufError("metadata key '" + kv.key + "' is a nested array, which is not supported");
+            throw GgufError("metadata key '" + shown(kv.key) + "' is a nested array, which is not supported");
         if (kv.elem_type == GGUF_STRING) {
             // each string needs at least its 8-byte length
             if (kv.count > r.remaining() / 8)
-                throw GgufError("truncated file: string array '" + kv.key + "' claims " + std::to_string(kv.count) +
+                throw GgufError("truncated file: string array '" + shown(kv.key) + "' claims " + std::to_string(kv.count) +
                                 " elements");
             kv.strings.reserve(kv.count);
             for (uint64_t i = 0; i < kv.count; ++i) kv.strings.push_back(r.string_ref(ctx.c_str()));
@@ -93,17 +109,17 @@ void read_value(Reader& r, GgufKV& kv) {
         }
         const size_t es = gguf_scalar_size(kv.elem_type);
         if (es == 0)
-            throw GgufError("metadata key '" + kv.key + "' has an array of unknown type " +
+            throw GgufError("metadata key '" + shown(kv.key) + "' has an array of unknown type " +
                             std::to_string(kv.elem_type));
         if (kv.count > r.remaining() / es)
-            throw GgufError("truncated file: array '" + kv.key + "' claims " + std::to_string(kv.count) + " " +
+            throw GgufError("truncated file: array '" + shown(kv.key) + "' claims " + std::to_string(kv.count) + " " +
                             type_name(kv.elem_type) + " elements past the end of the file");
         kv.offset = r.pos();
         r.skip(kv.count * es, ctx.c_str());
         return;
     }
     const size_t es = gguf_scalar_size(kv.type);
-    if (es == 0) throw GgufError("metadata key '" + kv.key + "' has unknown value type " + std::to_string(kv.type));
+    if (es == 0) throw GgufError("metadata key '" + shown(kv.key) + "' has unknown value type " + std::to_string(kv.type));
     kv.offset = r.pos();
     r.skip(es, ctx.c_str());
 }
@@ -130,7 +146,7 @@ GgufHeader parse_gguf(const uint8_t* data, size_t size) {
     for (uint64_t i = 0; i < n_kv; ++i) {
         GgufKV kv;
         kv.key = r.string("metadata key");
-        if (!keys.insert(kv.key).second) throw GgufError("duplicate metadata key '" + kv.key + "'");
+        if (!keys.insert(kv.key).second) throw GgufError("duplicate metadata key '" + shown(kv.key) + "'");
         kv.type = r.read<uint32_t>("metadata type");
         read_value(r, kv);
         if (kv.key == "general.alignment") {
@@ -149,33 +165,33 @@ GgufHeader parse_gguf(const uint8_t* data, size_t size) {
     for (uint64_t i = 0; i < n_tensors; ++i) {
         GgufTensorInfo t;
         t.name = r.string("tensor name");
-        if (!names.insert(t.name).second) throw GgufError("duplicate tensor name '" + t.name + "'");
+        if (!names.insert(t.name).second) throw GgufError("duplicate tensor name '" + shown(t.name) + "'");
         const uint32_t n_dims = r.read<uint32_t>("tensor dimensions");
         if (n_dims == 0 || n_dims > kMaxDims)
-            throw GgufError("tensor '" + t.name + "' has " + std::to_string(n_dims) + " dimensions (1 to 4 allowed)");
+            throw GgufError("tensor '" + shown(t.name) + "' has " + std::to_string(n_dims) + " dimensions (1 to 4 allowed)");
         int64_t n_elems = 1;
         for (uint32_t d = 0; d < n_dims; ++d) {
             const uint64_t ne = r.read<uint64_t>("tensor shape");
             if (ne == 0 || ne > (uint64_t)std::numeric_limits<int64_t>::max() ||
                 (int64_t)ne > std::numeric_limits<int64_t>::max() / n_elems)
-                throw GgufError("tensor '" + t.name + "' has an invalid or overflowing shape");
+                throw GgufError("tensor '" + shown(t.name) + "' has an invalid or overflowing shape");
             n_elems *= (int64_t)ne;
             t.ne.push_back((int64_t)ne);
         }
         t.type = r.read<uint32_t>("tensor type");
         const TypeTraits* tr = type_traits(t.type);
         if (!tr || t.type == static_cast<uint32_t>(GgmlType::Q8_1) || t.type == static_cast<uint32_t>(GgmlType::Q8_K))
-            throw GgufError("tensor '" + t.name + "' has unsupported type " + std::to_string(t.type));
+            throw GgufError("tensor '" + shown(t.name) + "' has unsupported type " + std::to_string(t.type));
         if (t.ne[0] % tr->block_size != 0)
-            throw GgufError("tensor '" + t.name + "' row length " + std::to_string(t.ne[0]) +
+            throw GgufError("tensor '" + shown(t.name) + "' row length " + std::to_string(t.ne[0]) +
                             " is not a multiple of the " + tr->name + " block size");
         const uint64_t n_blocks = (uint64_t)n_elems / tr->block_size;
         if (n_blocks > std::numeric_limits<uint64_t>::max() / tr->type_size)
-            throw GgufError("tensor '" + t.name + "' is too large");
+            throw GgufError("tensor '" + shown(t.name) + "' is too large");
         t.nbytes = n_blocks * tr->type_size;
         t.offset = r.read<uint64_t>("tensor offset");
         if (t.offset % h.alignment != 0)
-            throw GgufError("tensor '" + t.name + "' offset " + std::to_string(t.offset) + " is not aligned to " +
+            throw GgufError("tensor '" + shown(t.name) + "' offset " + std::to_string(t.offset) + " is not aligned to " +
                             std::to_string(h.alignment));
         h.tensors.push_back(std::move(t));
     }
@@ -186,7 +202,7 @@ GgufHeader parse_gguf(const uint8_t* data, size_t size) {
     const size_t data_size = size >= h.data_offset ? size - h.data_offset : 0;
     for (const auto& t : h.tensors) {
         if (t.offset > data_size || t.nbytes > data_size - t.offset)
-            throw GgufError("tensor '" + t.name + "' data (offset " + std::to_string(t.offset) + ", " +
+            throw GgufError("tensor '" + shown(t.name) + "' data (offset " + std::to_string(t.offset) + ", " +
                             std::to_string(t.nbytes) + " bytes) runs past the end of the file (truncated?)");
     }
     return h;

