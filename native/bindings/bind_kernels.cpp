@@ -136,6 +136,34 @@ py::array_t<float> get_rows_py(const py::buffer& w, uint32_t type, int64_t n_row
     return out;
 }
 
+// Reads every byte of a buffer on the thread pool (the benchmark's bandwidth probe).
+uint64_t read_probe(const py::buffer& b) {
+    auto [ptr, size] = bytes_of(b);
+    const uint64_t* words = reinterpret_cast<const uint64_t*>(ptr);
+    const size_t n = size / 8;
+    std::vector<uint64_t> partial(default_pool().n_threads() * 8, 0);
+    {
+        py::gil_scoped_release release;
+        default_pool().run([&](int ith, int nth) {
+            const size_t chunk = (n + nth - 1) / nth;
+            const size_t i0 = std::min(n, chunk * ith), i1 = std::min(n, i0 + chunk);
+            uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            size_t i = i0;
+            for (; i + 4 <= i1; i += 4) {
+                s0 += words[i];
+                s1 += words[i + 1];
+                s2 += words[i + 2];
+                s3 += words[i + 3];
+            }
+            for (; i < i1; ++i) s0 += words[i];
+            partial[ith * 8] = s0 + s1 + s2 + s3;
+        });
+    }
+    uint64_t total = 0;
+    for (uint64_t v : partial) total += v;
+    return total;
+}
+
 }  // namespace
 
 void register_kernels(py::module_& m) {
@@ -146,6 +174,8 @@ void register_kernels(py::module_& m) {
     m.def("set_num_threads", &set_default_threads, py::arg("n"),
           "Resize the compute thread pool (n <= 0: one per hardware thread).");
     m.def("num_threads", [] { return default_pool().n_threads(); });
+    m.def("read_probe", &read_probe, py::arg("buffer"),
+          "Sum a buffer's 64-bit words on the thread pool: a memory read-bandwidth probe.");
     m.def("type_info", [](uint32_t type) {
         const TypeTraits& tr = traits(type);
         return py::make_tuple(std::string(tr.name), tr.block_size, tr.type_size, static_cast<uint32_t>(tr.vec_dot_type));

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from gguf import GGMLQuantizationType as T
+import gguf
 from gguf import GGUFWriter
 
 
@@ -53,6 +54,47 @@ def write_tiny_llama(path: Path, *, n_layer: int = 2, n_embd: int = 64, n_head: 
     return path
 
 
+def write_tiny_bert(path: Path, *, n_layer: int = 2, n_embd: int = 64, n_head: int = 4, n_ff: int = 128,
+                    n_vocab: int = 40) -> Path:
+    rng = np.random.default_rng(1)
+    w = GGUFWriter(str(path), "bert")
+    w.add_context_length(128)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_layer_norm_eps(1e-12)
+    w.add_causal_attention(False)
+    w.add_pooling_type(gguf.PoolingType.MEAN)
+    w.add_tokenizer_model("bert")
+    w.add_token_list([f"t{i}" for i in range(n_vocab)])
+
+    def add(name: str, shape: tuple[int, ...]):
+        w.add_tensor(name, rng.standard_normal(shape).astype(np.float16 if len(shape) == 2 else np.float32))
+
+    add("token_embd.weight", (n_vocab, n_embd))
+    add("position_embd.weight", (128, n_embd))
+    add("token_types.weight", (2, n_embd))
+    add("token_embd_norm.weight", (n_embd,))
+    add("token_embd_norm.bias", (n_embd,))
+    for i in range(n_layer):
+        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            add(f"blk.{i}.{name}.weight", (n_embd, n_embd))
+            add(f"blk.{i}.{name}.bias", (n_embd,))
+        for name in ("attn_output_norm", "layer_output_norm"):
+            add(f"blk.{i}.{name}.weight", (n_embd,))
+            add(f"blk.{i}.{name}.bias", (n_embd,))
+        add(f"blk.{i}.ffn_up.weight", (n_ff, n_embd))
+        add(f"blk.{i}.ffn_up.bias", (n_ff,))
+        add(f"blk.{i}.ffn_down.weight", (n_embd, n_ff))
+        add(f"blk.{i}.ffn_down.bias", (n_embd,))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
 def tensor_info_offset(data: bytes, name: str) -> int:
     """Byte offset just past a tensor's name in the tensor table (where n_dims starts)."""
     needle = len(name).to_bytes(8, "little") + name.encode()
@@ -61,4 +103,4 @@ def tensor_info_offset(data: bytes, name: str) -> int:
     return pos + len(needle)
 
 
-__all__ = ["T", "write_tiny_llama", "tensor_info_offset"]
+__all__ = ["T", "tensor_info_offset", "write_tiny_bert", "write_tiny_llama"]

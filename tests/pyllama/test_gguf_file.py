@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from helpers.tiny_models import tensor_info_offset, write_tiny_llama
+from helpers.tiny_models import tensor_info_offset, write_tiny_bert, write_tiny_llama
 from pyllama import GGUFFile, ModelLoadError, _native
 
 
@@ -42,14 +42,12 @@ def test_gemma3_hparams(gemma3_path):
         assert f.metadata["tokenizer.ggml.scores"].dtype == np.float32
 
 
-def test_bert_hparams():
-    path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "models", "all-MiniLM-L6-v2-f16.gguf")
-    if not os.path.exists(path):
-        pytest.skip("all-MiniLM-L6-v2-f16.gguf is only in ../shared (embedding issue fetches its own copy)")
-    with GGUFFile(path) as f:
+def test_bert_hparams(tmp_path):
+    with GGUFFile(write_tiny_bert(tmp_path / "bert.gguf")) as f:
         hp = f.hparams
         assert (hp.family, hp.n_layer, hp.n_embd, hp.n_head, hp.causal_attention, hp.pooling_type) == (
-            "bert", 6, 384, 12, False, 1)
+            "bert", 2, 64, 4, False, 1)
+        assert hp.norm_eps == pytest.approx(1e-12)
 
 
 def test_tensors_are_zero_copy_views(gemma3_path):
