@@ -142,21 +142,13 @@ uint64_t read_probe(const py::buffer& b) {
     const uint64_t* words = reinterpret_cast<const uint64_t*>(ptr);
     const size_t n = size / 8;
     std::vector<uint64_t> partial(default_pool().n_threads() * 8, 0);
+    const ReadWordsFn read = kernels().read_words;
     {
         py::gil_scoped_release release;
         default_pool().run([&](int ith, int nth) {
             const size_t chunk = (n + nth - 1) / nth;
             const size_t i0 = std::min(n, chunk * ith), i1 = std::min(n, i0 + chunk);
-            uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            size_t i = i0;
-            for (; i + 4 <= i1; i += 4) {
-                s0 += words[i];
-                s1 += words[i + 1];
-                s2 += words[i + 2];
-                s3 += words[i + 3];
-            }
-            for (; i < i1; ++i) s0 += words[i];
-            partial[ith * 8] = s0 + s1 + s2 + s3;
+            partial[ith * 8] = read(words + i0, i1 - i0);
         });
     }
     uint64_t total = 0;

@@ -69,12 +69,26 @@ Isa best_supported_isa() {
 
 namespace {
 
+uint64_t read_words_generic(const uint64_t* p, size_t n) {
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += p[i];
+        s1 += p[i + 1];
+        s2 += p[i + 2];
+        s3 += p[i + 3];
+    }
+    for (; i < n; ++i) s0 += p[i];
+    return s0 + s1 + s2 + s3;
+}
+
 KernelTable build(Isa isa) {
     KernelTable t;
     t.isa = isa;
     fill_dequantize_generic(t);
     fill_quantize_generic(t);
     fill_vec_dot_generic(t);
+    t.read_words = read_words_generic;
 #if defined(PYLLAMA_X86)
     if (isa >= Isa::Avx2) fill_avx2(t);
     if (isa >= Isa::Avx512) fill_avx512(t);

@@ -3,6 +3,7 @@
 // x86 variants override the entries they accelerate.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "block_formats.h"
@@ -19,6 +20,13 @@ using QuantizeFn = void (*)(const float* src, void* dst, int64_t n);
 // activation row already in the weight type's vec_dot_type.
 using VecDotFn = float (*)(int64_t n, const void* w, const void* a);
 
+// Four weight rows (w_stride bytes apart) against one activation row at once,
+// sharing the activation loads. out[r] must equal VecDotFn on row r bit for bit.
+using VecDot4Fn = void (*)(int64_t n, const void* w, size_t w_stride, const void* a, float* out);
+
+// Sum of n 64-bit words (reads memory as fast as the ISA allows; bandwidth probe).
+using ReadWordsFn = uint64_t (*)(const uint64_t* p, size_t n);
+
 constexpr int kMaxType = 40;
 
 struct KernelTable {
@@ -26,6 +34,8 @@ struct KernelTable {
     DequantizeFn dequantize[kMaxType] = {};
     QuantizeFn quantize[kMaxType] = {};  // indexed by the activation type
     VecDotFn vec_dot[kMaxType] = {};     // indexed by the weight type
+    VecDot4Fn vec_dot4[kMaxType] = {};   // optional, indexed by the weight type
+    ReadWordsFn read_words = nullptr;
 };
 
 // The table of one level (levels this CPU cannot run are never returned:

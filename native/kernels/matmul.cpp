@@ -28,6 +28,7 @@ void matmul(const WeightView& w, const float* x, int64_t m, int64_t x_stride, fl
     const int64_t k = w.n_cols;
     const size_t act_row = row_size(at, k);
     const VecDotFn dot = kt.vec_dot[static_cast<int>(w.type)];
+    const VecDot4Fn dot4 = kt.vec_dot4[static_cast<int>(w.type)];
     const QuantizeFn quant = kt.quantize[static_cast<int>(at)];
 
     // (M, act_row bytes): activations in the weight type's dot-product format.
@@ -60,11 +61,16 @@ void matmul(const WeightView& w, const float* x, int64_t m, int64_t x_stride, fl
             const int64_t rt = t / n_act_tiles, mt = t % n_act_tiles;
             const int64_t r0 = rt * kRowTile, r1 = std::min(n, r0 + kRowTile);
             const int64_t m0 = mt * kActTile, m1 = std::min(m, m0 + kActTile);
+            const uint8_t* wbase = static_cast<const uint8_t*>(w.data);
             for (int64_t i = m0; i < m1; ++i) {
                 const uint8_t* a = act + i * act_row;
                 float* yrow = y + i * y_stride;
-                for (int64_t r = r0; r < r1; ++r)
-                    yrow[r] = dot(k, static_cast<const uint8_t*>(w.data) + r * w.row_stride, a);
+                int64_t r = r0;
+                // groups of 4 start at multiples of 4 (tiles are too), so which
+                // kernel computes a row depends only on N: results stay invariant
+                if (dot4)
+                    for (; r + 4 <= r1; r += 4) dot4(k, wbase + r * w.row_stride, w.row_stride, a, yrow + r);
+                for (; r < r1; ++r) yrow[r] = dot(k, wbase + r * w.row_stride, a);
             }
         }
     });

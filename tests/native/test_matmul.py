@@ -78,3 +78,21 @@ def test_get_rows():
     np.testing.assert_array_equal(out, ref_dequantize(w[ids], T.Q6_K))
     with pytest.raises(IndexError):
         _native.get_rows(w, int(T.Q6_K), 50, 512, np.array([50], np.int32))
+
+
+@pytest.mark.parametrize("qtype", WEIGHT_TYPES, ids=lambda t: T(t).name)
+@pytest.mark.parametrize("isa", ["generic"] + [i for i in ("avx2", "avx512") if
+                                               ["generic", "avx2", "avx512"].index(i) <=
+                                               ["generic", "avx2", "avx512"].index(_native.best_isa())])
+def test_matmul_equals_single_row_dot_products(qtype, isa):
+    """Multi-row kernels (used inside matmul tiles) give the single-row dot product bit for bit."""
+    rng = np.random.default_rng(21)
+    n, k = 23, 256
+    w = random_rows(qtype, n, k, rng)
+    x = rng.standard_normal((3, k)).astype(np.float32)
+    y = _native.matmul(w, int(qtype), n, k, x, isa=isa)
+    vtype = type_info(qtype)[3]
+    for i in range(3):
+        a = _native.quantize(x[i], vtype)
+        row = np.array([_native.vec_dot(int(qtype), k, w[r], a, isa=isa) for r in range(n)], np.float32)
+        np.testing.assert_array_equal(y[i], row)

@@ -100,17 +100,49 @@ float dot_half(int64_t n, const void* w, const void* a) {
 float f16_scalar(uint16_t h) { return fp16_to_fp32(h); }
 float bf16_scalar(uint16_t h) { return bf16_to_fp32(h); }
 
+// Q4_0 as (u - 8) * y with u the unsigned nibble: maddubs(u, y) - maddubs(8, y)
+// gives the same 16-bit pair sums as the signed product, and the second term
+// depends on the activation only, so the 4-row kernel computes it once.
+inline __m256 q4_0_block(const block_q4_0& x, __m256i y, __m256i corr, float dy, __m256 acc) {
+    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(x.qs), y), corr);
+    const __m256 d = _mm256_set1_ps(h2f(x.d) * dy);
+    return _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1))), acc);
+}
+
 float dot_q4_0(int64_t n, const void* w, const void* a) {
     const block_q4_0* x = static_cast<const block_q4_0*>(w);
     const block_q8_0* y = static_cast<const block_q8_0*>(a);
     __m256 acc = _mm256_setzero_ps();
-    const __m256i off = _mm256_set1_epi8(8);
+    const __m256i eight = _mm256_set1_epi8(8);
     for (int64_t i = 0; i < n / QK8_0; ++i) {
-        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        const __m256i qx = _mm256_sub_epi8(nibbles32(x[i].qs), off);
-        acc = _mm256_fmadd_ps(d, dot_s8(qx, load256(y[i].qs)), acc);
+        const __m256i yq = load256(y[i].qs);
+        acc = q4_0_block(x[i], yq, _mm256_maddubs_epi16(eight, yq), h2f(y[i].d), acc);
     }
     return hsum(acc);
+}
+
+void dot4_q4_0(int64_t n, const void* w, size_t stride, const void* a, float* out) {
+    const block_q8_0* y = static_cast<const block_q8_0*>(a);
+    const uint8_t* base = static_cast<const uint8_t*>(w);
+    const block_q4_0* x0 = reinterpret_cast<const block_q4_0*>(base);
+    const block_q4_0* x1 = reinterpret_cast<const block_q4_0*>(base + stride);
+    const block_q4_0* x2 = reinterpret_cast<const block_q4_0*>(base + 2 * stride);
+    const block_q4_0* x3 = reinterpret_cast<const block_q4_0*>(base + 3 * stride);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    const __m256i eight = _mm256_set1_epi8(8);
+    for (int64_t i = 0; i < n / QK8_0; ++i) {
+        const __m256i yq = load256(y[i].qs);
+        const __m256i corr = _mm256_maddubs_epi16(eight, yq);
+        const float dy = h2f(y[i].d);
+        acc0 = q4_0_block(x0[i], yq, corr, dy, acc0);
+        acc1 = q4_0_block(x1[i], yq, corr, dy, acc1);
+        acc2 = q4_0_block(x2[i], yq, corr, dy, acc2);
+        acc3 = q4_0_block(x3[i], yq, corr, dy, acc3);
+    }
+    out[0] = hsum(acc0);
+    out[1] = hsum(acc1);
+    out[2] = hsum(acc2);
+    out[3] = hsum(acc3);
 }
 
 float dot_q4_1(int64_t n, const void* w, const void* a) {
@@ -343,14 +375,33 @@ float dot_q6_K(int64_t n, const void* w, const void* a) {
     return hsum(acc);
 }
 
+uint64_t read_words(const uint64_t* p, size_t n) {
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_add_epi64(s0, load256(p + i));
+        s1 = _mm256_add_epi64(s1, load256(p + i + 4));
+        s2 = _mm256_add_epi64(s2, load256(p + i + 8));
+        s3 = _mm256_add_epi64(s3, load256(p + i + 12));
+    }
+    alignas(32) uint64_t lanes[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes),
+                       _mm256_add_epi64(_mm256_add_epi64(s0, s1), _mm256_add_epi64(s2, s3)));
+    uint64_t sum = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+    for (; i < n; ++i) sum += p[i];
+    return sum;
+}
+
 }  // namespace
 
 void fill_avx2(KernelTable& t) {
+    t.read_words = read_words;
     auto set = [&](GgmlType ty, VecDotFn f) { t.vec_dot[static_cast<int>(ty)] = f; };
     set(GgmlType::F32, dot_f32);
     set(GgmlType::F16, dot_half<load_f16, f16_scalar>);
     set(GgmlType::BF16, dot_half<load_bf16, bf16_scalar>);
     set(GgmlType::Q4_0, dot_q4_0);
+    t.vec_dot4[static_cast<int>(GgmlType::Q4_0)] = dot4_q4_0;
     set(GgmlType::Q4_1, dot_q4_1);
     set(GgmlType::Q5_0, dot_q5_0);
     set(GgmlType::Q5_1, dot_q5_1);
