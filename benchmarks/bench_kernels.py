@@ -73,7 +73,7 @@ def main() -> None:
             res[threads] = w.nbytes / tm / 1e9
         # prefill: M=512 against a 2048 x K slice of the same weights
         _native.set_num_threads(2)
-        np_rows = 2048
+        np_rows = min(2048, n)
         xp = rng.standard_normal((512, k)).astype(np.float32)
         tp = best_time(lambda: _native.matmul(w[:np_rows], int(t), np_rows, k, xp, isa=isa), 2, 0.2)
         gflops = 2 * 512 * np_rows * k / tp / 1e9

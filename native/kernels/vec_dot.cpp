@@ -8,29 +8,16 @@
 namespace pyllama {
 namespace {
 
-float dot_f32(int64_t n, const void* w, const void* a) {
-    const float* x = static_cast<const float*>(w);
-    const float* y = static_cast<const float*>(a);
+// Float formats: products rounded to float (as the element type widened), summed in double.
+template <typename T, float (*Widen)(T)>
+float dot_float(int64_t n, const void* w, const void* a) {
+    const T* x = static_cast<const T*>(w);
+    const T* y = static_cast<const T*>(a);
     double sum = 0.0;
-    for (int64_t i = 0; i < n; ++i) sum += (double)x[i] * (double)y[i];
+    for (int64_t i = 0; i < n; ++i) sum += (double)(Widen(x[i]) * Widen(y[i]));
     return (float)sum;
 }
-
-float dot_f16(int64_t n, const void* w, const void* a) {
-    const fp16_t* x = static_cast<const fp16_t*>(w);
-    const fp16_t* y = static_cast<const fp16_t*>(a);
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; ++i) sum += (double)(fp16_to_fp32(x[i]) * fp16_to_fp32(y[i]));
-    return (float)sum;
-}
-
-float dot_bf16(int64_t n, const void* w, const void* a) {
-    const bf16_t* x = static_cast<const bf16_t*>(w);
-    const bf16_t* y = static_cast<const bf16_t*>(a);
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; ++i) sum += (double)(bf16_to_fp32(x[i]) * bf16_to_fp32(y[i]));
-    return (float)sum;
-}
+float widen_f32(float v) { return v; }
 
 float dot_q4_0(int64_t n, const void* w, const void* a) {
     const block_q4_0* x = static_cast<const block_q4_0*>(w);
@@ -264,9 +251,9 @@ float dot_q6_K(int64_t n, const void* w, const void* a) {
 
 void fill_vec_dot_generic(KernelTable& t) {
     auto set = [&](GgmlType ty, VecDotFn f) { t.vec_dot[static_cast<int>(ty)] = f; };
-    set(GgmlType::F32, dot_f32);
-    set(GgmlType::F16, dot_f16);
-    set(GgmlType::BF16, dot_bf16);
+    set(GgmlType::F32, dot_float<float, widen_f32>);
+    set(GgmlType::F16, dot_float<fp16_t, fp16_to_fp32>);
+    set(GgmlType::BF16, dot_float<bf16_t, bf16_to_fp32>);
     set(GgmlType::Q4_0, dot_q4_0);
     set(GgmlType::Q4_1, dot_q4_1);
     set(GgmlType::Q5_0, dot_q5_0);
