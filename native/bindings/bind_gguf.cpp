@@ -79,12 +79,8 @@ py::dict parse(py::buffer buf) {
             value = decode_str(base, kv.strings[0]);
         } else if (kv.type == GGUF_ARRAY && kv.elem_type == GGUF_STRING) {
             py::list lst(kv.strings.size());
-            for (size_t i = 0; i < kv.strings.size(); ++i) {
-                PyObject* s = PyUnicode_DecodeUTF8(reinterpret_cast<const char*>(base + kv.strings[i].first),
-                                                   (Py_ssize_t)kv.strings[i].second, "surrogateescape");
-                if (!s) throw py::error_already_set();
-                PyList_SET_ITEM(lst.ptr(), (Py_ssize_t)i, s);
-            }
+            for (size_t i = 0; i < kv.strings.size(); ++i)
+                PyList_SET_ITEM(lst.ptr(), (Py_ssize_t)i, decode_str(base, kv.strings[i]).release().ptr());
             value = lst;
         } else if (kv.type == GGUF_ARRAY) {
             py::dtype dt(numpy_dtype(kv.elem_type));

@@ -70,19 +70,13 @@ void dequant_q5_1(const void* src, float* y, int64_t n) {
     }
 }
 
-void dequant_q8_0(const void* src, float* y, int64_t n) {
-    const block_q8_0* x = static_cast<const block_q8_0*>(src);
+// Q8_0 and Q8_1 share the (d, qs[32]) part; Q8_1's sum field plays no role here.
+template <typename Block>
+void dequant_q8(const void* src, float* y, int64_t n) {
+    const Block* x = static_cast<const Block*>(src);
     for (int64_t i = 0; i < n / QK8_0; ++i, y += QK8_0) {
         const float d = fp16_to_fp32(x[i].d);
         for (int j = 0; j < QK8_0; ++j) y[j] = (float)x[i].qs[j] * d;
-    }
-}
-
-void dequant_q8_1(const void* src, float* y, int64_t n) {
-    const block_q8_1* x = static_cast<const block_q8_1*>(src);
-    for (int64_t i = 0; i < n / QK8_1; ++i, y += QK8_1) {
-        const float d = fp16_to_fp32(x[i].d);
-        for (int j = 0; j < QK8_1; ++j) y[j] = (float)x[i].qs[j] * d;
     }
 }
 
@@ -235,8 +229,8 @@ void fill_dequantize_generic(KernelTable& t) {
     set(GgmlType::Q4_1, dequant_q4_1);
     set(GgmlType::Q5_0, dequant_q5_0);
     set(GgmlType::Q5_1, dequant_q5_1);
-    set(GgmlType::Q8_0, dequant_q8_0);
-    set(GgmlType::Q8_1, dequant_q8_1);
+    set(GgmlType::Q8_0, dequant_q8<block_q8_0>);
+    set(GgmlType::Q8_1, dequant_q8<block_q8_1>);
     set(GgmlType::IQ4_NL, dequant_iq4_nl);
     set(GgmlType::Q2_K, dequant_q2_K);
     set(GgmlType::Q3_K, dequant_q3_K);

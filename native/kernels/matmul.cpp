@@ -44,7 +44,8 @@ void matmul(const WeightView& w, const float* x, int64_t m, int64_t x_stride, fl
     std::atomic<int> quantized{0};
     const int nth = pool.n_threads();
 
-    pool.run([&](int ith, int) {
+    const uint8_t* wbase = static_cast<const uint8_t*>(w.data);
+    pool.run([&](int, int) {
         // Phase 1: quantize activation rows (rows claimed dynamically).
         for (int64_t r; (r = next_row.fetch_add(1)) < m;)
             quant(x + r * x_stride, act + r * act_row, k);
@@ -54,14 +55,12 @@ void matmul(const WeightView& w, const float* x, int64_t m, int64_t x_stride, fl
             __builtin_ia32_pause();
 #endif
         }
-        (void)ith;
         // Phase 2: output tiles, claimed dynamically.
         const int64_t total = n_row_tiles * n_act_tiles;
         for (int64_t t; (t = next_tile.fetch_add(1)) < total;) {
             const int64_t rt = t / n_act_tiles, mt = t % n_act_tiles;
             const int64_t r0 = rt * kRowTile, r1 = std::min(n, r0 + kRowTile);
             const int64_t m0 = mt * kActTile, m1 = std::min(m, m0 + kActTile);
-            const uint8_t* wbase = static_cast<const uint8_t*>(w.data);
             for (int64_t i = m0; i < m1; ++i) {
                 const uint8_t* a = act + i * act_row;
                 float* yrow = y + i * y_stride;
