@@ -17,11 +17,10 @@ inline float hsum(__m256 x) {
     return _mm_cvtss_f32(r);
 }
 
-inline int hsum_i32(__m256i x) {
-    __m128i r = _mm_add_epi32(_mm256_extracti128_si256(x, 1), _mm256_castsi256_si128(x));
-    r = _mm_add_epi32(r, _mm_unpackhi_epi64(r, r));
-    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0xb1));
-    return _mm_cvtsi128_si32(r);
+inline float hsum4(__m128 r) {
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
 }
 
 inline float h2f(fp16_t h) { return _cvtsh_ss(h); }
@@ -281,44 +280,71 @@ float dot_q3_K(int64_t n, const void* w, const void* a) {
     return hsum(acc);
 }
 
+// Q4_K/Q5_K packed scales -> 8 scales (bytes 0..7) and 8 mins (bytes 8..15),
+// unpacked with word operations instead of a per-byte loop.
+inline __m128i k4_scales_mins_vec(const uint8_t* packed) {
+    uint32_t u[4];
+    std::memcpy(u, packed, 12);
+    constexpr uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+    u[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
+    const uint32_t mins_lo = u[1] & m6;
+    u[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
+    u[2] = mins_lo;
+    u[0] &= m6;
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
+}
+
+// Sum over the 8 sub-blocks of mins[j] * (bsums[2j] + bsums[2j+1]), as 4 int32 lanes.
+inline __m128i k4_min_terms(__m128i scales_mins, const int16_t* bsums) {
+    const __m256i bs = load256(bsums);
+    const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    return _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_unpackhi_epi64(scales_mins, scales_mins)), pairs);
+}
+
+// Broadcast 16-bit scale j of 8 (as int16 in both 128-bit lanes).
+inline __m256i scale_at(__m256i scales16, int j) {
+    const __m256i idx = _mm256_set1_epi16((short)(((2 * j + 1) << 8) | (2 * j)));
+    return _mm256_shuffle_epi8(scales16, idx);
+}
+
 float dot_q4_K(int64_t n, const void* w, const void* a) {
     const block_q4_K* x = static_cast<const block_q4_K*>(w);
     const block_q8_K* y = static_cast<const block_q8_K*>(a);
     __m256 acc = _mm256_setzero_ps();
-    float acc_m = 0.0f;
+    __m128 acc_m = _mm_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     for (int64_t i = 0; i < n / QK_K; ++i) {
-        uint8_t sc[8], mn[8];
-        k4_scales_mins(x[i].scales, sc, mn);
-        int summs = 0;
-        for (int j = 0; j < 8; ++j) summs += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        const __m128i sm = k4_scales_mins_vec(x[i].scales);
+        const float dmin = -y[i].d * h2f(x[i].dmin);
+        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_terms(sm, y[i].bsums)), acc_m);
+        const __m128i sc16 = _mm_cvtepu8_epi16(sm);
+        const __m256i scales = _mm256_set_m128i(sc16, sc16);
         __m256i sumi = _mm256_setzero_si256();
         for (int j = 0; j < 4; ++j) {
             const __m256i bits = load256(x[i].qs + 32 * j);
             const __m256i lo = _mm256_and_si256(bits, m4);
             const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-            const __m256i pl = _mm256_maddubs_epi16(lo, load256(y[i].qs + 64 * j));
-            const __m256i ph = _mm256_maddubs_epi16(hi, load256(y[i].qs + 64 * j + 32));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pl, _mm256_set1_epi16(sc[2 * j])));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(ph, _mm256_set1_epi16(sc[2 * j + 1])));
+            const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(y[i].qs + 64 * j)), scale_at(scales, 2 * j));
+            const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(y[i].qs + 64 * j + 32)), scale_at(scales, 2 * j + 1));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
-        acc_m -= y[i].d * h2f(x[i].dmin) * (float)summs;
     }
-    return hsum(acc) + acc_m;
+    return hsum(acc) + hsum4(acc_m);
 }
 
 float dot_q5_K(int64_t n, const void* w, const void* a) {
     const block_q5_K* x = static_cast<const block_q5_K*>(w);
     const block_q8_K* y = static_cast<const block_q8_K*>(a);
     __m256 acc = _mm256_setzero_ps();
-    float acc_m = 0.0f;
+    __m128 acc_m = _mm_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0f), m1 = _mm256_set1_epi8(1);
     for (int64_t i = 0; i < n / QK_K; ++i) {
-        uint8_t sc[8], mn[8];
-        k4_scales_mins(x[i].scales, sc, mn);
-        int summs = 0;
-        for (int j = 0; j < 8; ++j) summs += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        const __m128i sm = k4_scales_mins_vec(x[i].scales);
+        const float dmin = -y[i].d * h2f(x[i].dmin);
+        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_terms(sm, y[i].bsums)), acc_m);
+        const __m128i sc16 = _mm_cvtepu8_epi16(sm);
+        const __m256i scales = _mm256_set_m128i(sc16, sc16);
         const __m256i hbits = load256(x[i].qh);
         __m256i sumi = _mm256_setzero_si256();
         for (int j = 0; j < 4; ++j) {
@@ -327,15 +353,13 @@ float dot_q5_K(int64_t n, const void* w, const void* a) {
             const __m256i hh = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), m1), 4);
             const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4), hl);
             const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), hh);
-            const __m256i pl = _mm256_maddubs_epi16(lo, load256(y[i].qs + 64 * j));
-            const __m256i ph = _mm256_maddubs_epi16(hi, load256(y[i].qs + 64 * j + 32));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pl, _mm256_set1_epi16(sc[2 * j])));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(ph, _mm256_set1_epi16(sc[2 * j + 1])));
+            const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(y[i].qs + 64 * j)), scale_at(scales, 2 * j));
+            const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(y[i].qs + 64 * j + 32)), scale_at(scales, 2 * j + 1));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
-        acc_m -= y[i].d * h2f(x[i].dmin) * (float)summs;
     }
-    return hsum(acc) + acc_m;
+    return hsum(acc) + hsum4(acc_m);
 }
 
 float dot_q6_K(int64_t n, const void* w, const void* a) {
