@@ -9,6 +9,7 @@
 
 #include "../kernels/kernels.h"
 #include "../kernels/matmul.h"
+#include "../kernels/repack.h"
 #include "../kernels/threadpool.h"
 
 namespace py = pybind11;
@@ -104,9 +105,31 @@ float vec_dot(uint32_t type, int64_t n, const py::buffer& w, const py::buffer& a
     return kt.vec_dot[type](n, wp, ap);
 }
 
-py::array_t<float> matmul_py(const py::buffer& w, uint32_t type, int64_t n_rows, int64_t n_cols, FloatArray x,
-                             const std::optional<std::string>& isa) {
+// The packed copy of a weight matrix, or None when its type has no packed layout.
+py::object pack_rows_py(const py::buffer& w, uint32_t type, int64_t n_rows, int64_t n_cols) {
     const WeightView wv = weight_view(w, type, n_rows, n_cols);
+    const size_t bytes = packed_bytes(wv.type, n_rows, n_cols);
+    if (bytes == 0) return py::none();
+    py::array_t<uint8_t> out((py::ssize_t)bytes);
+    uint8_t* dst = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        pack_rows(wv.type, wv.data, wv.row_stride, n_rows, n_cols, dst);
+    }
+    return std::move(out);
+}
+
+py::array_t<float> matmul_py(const py::buffer& w, uint32_t type, int64_t n_rows, int64_t n_cols, FloatArray x,
+                             const std::optional<py::buffer>& packed, const std::optional<std::string>& isa) {
+    WeightView wv = weight_view(w, type, n_rows, n_cols);
+    if (packed) {
+        auto [pp, ps] = bytes_of(*packed);
+        const size_t need = packed_bytes(wv.type, n_rows, n_cols);
+        if (need == 0 || ps != need)
+            throw py::value_error("packed buffer holds " + std::to_string(ps) + " bytes, expected " +
+                                  std::to_string(need));
+        wv.packed = pp;
+    }
     if (!type_traits(type) || !table(isa).vec_dot[type]) throw py::value_error("no dot product for this type");
     if (x.ndim() != 2 || x.shape(1) != n_cols) throw py::value_error("x must be (M, K) with K = n_cols");
     const int64_t m = x.shape(0);
@@ -180,8 +203,12 @@ void register_kernels(py::module_& m) {
           py::arg("isa") = py::none(),
           "Dot product of a weight row (type) with an activation row in its vec_dot_type.");
     m.def("matmul", &matmul_py, py::arg("w"), py::arg("type"), py::arg("n_rows"), py::arg("n_cols"), py::arg("x"),
-          py::kw_only(), py::arg("isa") = py::none(),
-          "Y[M,N] = X[M,K] . W[N,K]^T on the thread pool; W stays in its block format.");
+          py::kw_only(), py::arg("packed") = py::none(), py::arg("isa") = py::none(),
+          "Y[M,N] = X[M,K] . W[N,K]^T on the thread pool; W stays in its block format.\n"
+          "packed: the result of pack_rows(W, ...); its row groups are read instead of W's rows.");
+    m.def("pack_rows", &pack_rows_py, py::arg("w"), py::arg("type"), py::arg("n_rows"), py::arg("n_cols"),
+          "Row-interleaved copy of W (groups of 8 rows) for the packed matvec kernels, or None\n"
+          "when the type has no packed layout.");
     m.def("get_rows", &get_rows_py, py::arg("w"), py::arg("type"), py::arg("n_rows"), py::arg("n_cols"), py::arg("ids"),
           "Dequantize the rows `ids` of a block-format table.");
 }

@@ -24,6 +24,12 @@ using VecDotFn = float (*)(int64_t n, const void* w, const void* a);
 // sharing the activation loads. out[r] must equal VecDotFn on row r bit for bit.
 using VecDot4Fn = void (*)(int64_t n, const void* w, size_t w_stride, const void* a, float* out);
 
+// Eight weight rows packed as one row group (repack.h) against one activation
+// row: out[r] is row r's dot product (same values as VecDotFn up to rounding).
+// a_sums[i] is the sum of the int8 values of activation block i (act_block_sums),
+// computed once per activation row; kernels whose formula needs no sums ignore it.
+using VecDot8Fn = void (*)(int64_t n, const void* group, const void* a, const int32_t* a_sums, float* out);
+
 // Sum of n 64-bit words (reads memory as fast as the ISA allows; bandwidth probe).
 using ReadWordsFn = uint64_t (*)(const uint64_t* p, size_t n);
 
@@ -35,6 +41,7 @@ struct KernelTable {
     QuantizeFn quantize[kMaxType] = {};  // indexed by the activation type
     VecDotFn vec_dot[kMaxType] = {};     // indexed by the weight type
     VecDot4Fn vec_dot4[kMaxType] = {};   // optional, indexed by the weight type
+    VecDot8Fn vec_dot8[kMaxType] = {};   // packed row groups, for types with a packed layout
     ReadWordsFn read_words = nullptr;
 };
 

@@ -1,5 +1,7 @@
 #include "matmul.h"
 
+#include "repack.h"
+
 #include <algorithm>
 #include <atomic>
 #include <vector>
@@ -13,9 +15,15 @@ namespace {
 // tile of tokens rather than once per token.
 constexpr int64_t kRowTile = 16;
 constexpr int64_t kActTile = 64;
+static_assert(kRowTile % kPackRows == 0, "packed groups must not straddle tiles");
 
 std::vector<uint8_t>& act_buffer() {
     thread_local std::vector<uint8_t> buf;
+    return buf;
+}
+
+std::vector<int32_t>& sums_buffer() {
+    thread_local std::vector<int32_t> buf;
     return buf;
 }
 
@@ -29,12 +37,22 @@ void matmul(const WeightView& w, const float* x, int64_t m, int64_t x_stride, fl
     const size_t act_row = row_size(at, k);
     const VecDotFn dot = kt.vec_dot[static_cast<int>(w.type)];
     const VecDot4Fn dot4 = kt.vec_dot4[static_cast<int>(w.type)];
+    const VecDot8Fn dot8 = w.packed ? kt.vec_dot8[static_cast<int>(w.type)] : nullptr;
+    // rows [0, n_packed) come from the packed groups when a packed kernel exists
+    const int64_t n_packed = dot8 ? w.n_rows / kPackRows * kPackRows : 0;
+    const size_t group_bytes = packed_block_bytes(w.type) * (size_t)(k / 32);
+    const uint8_t* pbase = static_cast<const uint8_t*>(w.packed);
     const QuantizeFn quant = kt.quantize[static_cast<int>(at)];
 
     // (M, act_row bytes): activations in the weight type's dot-product format.
     std::vector<uint8_t>& buf = act_buffer();
     if (buf.size() < act_row * (size_t)m) buf.resize(act_row * (size_t)m);
     uint8_t* act = buf.data();
+    // (M, K / 32): per-block activation sums for the packed kernels
+    const int64_t nb = k / 32;
+    std::vector<int32_t>& sums_buf = sums_buffer();
+    if (dot8 && sums_buf.size() < (size_t)(nb * m)) sums_buf.resize((size_t)(nb * m));
+    int32_t* sums = sums_buf.data();
 
     const int64_t n = w.n_rows;
     const int64_t n_row_tiles = (n + kRowTile - 1) / kRowTile;
@@ -47,8 +65,10 @@ void matmul(const WeightView& w, const float* x, int64_t m, int64_t x_stride, fl
     const uint8_t* wbase = static_cast<const uint8_t*>(w.data);
     pool.run([&](int, int) {
         // Phase 1: quantize activation rows (rows claimed dynamically).
-        for (int64_t r; (r = next_row.fetch_add(1)) < m;)
+        for (int64_t r; (r = next_row.fetch_add(1)) < m;) {
             quant(x + r * x_stride, act + r * act_row, k);
+            if (dot8) act_block_sums(at, act + r * act_row, k, sums + r * nb);
+        }
         quantized.fetch_add(1, std::memory_order_acq_rel);
         while (quantized.load(std::memory_order_acquire) < nth) {
 #if defined(__x86_64__)
@@ -65,6 +85,9 @@ void matmul(const WeightView& w, const float* x, int64_t m, int64_t x_stride, fl
                 const uint8_t* a = act + i * act_row;
                 float* yrow = y + i * y_stride;
                 int64_t r = r0;
+                // tiles start at multiples of 16, so packed groups never straddle them
+                for (; r + kPackRows <= std::min(r1, n_packed); r += kPackRows)
+                    dot8(k, pbase + (size_t)(r / kPackRows) * group_bytes, a, sums + i * nb, yrow + r);
                 // groups of 4 start at multiples of 4 (tiles are too), so which
                 // kernel computes a row depends only on N: results stay invariant
                 if (dot4)

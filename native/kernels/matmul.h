@@ -15,6 +15,9 @@ struct WeightView {
     int64_t n_rows;       // N
     int64_t n_cols;       // K, a multiple of the block size
     size_t row_stride;    // bytes between rows
+    // Optional packed copy (repack.h) of rows [0, 8 * (n_rows / 8)); when set and
+    // the kernel table has a packed kernel for `type`, those rows are read from it.
+    const void* packed = nullptr;
 };
 
 // Y[M,N] = X[M,K] · W[N,K]ᵀ.  X: (M, K) float rows `x_stride` floats apart;

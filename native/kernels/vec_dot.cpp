@@ -2,8 +2,10 @@
 // weight type's vec_dot_type. The integer part of every block is exact; only
 // the float accumulation order differs from the SIMD variants.
 #include <cstring>
+#include <type_traits>
 
 #include "kernels.h"
+#include "repack.h"
 
 namespace pyllama {
 namespace {
@@ -249,7 +251,34 @@ float dot_q6_K(int64_t n, const void* w, const void* a) {
 
 }  // namespace
 
+// Packed row groups (repack.h): row r of chunk c holds qs bytes [4c, 4c+4).
+template <bool kHasMin>
+void dot8_q4(int64_t n, const void* group, const void* a, const int32_t*, float* out) {
+    using Block = std::conditional_t<kHasMin, block_q4_1x8, block_q4_0x8>;
+    using Act = std::conditional_t<kHasMin, block_q8_1, block_q8_0>;
+    const Block* x = static_cast<const Block*>(group);
+    const Act* y = static_cast<const Act*>(a);
+    const int offset = kHasMin ? 0 : 8;
+    for (int r = 0; r < 8; ++r) {
+        float sum = 0.0f;
+        for (int64_t i = 0; i < n / 32; ++i) {
+            int isum = 0;
+            for (int c = 0; c < 4; ++c)
+                for (int j = 0; j < 4; ++j) {
+                    const uint8_t b = x[i].qs[32 * c + 4 * r + j];
+                    isum += ((b & 0x0f) - offset) * y[i].qs[4 * c + j];
+                    isum += ((b >> 4) - offset) * y[i].qs[16 + 4 * c + j];
+                }
+            sum += (float)isum * (fp16_to_fp32(x[i].d[r]) * fp16_to_fp32(y[i].d));
+            if constexpr (kHasMin) sum += fp16_to_fp32(x[i].m[r]) * fp16_to_fp32(y[i].s);
+        }
+        out[r] = sum;
+    }
+}
+
 void fill_vec_dot_generic(KernelTable& t) {
+    t.vec_dot8[static_cast<int>(GgmlType::Q4_0)] = dot8_q4<false>;
+    t.vec_dot8[static_cast<int>(GgmlType::Q4_1)] = dot8_q4<true>;
     auto set = [&](GgmlType ty, VecDotFn f) { t.vec_dot[static_cast<int>(ty)] = f; };
     set(GgmlType::F32, dot_float<float, widen_f32>);
     set(GgmlType::F16, dot_float<fp16_t, fp16_to_fp32>);

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "../kernels.h"
+#include "../repack.h"
 
 namespace pyllama {
 namespace {
@@ -47,6 +48,17 @@ inline __m256i bits32(const uint8_t* p) {
     __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
     b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
     return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
+}
+
+// The hardware prefetcher alone leaves streaming matvec short of the memory
+// bandwidth (loads and compute barely overlap). Each loop iteration over a
+// weight block of `Bytes` bytes asks for the lines 16 KiB further on; measured
+// best among 0.5-32 KiB (benchmarks/bench_kernels.py). Prefetches never fault.
+constexpr int kPrefetchDistance = 16384;
+template <size_t Bytes>
+inline void prefetch_ahead(const void* p) {
+    const char* q = static_cast<const char*>(p) + kPrefetchDistance;
+    for (size_t off = 0; off < Bytes; off += 64) _mm_prefetch(q + off, _MM_HINT_T0);
 }
 
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
@@ -114,6 +126,7 @@ float dot_q4_0(int64_t n, const void* w, const void* a) {
     __m256 acc = _mm256_setzero_ps();
     const __m256i eight = _mm256_set1_epi8(8);
     for (int64_t i = 0; i < n / QK8_0; ++i) {
+        prefetch_ahead<sizeof(x[i])>(&x[i]);
         const __m256i yq = load256(y[i].qs);
         acc = q4_0_block(x[i], yq, _mm256_maddubs_epi16(eight, yq), h2f(y[i].d), acc);
     }
@@ -130,6 +143,10 @@ void dot4_q4_0(int64_t n, const void* w, size_t stride, const void* a, float* ou
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
     const __m256i eight = _mm256_set1_epi8(8);
     for (int64_t i = 0; i < n / QK8_0; ++i) {
+        prefetch_ahead<sizeof(x0[i])>(&x0[i]);
+        prefetch_ahead<sizeof(x1[i])>(&x1[i]);
+        prefetch_ahead<sizeof(x2[i])>(&x2[i]);
+        prefetch_ahead<sizeof(x3[i])>(&x3[i]);
         const __m256i yq = load256(y[i].qs);
         const __m256i corr = _mm256_maddubs_epi16(eight, yq);
         const float dy = h2f(y[i].d);
@@ -144,12 +161,65 @@ void dot4_q4_0(int64_t n, const void* w, size_t stride, const void* a, float* ou
     out[3] = hsum(acc3);
 }
 
+// Packed Q4_0/Q4_1 row groups (repack.h). Lane r of every register is row r:
+// chunk c's low nibbles meet activation bytes 4c..4c+3 (broadcast), its high
+// nibbles bytes 16+4c..16+4c+3. The 16-bit pair sums of all 8 products stay
+// below 8 * 2 * 15 * 127 = 30480, so they are added as int16 before widening.
+inline __m256i bcast4(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+inline __m256i q4x8_sums(const uint8_t* qs, const int8_t* y) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256i s = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+        const __m256i bits = load256(qs + 32 * c);
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(bits, m4), bcast4(y + 4 * c)));
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
+                                                     bcast4(y + 16 + 4 * c)));
+    }
+    return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+}
+
+void dot8_q4_0(int64_t n, const void* group, const void* a, const int32_t* a_sums, float* out) {
+    const block_q4_0x8* x = static_cast<const block_q4_0x8*>(group);
+    const block_q8_0* y = static_cast<const block_q8_0*>(a);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK8_0; ++i) {
+        prefetch_ahead<sizeof(x[i])>(x + i);
+        // the -8 offset: subtract 8 * sum(y), the same for all 8 rows
+        const __m256i isum = _mm256_sub_epi32(q4x8_sums(x[i].qs, y[i].qs), _mm256_set1_epi32(8 * a_sums[i]));
+        const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].d))),
+                                       _mm256_set1_ps(h2f(y[i].d)));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum), acc);
+    }
+    _mm256_storeu_ps(out, acc);
+}
+
+void dot8_q4_1(int64_t n, const void* group, const void* a, const int32_t*, float* out) {
+    const block_q4_1x8* x = static_cast<const block_q4_1x8*>(group);
+    const block_q8_1* y = static_cast<const block_q8_1*>(a);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK8_1; ++i) {
+        prefetch_ahead<sizeof(x[i])>(&x[i]);
+        const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].d))),
+                                       _mm256_set1_ps(h2f(y[i].d)));
+        const __m256 m = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].m)));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(q4x8_sums(x[i].qs, y[i].qs)), acc);
+        acc = _mm256_fmadd_ps(m, _mm256_set1_ps(h2f(y[i].s)), acc);
+    }
+    _mm256_storeu_ps(out, acc);
+}
+
 float dot_q4_1(int64_t n, const void* w, const void* a) {
     const block_q4_1* x = static_cast<const block_q4_1*>(w);
     const block_q8_1* y = static_cast<const block_q8_1*>(a);
     __m256 acc = _mm256_setzero_ps();
     float summs = 0.0f;
     for (int64_t i = 0; i < n / QK8_1; ++i) {
+        prefetch_ahead<sizeof(x[i])>(&x[i]);
         summs += h2f(x[i].m) * h2f(y[i].s);
         const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
         acc = _mm256_fmadd_ps(d, dot_us8(nibbles32(x[i].qs), load256(y[i].qs)), acc);
@@ -162,6 +232,7 @@ float dot_q5_0(int64_t n, const void* w, const void* a) {
     const block_q8_0* y = static_cast<const block_q8_0*>(a);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK8_0; ++i) {
+        prefetch_ahead<sizeof(x[i])>(&x[i]);
         const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
         // (nibble | hbit << 4) - 16 == nibble | (hbit ? 0 : 0xf0) as a signed byte
         const __m256i hi = _mm256_andnot_si256(bits32(x[i].qh), _mm256_set1_epi8((char)0xf0));
@@ -177,6 +248,7 @@ float dot_q5_1(int64_t n, const void* w, const void* a) {
     __m256 acc = _mm256_setzero_ps();
     float summs = 0.0f;
     for (int64_t i = 0; i < n / QK8_1; ++i) {
+        prefetch_ahead<sizeof(x[i])>(&x[i]);
         summs += h2f(x[i].m) * h2f(y[i].s);
         const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
         const __m256i hi = _mm256_and_si256(bits32(x[i].qh), _mm256_set1_epi8(0x10));
@@ -193,6 +265,7 @@ float dot_q8_0(int64_t n, const void* w, const void* a) {
     const int64_t nb = n / QK8_0;
     int64_t i = 0;
     for (; i + 2 <= nb; i += 2) {
+        prefetch_ahead<2 * sizeof(x[i])>(&x[i]);
         const __m256 d0 = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
         const __m256 d1 = _mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d));
         acc0 = _mm256_fmadd_ps(d0, dot_s8(load256(x[i].qs), load256(y[i].qs)), acc0);
@@ -211,6 +284,7 @@ float dot_iq4_nl(int64_t n, const void* w, const void* a) {
     const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kvalues_iq4nl)));
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK4_NL; ++i) {
+        prefetch_ahead<sizeof(x[i])>(&x[i]);
         const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
         const __m256i qx = _mm256_shuffle_epi8(table, nibbles32(x[i].qs));
         acc = _mm256_fmadd_ps(d, dot_s8(qx, load256(y[i].qs)), acc);
@@ -228,6 +302,7 @@ float dot_q2_K(int64_t n, const void* w, const void* a) {
     float acc_m = 0.0f;
     const __m256i m3 = _mm256_set1_epi8(3);
     for (int64_t i = 0; i < n / QK_K; ++i) {
+        prefetch_ahead<sizeof(x[i])>(&x[i]);
         int summs = 0;
         for (int j = 0; j < 16; ++j) summs += y[i].bsums[j] * (x[i].scales[j] >> 4);
         __m256i sumi = _mm256_setzero_si256();
@@ -255,6 +330,7 @@ float dot_q3_K(int64_t n, const void* w, const void* a) {
     __m256 acc = _mm256_setzero_ps();
     const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
     for (int64_t i = 0; i < n / QK_K; ++i) {
+        prefetch_ahead<sizeof(x[i])>(&x[i]);
         int8_t sc[16];
         q3_K_unpack_scales(x[i].scales, sc);
         // values are (low2 + 4*hbit) - 4: sum the unsigned part, remove 4 * bsums.
@@ -314,6 +390,7 @@ float dot_q4_K(int64_t n, const void* w, const void* a) {
     __m128 acc_m = _mm_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     for (int64_t i = 0; i < n / QK_K; ++i) {
+        prefetch_ahead<sizeof(x[i])>(&x[i]);
         const __m128i sm = k4_scales_mins_vec(x[i].scales);
         const float dmin = -y[i].d * h2f(x[i].dmin);
         acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_terms(sm, y[i].bsums)), acc_m);
@@ -340,6 +417,7 @@ float dot_q5_K(int64_t n, const void* w, const void* a) {
     __m128 acc_m = _mm_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0f), m1 = _mm256_set1_epi8(1);
     for (int64_t i = 0; i < n / QK_K; ++i) {
+        prefetch_ahead<sizeof(x[i])>(&x[i]);
         const __m128i sm = k4_scales_mins_vec(x[i].scales);
         const float dmin = -y[i].d * h2f(x[i].dmin);
         acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_terms(sm, y[i].bsums)), acc_m);
@@ -368,6 +446,7 @@ float dot_q6_K(int64_t n, const void* w, const void* a) {
     __m256 acc = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
     for (int64_t i = 0; i < n / QK_K; ++i) {
+        prefetch_ahead<sizeof(x[i])>(&x[i]);
         const int8_t* sc = x[i].scales;
         // values are q - 32 with q in [0, 64): sum the unsigned part, remove 32 * bsums.
         int bias = 0;
@@ -427,6 +506,8 @@ void fill_avx2(KernelTable& t) {
     set(GgmlType::Q4_0, dot_q4_0);
     t.vec_dot4[static_cast<int>(GgmlType::Q4_0)] = dot4_q4_0;
     set(GgmlType::Q4_1, dot_q4_1);
+    t.vec_dot8[static_cast<int>(GgmlType::Q4_0)] = dot8_q4_0;
+    t.vec_dot8[static_cast<int>(GgmlType::Q4_1)] = dot8_q4_1;
     set(GgmlType::Q5_0, dot_q5_0);
     set(GgmlType::Q5_1, dot_q5_1);
     set(GgmlType::Q8_0, dot_q8_0);
