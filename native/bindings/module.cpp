@@ -6,10 +6,12 @@ namespace py = pybind11;
 void register_gguf(py::module_& m);
 void register_kernels(py::module_& m);
 void register_ops(py::module_& m);
+void register_tokenizer(py::module_& m);
 
 PYBIND11_MODULE(_native, m) {
-    m.doc() = "pyllama native core: GGUF parsing, quantized kernels, transformer ops";
+    m.doc() = "pyllama native core: GGUF parsing, quantized kernels, transformer ops, tokenizer";
     register_gguf(m);
     register_kernels(m);
     register_ops(m);
+    register_tokenizer(m);
 }
