@@ -2,7 +2,9 @@
 
 from .errors import ModelLoadError, PyllamaError
 from .gguf_file import GGUFFile, HParams, TensorInfo
+from .tokenizer import StreamDecoder, Tokenizer
 
 __version__ = "0.1.0"
 
-__all__ = ["GGUFFile", "HParams", "ModelLoadError", "PyllamaError", "TensorInfo", "__version__"]
+__all__ = ["GGUFFile", "HParams", "ModelLoadError", "PyllamaError", "StreamDecoder", "TensorInfo", "Tokenizer",
+           "__version__"]

@@ -12,6 +12,7 @@ from .errors import PyllamaError
 
 def cmd_info(args: argparse.Namespace) -> int:
     from .gguf_file import GGUFFile
+    from .tokenizer import Tokenizer
     from .model_registry import resolve_model
     from . import _native
 
@@ -26,7 +27,12 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"architecture:  {hp.arch} (family {hp.family})")
         print(f"layers:        {hp.n_layer}, n_embd {hp.n_embd}, heads {hp.n_head}/{hp.n_head_kv}, n_ff {hp.n_ff}")
         print(f"context:       {hp.n_ctx_train} (trained)")
-        print(f"vocabulary:    {hp.n_vocab} tokens ({f.get('tokenizer.ggml.model', '?')})")
+        tok = Tokenizer.from_gguf(f)
+        pre = f" pre-tokenizer {tok.pre}" if tok.kind == "bpe" else ""
+        print(f"vocabulary:    {tok.n_vocab} tokens ({tok.kind.upper()}{pre}), BOS {tok.bos}, EOS {tok.eos}, "
+              f"{len(tok.eog_ids)} end-of-generation tokens")
+        sample = "Hello, world!"
+        print(f"tokenize:      {sample!r} -> {tok.tokenize(sample, add_special=True)}")
         types = Counter(t.type_name for t in f.tensors.values())
         print("tensor types:  " + ", ".join(f"{k} x{v}" for k, v in sorted(types.items())))
         size = sum(t.nbytes for t in f.tensors.values())

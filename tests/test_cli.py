@@ -9,6 +9,7 @@ def test_info_on_default_model(smollm2_path, tmp_path):
     out = subprocess.run([sys.executable, "-m", "pyllama.cli", "info", "-m", str(smollm2_path)],
                          capture_output=True, text=True, check=True, cwd=tmp_path).stdout
     assert "architecture:  llama" in out and "49152 tokens" in out and "Q4_1 x210" in out
+    assert "[19556, 28, 905, 17]" in out  # "Hello, world!" tokenized
 
 
 def test_info_on_bad_model(tmp_path):
