@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "../kernels.h"
 #include "../repack.h"
@@ -383,35 +384,12 @@ inline __m256i scale_at(__m256i scales16, int j) {
     return _mm256_shuffle_epi8(scales16, idx);
 }
 
-float dot_q4_K(int64_t n, const void* w, const void* a) {
-    const block_q4_K* x = static_cast<const block_q4_K*>(w);
-    const block_q8_K* y = static_cast<const block_q8_K*>(a);
-    __m256 acc = _mm256_setzero_ps();
-    __m128 acc_m = _mm_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
-    for (int64_t i = 0; i < n / QK_K; ++i) {
-        prefetch_ahead<sizeof(x[i])>(&x[i]);
-        const __m128i sm = k4_scales_mins_vec(x[i].scales);
-        const float dmin = -y[i].d * h2f(x[i].dmin);
-        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_terms(sm, y[i].bsums)), acc_m);
-        const __m128i sc16 = _mm_cvtepu8_epi16(sm);
-        const __m256i scales = _mm256_set_m128i(sc16, sc16);
-        __m256i sumi = _mm256_setzero_si256();
-        for (int j = 0; j < 4; ++j) {
-            const __m256i bits = load256(x[i].qs + 32 * j);
-            const __m256i lo = _mm256_and_si256(bits, m4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-            const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(y[i].qs + 64 * j)), scale_at(scales, 2 * j));
-            const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(y[i].qs + 64 * j + 32)), scale_at(scales, 2 * j + 1));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
-    }
-    return hsum(acc) + hsum4(acc_m);
-}
-
-float dot_q5_K(int64_t n, const void* w, const void* a) {
-    const block_q5_K* x = static_cast<const block_q5_K*>(w);
+// Q4_K and Q5_K share everything but Q5_K's fifth bit, taken from qh (bit 2j of
+// each byte for sub-block 2j, bit 2j+1 for sub-block 2j+1).
+template <typename Block>
+float dot_q45_K(int64_t n, const void* w, const void* a) {
+    constexpr bool kHighBit = std::is_same_v<Block, block_q5_K>;
+    const Block* x = static_cast<const Block*>(w);
     const block_q8_K* y = static_cast<const block_q8_K*>(a);
     __m256 acc = _mm256_setzero_ps();
     __m128 acc_m = _mm_setzero_ps();
@@ -423,14 +401,16 @@ float dot_q5_K(int64_t n, const void* w, const void* a) {
         acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_terms(sm, y[i].bsums)), acc_m);
         const __m128i sc16 = _mm_cvtepu8_epi16(sm);
         const __m256i scales = _mm256_set_m128i(sc16, sc16);
-        const __m256i hbits = load256(x[i].qh);
         __m256i sumi = _mm256_setzero_si256();
         for (int j = 0; j < 4; ++j) {
             const __m256i bits = load256(x[i].qs + 32 * j);
-            const __m256i hl = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), m1), 4);
-            const __m256i hh = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), m1), 4);
-            const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4), hl);
-            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), hh);
+            __m256i lo = _mm256_and_si256(bits, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+            if constexpr (kHighBit) {
+                const __m256i hbits = load256(x[i].qh);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), m1), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), m1), 4));
+            }
             const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(y[i].qs + 64 * j)), scale_at(scales, 2 * j));
             const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(y[i].qs + 64 * j + 32)), scale_at(scales, 2 * j + 1));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
@@ -514,8 +494,8 @@ void fill_avx2(KernelTable& t) {
     set(GgmlType::IQ4_NL, dot_iq4_nl);
     set(GgmlType::Q2_K, dot_q2_K);
     set(GgmlType::Q3_K, dot_q3_K);
-    set(GgmlType::Q4_K, dot_q4_K);
-    set(GgmlType::Q5_K, dot_q5_K);
+    set(GgmlType::Q4_K, dot_q45_K<block_q4_K>);
+    set(GgmlType::Q5_K, dot_q45_K<block_q5_K>);
     set(GgmlType::Q6_K, dot_q6_K);
 }
 
