@@ -48,10 +48,12 @@ void matmul(const WeightView& w, const float* x, int64_t m, int64_t x_stride, fl
     std::vector<uint8_t>& buf = act_buffer();
     if (buf.size() < act_row * (size_t)m) buf.resize(act_row * (size_t)m);
     uint8_t* act = buf.data();
-    // (M, K / 32): per-block activation sums for the packed kernels
+    // (M, K / 32): per-block activation sums for the packed kernels; Q8_1
+    // activations carry theirs already (s), so only Q8_0 rows need them
     const int64_t nb = k / 32;
+    const bool need_sums = dot8 && at == GgmlType::Q8_0;
     std::vector<int32_t>& sums_buf = sums_buffer();
-    if (dot8 && sums_buf.size() < (size_t)(nb * m)) sums_buf.resize((size_t)(nb * m));
+    if (need_sums && sums_buf.size() < (size_t)(nb * m)) sums_buf.resize((size_t)(nb * m));
     int32_t* sums = sums_buf.data();
 
     const int64_t n = w.n_rows;
@@ -67,7 +69,7 @@ void matmul(const WeightView& w, const float* x, int64_t m, int64_t x_stride, fl
         // Phase 1: quantize activation rows (rows claimed dynamically).
         for (int64_t r; (r = next_row.fetch_add(1)) < m;) {
             quant(x + r * x_stride, act + r * act_row, k);
-            if (dot8) act_block_sums(at, act + r * act_row, k, sums + r * nb);
+            if (need_sums) act_block_sums(at, act + r * act_row, k, sums + r * nb);
         }
         quantized.fetch_add(1, std::memory_order_acq_rel);
         while (quantized.load(std::memory_order_acquire) < nth) {
@@ -87,7 +89,7 @@ void matmul(const WeightView& w, const float* x, int64_t m, int64_t x_stride, fl
                 int64_t r = r0;
                 // tiles start at multiples of 16, so packed groups never straddle them
                 for (; r + kPackRows <= std::min(r1, n_packed); r += kPackRows)
-                    dot8(k, pbase + (size_t)(r / kPackRows) * group_bytes, a, sums + i * nb, yrow + r);
+                    dot8(k, pbase + (size_t)(r / kPackRows) * group_bytes, a, need_sums ? sums + i * nb : nullptr, yrow + r);
                 // groups of 4 start at multiples of 4 (tiles are too), so which
                 // kernel computes a row depends only on N: results stay invariant
                 if (dot4)
