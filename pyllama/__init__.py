@@ -1,10 +1,12 @@
 """pyllama: llama.cpp's llama-server, re-implemented on our own quantized CPU kernels."""
 
-from .errors import ModelLoadError, PyllamaError
+from .errors import ContextOverflow, ModelLoadError, PyllamaError
 from .gguf_file import GGUFFile, HParams, TensorInfo
+from .llama import Batch, Llama
+from .sampling import SamplingParams
 from .tokenizer import StreamDecoder, Tokenizer
 
 __version__ = "0.1.0"
 
-__all__ = ["GGUFFile", "HParams", "ModelLoadError", "PyllamaError", "StreamDecoder", "TensorInfo", "Tokenizer",
-           "__version__"]
+__all__ = ["Batch", "ContextOverflow", "GGUFFile", "HParams", "Llama", "ModelLoadError", "PyllamaError", "SamplingParams",
+           "StreamDecoder", "TensorInfo", "Tokenizer", "__version__"]

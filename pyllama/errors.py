@@ -7,3 +7,7 @@ class PyllamaError(Exception):
 
 class ModelLoadError(PyllamaError):
     """A model file cannot be opened or is malformed; the message names the problem."""
+
+
+class ContextOverflow(PyllamaError):
+    """The KV cache has no room for the tokens of a batch (the cache is unchanged)."""

@@ -5,7 +5,9 @@
 
 #include <optional>
 
+#include "../kernels/attention.h"
 #include "../kernels/ops.h"
+#include "../kv_cache.h"
 #include "../kernels/threadpool.h"
 
 namespace py = pybind11;
@@ -105,6 +107,9 @@ void register_ops(py::module_& m) {
     m.def("gelu_erf", [](FloatArray x) { return unary(x, gelu_erf); });
     m.def("swiglu", [](FloatArray g, FloatArray u) { return binary(g, u, swiglu); }, "silu(gate) * up");
     m.def("geglu", [](FloatArray g, FloatArray u) { return binary(g, u, geglu); }, "gelu_tanh(gate) * up");
+    m.def("gelu_ggml", [](FloatArray x) { return unary(x, gelu_ggml); }, "GELU-tanh through ggml's F16 table");
+    m.def("geglu_ggml", [](FloatArray g, FloatArray u) { return binary(g, u, geglu_ggml); },
+          "gelu_ggml(gate) * up");
     m.def("add", [](FloatArray a, FloatArray b) { return binary(a, b, add); });
     m.def("mul", [](FloatArray a, FloatArray b) { return binary(a, b, mul); });
     m.def("scale", [](FloatArray a, float s) {
@@ -120,34 +125,35 @@ void register_ops(py::module_& m) {
                           py::array_t<uint64_t, py::array::c_style | py::array::forcecast> kv_seq, float scale,
                           float softcap, int32_t window) {
         if (q.ndim() != 3 || k.ndim() != 3 || v.ndim() != 3) throw py::value_error("q, k, v must be 3-d");
-        AttentionArgs a{};
-        a.n_tokens = q.shape(0);
-        a.n_head = q.shape(1);
-        a.head_dim = q.shape(2);
-        a.n_kv = k.shape(0);
-        a.n_head_kv = k.shape(1);
-        if (k.shape(2) != a.head_dim || v.shape(0) != a.n_kv || v.shape(1) != a.n_head_kv || v.shape(2) != a.head_dim)
+        if (k.shape(2) != q.shape(2) || v.shape(0) != k.shape(0) || v.shape(1) != k.shape(1) || v.shape(2) != q.shape(2))
             throw py::value_error("k and v must be (n_kv, n_head_kv, head_dim)");
-        if (a.n_head_kv <= 0 || a.n_head % a.n_head_kv) throw py::value_error("n_head must be a multiple of n_head_kv");
-        if (q_pos.size() != a.n_tokens || q_seq.size() != a.n_tokens || kv_pos.size() != a.n_kv ||
-            kv_seq.size() != a.n_kv)
+        if (k.shape(1) <= 0 || q.shape(1) % k.shape(1)) throw py::value_error("n_head must be a multiple of n_head_kv");
+        if (q_pos.size() != q.shape(0) || q_seq.size() != q.shape(0) || kv_pos.size() != k.shape(0) ||
+            kv_seq.size() != k.shape(0))
             throw py::value_error("position/sequence arrays do not match q or k");
         for (py::ssize_t i = 0; i < q_seq.size(); ++i)
             if (q_seq.data()[i] < 0 || q_seq.data()[i] >= 64) throw py::value_error("sequence ids must be in [0, 64)");
-        py::array_t<float> out({a.n_tokens, a.n_head, a.head_dim});
+        const int64_t nt = q.shape(0), nh = q.shape(1), hd = q.shape(2), nkv = k.shape(0), nhkv = k.shape(1);
+        py::array_t<float> out({nt, nh, hd});
+        VisibleCells vis;
+        visible_cells(kv_pos.data(), kv_seq.data(), nkv, q_pos.data(), q_seq.data(), nt, window, vis);
+        AttentionArgs a{};
         a.q = q.data();
-        a.k = k.data();
-        a.v = v.data();
-        a.q_pos = q_pos.data();
-        a.q_seq = q_seq.data();
-        a.kv_pos = kv_pos.data();
-        a.kv_seq = kv_seq.data();
+        const size_t row = sizeof(uint16_t) * hd;
+        a.kv = KvView{reinterpret_cast<const uint8_t*>(k.data()), reinterpret_cast<const uint8_t*>(v.data()),
+                      GgmlType::F16, GgmlType::F16, row, row, row * nhkv, row * nhkv};
+        a.cells = vis.cells.data();
+        a.begin = vis.begin.data();
+        a.end = vis.end.data();
         a.out = out.mutable_data();
+        a.n_tokens = nt;
+        a.n_head = nh;
+        a.n_head_kv = nhkv;
+        a.head_dim_k = a.head_dim_v = hd;
         a.scale = scale;
         a.softcap = softcap;
-        a.window = window;
         py::gil_scoped_release r;
-        attention(a, default_pool());
+        attention(a, default_pool(), kernels());
         return out;
     }, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("q_pos"), py::arg("q_seq"), py::arg("kv_pos"),
        py::arg("kv_seq"), py::kw_only(), py::arg("scale"), py::arg("softcap") = 0.0f, py::arg("window") = 0,

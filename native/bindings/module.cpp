@@ -7,6 +7,8 @@ void register_gguf(py::module_& m);
 void register_kernels(py::module_& m);
 void register_ops(py::module_& m);
 void register_tokenizer(py::module_& m);
+void register_kv_cache(py::module_& m);
+void register_model(py::module_& m);
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "pyllama native core: GGUF parsing, quantized kernels, transformer ops, tokenizer";
@@ -14,4 +16,6 @@ PYBIND11_MODULE(_native, m) {
     register_kernels(m);
     register_ops(m);
     register_tokenizer(m);
+    register_kv_cache(m);
+    register_model(m);
 }

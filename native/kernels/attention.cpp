@@ -1,55 +1,69 @@
-// Causal attention over the F16 KV store (see ops.h for the contract).
-//
-// Like llama.cpp's CPU path, the query row is rounded to F16 before the
-// Q·K dot products (F16 x F16 products accumulated in F32), the softmax runs in
-// F32 and the weighted sum of V accumulates in F32.
+#include "attention.h"
+
 #include <cmath>
 #include <vector>
 
-#include "ops.h"
-
 namespace pyllama {
 
-void attention(const AttentionArgs& a, ThreadPool& pool) {
+// Per (token, head), as ggml's CPU flash attention computes one query row:
+// one pass over the visible cells with a running maximum M and sum S; the
+// output accumulates in F16 when V is F16 (rounded after every step, as
+// llama.cpp does; its answers are the reference) and in F32 otherwise.
+void attention(const AttentionArgs& a, ThreadPool& pool, const KernelTable& kt) {
     const int64_t group = a.n_head / a.n_head_kv;
-    const int64_t hd = a.head_dim;
+    const GgmlType qt = type_traits((uint32_t)a.kv.type_k)->vec_dot_type;
+    const QuantizeFn to_qt = kt.quantize[(int)qt];
+    const VecDotFn dot = kt.vec_dot[(int)a.kv.type_k];
+    const DequantizeFn v_to_f32 = a.kv.type_v == GgmlType::F32 ? nullptr : kt.dequantize[(int)a.kv.type_v];
+    const bool f16_acc = a.kv.type_v == GgmlType::F16;
+    const size_t q_bytes = row_size(qt, a.head_dim_k);
     const int64_t n_items = a.n_tokens * a.n_head;
+    const int64_t dv = a.head_dim_v;
+    const float scale = a.softcap > 0.0f ? a.scale / a.softcap : a.scale;
     pool.run([&](int ith, int nth) {
-        std::vector<float> scores(a.n_kv);      // (n_kv)
-        std::vector<float> qf(hd), acc(hd);     // (head_dim)
-        std::vector<int32_t> cells(a.n_kv);
+        std::vector<uint8_t> qbuf(q_bytes);  // one query row in K's dot format
+        std::vector<fp16_t> acc16(dv);       // (head_dim_v)
+        std::vector<float> v32(dv);          // (head_dim_v) one dequantized V row
         for (int64_t it = ith; it < n_items; it += nth) {
             const int64_t t = it / a.n_head, h = it % a.n_head, hk = h / group;
-            const float* q = a.q + it * hd;
-            for (int64_t d = 0; d < hd; ++d) qf[d] = fp16_to_fp32(fp32_to_fp16(q[d]));
-            const int32_t p = a.q_pos[t];
-            const uint64_t seq_bit = 1ull << a.q_seq[t];
-            int64_t n_cells = 0;
-            float mx = -INFINITY;
-            for (int64_t c = 0; c < a.n_kv; ++c) {
-                const int32_t kp = a.kv_pos[c];
-                if (kp < 0 || kp > p || !(a.kv_seq[c] & seq_bit)) continue;
-                if (a.window > 0 && p - kp >= a.window) continue;
-                const fp16_t* k = a.k + (c * a.n_head_kv + hk) * hd;
-                float s = 0.0f;
-                for (int64_t d = 0; d < hd; ++d) s += qf[d] * fp16_to_fp32(k[d]);
-                s *= a.scale;
-                if (a.softcap > 0.0f) s = a.softcap * std::tanh(s / a.softcap);
-                scores[n_cells] = s;
-                cells[n_cells++] = (int32_t)c;
-                mx = std::fmax(mx, s);
+            to_qt(a.q + it * a.head_dim_k, qbuf.data(), a.head_dim_k);
+            float* o = a.out + it * dv;  // (head_dim_v)
+            for (int64_t d = 0; d < dv; ++d) o[d] = 0.0f;
+            if (f16_acc)
+                for (int64_t d = 0; d < dv; ++d) acc16[d] = 0;
+            float S = 0.0f, M = -INFINITY;
+            for (int64_t j = a.begin[t]; j < a.end[t]; ++j) {
+                const size_t cell = (size_t)a.cells[j];
+                const uint8_t* k = a.kv.k + cell * a.kv.k_cell_bytes + hk * a.kv.k_head_bytes;
+                const uint8_t* v = a.kv.v + cell * a.kv.v_cell_bytes + hk * a.kv.v_head_bytes;
+                float s = dot(a.head_dim_k, k, qbuf.data()) * scale;
+                if (a.softcap > 0.0f) s = a.softcap * std::tanh(s);
+                float ms = 1.0f, vs = 1.0f;
+                if (s > M) {
+                    const float m_old = M;
+                    M = s;
+                    ms = std::exp(m_old - M);
+                    if (f16_acc)
+                        kt.scale_f16(dv, ms, acc16.data());
+                    else
+                        for (int64_t d = 0; d < dv; ++d) o[d] *= ms;
+                } else {
+                    vs = std::exp(s - M);
+                }
+                if (f16_acc) {
+                    kt.mad_f16(dv, vs, reinterpret_cast<const fp16_t*>(v), acc16.data());
+                } else if (v_to_f32) {
+                    v_to_f32(v, v32.data(), dv);
+                    kt.axpy_f32(dv, vs, v32.data(), o);
+                } else {
+                    kt.axpy_f32(dv, vs, reinterpret_cast<const float*>(v), o);
+                }
+                S = S * ms + vs;
             }
-            float* o = a.out + it * hd;
-            for (int64_t d = 0; d < hd; ++d) acc[d] = 0.0f;
-            float sum = 0.0f;
-            for (int64_t j = 0; j < n_cells; ++j) {
-                const float e = std::exp(scores[j] - mx);
-                sum += e;
-                const fp16_t* v = a.v + ((int64_t)cells[j] * a.n_head_kv + hk) * hd;
-                for (int64_t d = 0; d < hd; ++d) acc[d] += e * fp16_to_fp32(v[d]);
-            }
-            const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-            for (int64_t d = 0; d < hd; ++d) o[d] = acc[d] * inv;
+            if (f16_acc)
+                for (int64_t d = 0; d < dv; ++d) o[d] = fp16_to_fp32(acc16[d]);
+            const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+            for (int64_t d = 0; d < dv; ++d) o[d] *= inv;
         }
     });
 }

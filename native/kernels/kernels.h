@@ -30,6 +30,13 @@ using VecDot4Fn = void (*)(int64_t n, const void* w, size_t w_stride, const void
 // computed once per activation row; kernels whose formula needs no sums ignore it.
 using VecDot8Fn = void (*)(int64_t n, const void* group, const void* a, const int32_t* a_sums, float* out);
 
+// Attention's weighted sums of V rows, as ggml's CPU flash attention does them:
+// y[i] += s * x[i] in F32, or with an F16 accumulator rounded after every
+// fused multiply-add, and the F16 accumulator's rescaling y[i] = y[i] * s.
+using AxpyF32Fn = void (*)(int64_t n, float s, const float* x, float* y);
+using MadF16Fn = void (*)(int64_t n, float s, const fp16_t* x, fp16_t* y);
+using ScaleF16Fn = void (*)(int64_t n, float s, fp16_t* y);
+
 // Sum of n 64-bit words (reads memory as fast as the ISA allows; bandwidth probe).
 using ReadWordsFn = uint64_t (*)(const uint64_t* p, size_t n);
 
@@ -42,6 +49,9 @@ struct KernelTable {
     VecDotFn vec_dot[kMaxType] = {};     // indexed by the weight type
     VecDot4Fn vec_dot4[kMaxType] = {};   // optional, indexed by the weight type
     VecDot8Fn vec_dot8[kMaxType] = {};   // packed row groups, for types with a packed layout
+    AxpyF32Fn axpy_f32 = nullptr;
+    MadF16Fn mad_f16 = nullptr;
+    ScaleF16Fn scale_f16 = nullptr;
     ReadWordsFn read_words = nullptr;
 };
 

@@ -1,6 +1,7 @@
 #include "ops.h"
 
 #include <cmath>
+#include <vector>
 
 namespace pyllama {
 
@@ -35,17 +36,26 @@ void layer_norm(const float* x, const float* w, const float* b, float* y, int64_
     }
 }
 
-void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_head, int64_t head_dim, int64_t n_rot,
-          float freq_base, float freq_scale, bool neox) {
+void rope_angles(const int32_t* pos, int64_t n_tokens, int64_t n_rot, float freq_base, float freq_scale, float* cs) {
     const float theta_scale = std::pow(freq_base, -2.0f / (float)n_rot);
-    for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t t = 0; t < n_tokens; ++t, cs += n_rot) {
+        // Same iterative angle as ggml: theta_i = p * theta_scale^i, then scaled.
+        float theta = (float)pos[t];
+        for (int64_t i = 0; i < n_rot / 2; ++i, theta *= theta_scale) {
+            const float th = freq_scale * theta;
+            cs[2 * i] = std::cos(th);
+            cs[2 * i + 1] = std::sin(th);
+        }
+    }
+}
+
+void rope_apply(float* x, const float* cs, int64_t n_tokens, int64_t n_head, int64_t head_dim, int64_t n_rot,
+                bool neox) {
+    for (int64_t t = 0; t < n_tokens; ++t, cs += n_rot) {
         for (int64_t h = 0; h < n_head; ++h) {
             float* v = x + (t * n_head + h) * head_dim;
-            // Same iterative angle as ggml: theta_i = p * theta_scale^i, then scaled.
-            float theta = (float)pos[t];
-            for (int64_t i = 0; i < n_rot / 2; ++i, theta *= theta_scale) {
-                const float th = freq_scale * theta;
-                const float c = std::cos(th), s = std::sin(th);
+            for (int64_t i = 0; i < n_rot / 2; ++i) {
+                const float c = cs[2 * i], s = cs[2 * i + 1];
                 const int64_t i0 = neox ? i : 2 * i;
                 const int64_t i1 = neox ? i + n_rot / 2 : 2 * i + 1;
                 const float a = v[i0], b = v[i1];
@@ -54,6 +64,13 @@ void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_head, int64_
             }
         }
     }
+}
+
+void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_head, int64_t head_dim, int64_t n_rot,
+          float freq_base, float freq_scale, bool neox) {
+    std::vector<float> cs((size_t)(n_tokens * n_rot));
+    rope_angles(pos, n_tokens, n_rot, freq_base, freq_scale, cs.data());
+    rope_apply(x, cs.data(), n_tokens, n_head, head_dim, n_rot, neox);
 }
 
 void softmax(const float* x, float* y, int64_t rows, int64_t n, float scale, float softcap) {
@@ -86,6 +103,24 @@ inline float gelu_tanh1(float v) {
 inline float gelu_erf1(float v) { return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752440f)); }
 }  // namespace
 
+namespace {
+// ggml's CPU GELU (GGML_GELU_FP16): look the input up at its F16 rounding and
+// return the F16-rounded value; exact pass-through outside [-10, 10].
+const float* gelu_table() {
+    static const std::vector<float> table = [] {
+        std::vector<float> t(1 << 16);
+        for (uint32_t i = 0; i < t.size(); ++i) t[i] = fp16_to_fp32(fp32_to_fp16(gelu_tanh1(fp16_to_fp32((fp16_t)i))));
+        return t;
+    }();
+    return table.data();
+}
+inline float gelu_ggml1(const float* table, float v) {
+    if (v <= -10.0f) return 0.0f;
+    if (v >= 10.0f) return v;
+    return table[fp32_to_fp16(v)];
+}
+}  // namespace
+
 void silu(const float* x, float* y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] = silu1(x[i]);
 }
@@ -100,6 +135,14 @@ void swiglu(const float* g, const float* u, float* y, int64_t n) {
 }
 void geglu(const float* g, const float* u, float* y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] = gelu_tanh1(g[i]) * u[i];
+}
+void gelu_ggml(const float* x, float* y, int64_t n) {
+    const float* t = gelu_table();
+    for (int64_t i = 0; i < n; ++i) y[i] = gelu_ggml1(t, x[i]);
+}
+void geglu_ggml(const float* g, const float* u, float* y, int64_t n) {
+    const float* t = gelu_table();
+    for (int64_t i = 0; i < n; ++i) y[i] = gelu_ggml1(t, g[i]) * u[i];
 }
 void add(const float* a, const float* b, float* y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];

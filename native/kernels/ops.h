@@ -20,6 +20,12 @@ void layer_norm(const float* x, const float* w, const float* b, float* y, int64_
 void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_head, int64_t head_dim, int64_t n_rot,
           float freq_base, float freq_scale, bool neox);
 
+// The same rotation in two steps, sharing the angles across heads and layers:
+// cs (n_tokens, n_rot) holds cos, sin of each pair's angle for each token.
+void rope_angles(const int32_t* pos, int64_t n_tokens, int64_t n_rot, float freq_base, float freq_scale, float* cs);
+void rope_apply(float* x, const float* cs, int64_t n_tokens, int64_t n_head, int64_t head_dim, int64_t n_rot,
+                bool neox);
+
 // Row softmax of (x * scale), optionally soft-capped: cap * tanh(x * scale / cap).
 void softmax(const float* x, float* y, int64_t rows, int64_t n, float scale, float softcap);
 
@@ -29,29 +35,12 @@ void gelu_erf(const float* x, float* y, int64_t n);
 // y = act(gate) * up
 void swiglu(const float* gate, const float* up, float* y, int64_t n);
 void geglu(const float* gate, const float* up, float* y, int64_t n);
+// GELU-tanh as ggml's CPU backend computes it (an F16 lookup table), which
+// the models use so their activations round like llama.cpp's.
+void gelu_ggml(const float* x, float* y, int64_t n);
+void geglu_ggml(const float* gate, const float* up, float* y, int64_t n);
 void add(const float* a, const float* b, float* y, int64_t n);
 void mul(const float* a, const float* b, float* y, int64_t n);
 void scale(const float* a, float s, float* y, int64_t n);
-
-struct AttentionArgs {
-    const float* q;          // (n_tokens, n_head, head_dim)
-    const fp16_t* k;         // (n_kv, n_head_kv, head_dim)
-    const fp16_t* v;         // (n_kv, n_head_kv, head_dim)
-    const int32_t* q_pos;    // (n_tokens)
-    const int32_t* q_seq;    // (n_tokens) sequence id of each query token, < 64
-    const int32_t* kv_pos;   // (n_kv) position of each cell, < 0 = empty
-    const uint64_t* kv_seq;  // (n_kv) bit set of the sequences holding each cell
-    float* out;              // (n_tokens, n_head, head_dim)
-    int64_t n_tokens, n_kv, n_head, n_head_kv, head_dim;
-    float scale;             // usually 1/sqrt(head_dim)
-    float softcap;           // 0 = off
-    int32_t window;          // sliding window: keep cells with q_pos - kv_pos < window; 0 = off
-};
-
-// Causal attention over an F16 KV store with grouped-query heads: a query
-// token sees the cells of its sequence at positions <= its own (and inside
-// the window). Split across threads by (token, head): one output element is
-// always reduced in the same order.
-void attention(const AttentionArgs& a, ThreadPool& pool);
 
 }  // namespace pyllama

@@ -1,6 +1,7 @@
 // Portable dot products: one weight row against one activation row in the
 // weight type's vec_dot_type. The integer part of every block is exact; only
 // the float accumulation order differs from the SIMD variants.
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 
@@ -276,7 +277,22 @@ void dot8_q4(int64_t n, const void* group, const void* a, const int32_t*, float*
     }
 }
 
+void axpy_f32(int64_t n, float s, const float* x, float* y) {
+    for (int64_t i = 0; i < n; ++i) y[i] = std::fma(x[i], s, y[i]);
+}
+
+void mad_f16(int64_t n, float s, const fp16_t* x, fp16_t* y) {
+    for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(std::fma(fp16_to_fp32(x[i]), s, fp16_to_fp32(y[i])));
+}
+
+void scale_f16(int64_t n, float s, fp16_t* y) {
+    for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(fp16_to_fp32(y[i]) * s);
+}
+
 void fill_vec_dot_generic(KernelTable& t) {
+    t.axpy_f32 = axpy_f32;
+    t.mad_f16 = mad_f16;
+    t.scale_f16 = scale_f16;
     t.vec_dot8[static_cast<int>(GgmlType::Q4_0)] = dot8_q4<false>;
     t.vec_dot8[static_cast<int>(GgmlType::Q4_1)] = dot8_q4<true>;
     auto set = [&](GgmlType ty, VecDotFn f) { t.vec_dot[static_cast<int>(ty)] = f; };

@@ -126,7 +126,9 @@ def test_attention_gqa_causal_multi_sequence(window, softcap):
     scale = 1 / math.sqrt(hd)
     y = _native.attention(q, k, v, q_pos, q_seq, kv_pos, kv_seq, scale=scale, softcap=softcap, window=window)
     ref = attention_ref(q, k, v, q_pos, q_seq, kv_pos, kv_seq, scale, softcap, window)
-    np.testing.assert_allclose(y, ref, atol=2e-4)
+    # F16 V rows are summed in an F16 accumulator, as llama.cpp's CPU flash attention does
+    np.testing.assert_allclose(y, ref, atol=4e-3)
+    assert np.abs(y - ref).mean() < 5e-4
 
 
 def test_attention_thread_invariance():

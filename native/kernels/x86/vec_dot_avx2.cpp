@@ -1,6 +1,7 @@
 // AVX2 + FMA + F16C dot products. Compiled with those flags only; used only
 // when CPUID reports them. Integer parts use maddubs (u8 x s8 -> s16 pairs),
 // which cannot saturate for any of these value ranges.
+#include <cmath>
 #include <immintrin.h>
 
 #include <cstring>
@@ -105,7 +106,11 @@ float dot_half(int64_t n, const void* w, const void* a) {
         s2 = _mm256_fmadd_ps(Load(x + i + 16), Load(y + i + 16), s2);
         s3 = _mm256_fmadd_ps(Load(x + i + 24), Load(y + i + 24), s3);
     }
-    float sum = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    // ggml's reduction order: (s0 + s2) + (s1 + s3), halves, then two hadds
+    const __m256 r = _mm256_add_ps(_mm256_add_ps(s0, s2), _mm256_add_ps(s1, s3));
+    const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
+    const __m128 t1 = _mm_hadd_ps(t0, t0);
+    float sum = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
     for (; i < n; ++i) sum += Scalar(x[i]) * Scalar(y[i]);
     return sum;
 }
@@ -475,9 +480,37 @@ uint64_t read_words(const uint64_t* p, size_t n) {
     return sum;
 }
 
+void axpy_f32(int64_t n, float s, const float* x, float* y) {
+    const __m256 vs = _mm256_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(_mm256_loadu_ps(x + i), vs, _mm256_loadu_ps(y + i)));
+    for (; i < n; ++i) y[i] = std::fma(x[i], s, y[i]);
+}
+
+inline void store_f16(fp16_t* p, __m256 v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, 0));
+}
+
+void mad_f16(int64_t n, float s, const fp16_t* x, fp16_t* y) {
+    const __m256 vs = _mm256_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) store_f16(y + i, _mm256_fmadd_ps(load_f16(x + i), vs, load_f16(y + i)));
+    for (; i < n; ++i) y[i] = _cvtss_sh(std::fma(_cvtsh_ss(x[i]), s, _cvtsh_ss(y[i])), 0);
+}
+
+void scale_f16(int64_t n, float s, fp16_t* y) {
+    const __m256 vs = _mm256_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) store_f16(y + i, _mm256_mul_ps(load_f16(y + i), vs));
+    for (; i < n; ++i) y[i] = _cvtss_sh(_cvtsh_ss(y[i]) * s, 0);
+}
+
 }  // namespace
 
 void fill_avx2(KernelTable& t) {
+    t.axpy_f32 = axpy_f32;
+    t.mad_f16 = mad_f16;
+    t.scale_f16 = scale_f16;
     t.read_words = read_words;
     auto set = [&](GgmlType ty, VecDotFn f) { t.vec_dot[static_cast<int>(ty)] = f; };
     set(GgmlType::F32, dot_f32);

@@ -1,0 +1,139 @@
+#include "model.h"
+
+#include <stdexcept>
+
+#include "../kernels/repack.h"
+
+namespace pyllama {
+
+namespace {
+
+std::string shape_str(int64_t r, int64_t c) { return "(" + std::to_string(r) + ", " + std::to_string(c) + ")"; }
+
+void need_matrix(const WeightView& w, const std::string& name, int64_t rows, int64_t cols) {
+    if (!w.data) throw std::invalid_argument("missing tensor " + name);
+    if (w.n_rows != rows || w.n_cols != cols)
+        throw std::invalid_argument("tensor " + name + " has shape " + shape_str(w.n_rows, w.n_cols) +
+                                    ", expected " + shape_str(rows, cols));
+}
+
+}  // namespace
+
+ArchTraits arch_traits(const ModelParams& p) {
+    if (p.arch == "llama" || p.arch == "mistral" || p.arch == "granite" || p.arch == "smollm3")
+        return llama_traits(p, Arch::Llama);
+    if (p.arch == "qwen2") return llama_traits(p, Arch::Qwen2);
+    if (p.arch == "qwen3") return llama_traits(p, Arch::Qwen3);
+    if (p.arch == "gemma3") return gemma3_traits(p);
+    throw std::invalid_argument("unsupported model architecture '" + p.arch + "'");
+}
+
+Model::Model(ModelParams p) : p_(std::move(p)) {
+    t_ = arch_traits(p_);
+    if (p_.n_vocab <= 0 || p_.n_embd <= 0 || p_.n_layer <= 0 || p_.n_head <= 0 || p_.n_head_kv <= 0 ||
+        p_.head_dim_k <= 0 || p_.head_dim_v <= 0 || p_.n_ff <= 0)
+        throw std::invalid_argument("model dimensions must be positive");
+    if (p_.n_head % p_.n_head_kv) throw std::invalid_argument("n_head must be a multiple of n_head_kv");
+    if (p_.n_rot <= 0 || p_.n_rot > p_.head_dim_k || p_.n_rot % 2)
+        throw std::invalid_argument("rope dimension count must be even and at most the head dimension");
+    if (!p_.swa_layers.empty() && (int64_t)p_.swa_layers.size() != p_.n_layer)
+        throw std::invalid_argument("swa_layers must have one entry per layer");
+    layers_.resize(p_.n_layer);
+}
+
+void Model::set_tensor(const std::string& role, int64_t layer, const void* data, GgmlType type, int64_t n_rows,
+                       int64_t n_cols) {
+    if (finalized_) throw std::invalid_argument("model is already finalized");
+    const TypeTraits* tr = type_traits((uint32_t)type);
+    if (!tr || !kernels().vec_dot[(int)type])
+        throw std::invalid_argument("tensor " + role + " has a type the kernels do not support");
+    if (n_cols % tr->block_size)
+        throw std::invalid_argument("tensor " + role + " rows are not a whole number of blocks");
+    const WeightView w{data, type, n_rows, n_cols, row_size(type, n_cols)};
+    auto vec = [&](const float*& dst) {
+        if (type != GgmlType::F32 || n_rows != 1) throw std::invalid_argument("tensor " + role + " must be an F32 vector");
+        dst = static_cast<const float*>(data);
+    };
+    if (role == "tok_embd") { tok_embd_ = w; return; }
+    if (role == "output") {
+        output_ = w;
+        pack(output_);
+        return;
+    }
+    if (role == "output_norm") { vec(output_norm_); return; }
+    if (layer < 0 || layer >= p_.n_layer) throw std::invalid_argument("layer index out of range for " + role);
+    LayerWeights& L = layers_[layer];
+    if (role == "attn_norm") vec(L.attn_norm);
+    else if (role == "wq") L.wq = w;
+    else if (role == "wk") L.wk = w;
+    else if (role == "wv") L.wv = w;
+    else if (role == "wo") L.wo = w;
+    else if (role == "bq") vec(L.bq);
+    else if (role == "bk") vec(L.bk);
+    else if (role == "bv") vec(L.bv);
+    else if (role == "bo") vec(L.bo);
+    else if (role == "q_norm") vec(L.q_norm);
+    else if (role == "k_norm") vec(L.k_norm);
+    else if (role == "post_attn_norm") vec(L.post_attn_norm);
+    else if (role == "ffn_norm") vec(L.ffn_norm);
+    else if (role == "gate") L.gate = w;
+    else if (role == "up") L.up = w;
+    else if (role == "down") L.down = w;
+    else if (role == "post_ffw_norm") vec(L.post_ffw_norm);
+    else throw std::invalid_argument("unknown tensor role " + role);
+    for (WeightView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down})
+        if (m->data == data && !m->packed) pack(*m);
+    // vector lengths are checked here: vec() only saw that they are vectors
+    const int64_t want = role == "bq" ? p_.n_head * p_.head_dim_k
+                       : role == "bk" ? p_.n_head_kv * p_.head_dim_k
+                       : role == "bv" ? p_.n_head_kv * p_.head_dim_v
+                       : (role == "q_norm" || role == "k_norm") ? p_.head_dim_k
+                       : p_.n_embd;
+    if (n_rows == 1 && n_cols != want)
+        throw std::invalid_argument("tensor " + role + " of layer " + std::to_string(layer) + " has " +
+                                    std::to_string(n_cols) + " elements, expected " + std::to_string(want));
+}
+
+void Model::pack(WeightView& w) {
+    const size_t n = pyllama::packed_bytes(w.type, w.n_rows, w.n_cols);
+    if (!n || !kernels().vec_dot8[(int)w.type]) return;
+    packed_.emplace_back(n);
+    pack_rows(w.type, w.data, w.row_stride, w.n_rows, w.n_cols, packed_.back().data());
+    w.packed = packed_.back().data();
+}
+
+void Model::finalize() {
+    const ModelParams& p = p_;
+    need_matrix(tok_embd_, "token_embd", p.n_vocab, p.n_embd);
+    if (output_.data) need_matrix(output_, "output", p.n_vocab, p.n_embd);
+    if (!output_norm_) throw std::invalid_argument("missing tensor output_norm");
+    const bool qk_norm = t_.arch == Arch::Qwen3 || t_.arch == Arch::Gemma3;
+    for (int64_t i = 0; i < p.n_layer; ++i) {
+        LayerWeights& L = layers_[i];
+        const std::string b = "blk." + std::to_string(i) + ".";
+        need_matrix(L.wq, b + "attn_q", p.n_head * p.head_dim_k, p.n_embd);
+        need_matrix(L.wk, b + "attn_k", p.n_head_kv * p.head_dim_k, p.n_embd);
+        need_matrix(L.wv, b + "attn_v", p.n_head_kv * p.head_dim_v, p.n_embd);
+        need_matrix(L.wo, b + "attn_output", p.n_embd, p.n_head * p.head_dim_v);
+        need_matrix(L.gate, b + "ffn_gate", p.n_ff, p.n_embd);
+        need_matrix(L.up, b + "ffn_up", p.n_ff, p.n_embd);
+        need_matrix(L.down, b + "ffn_down", p.n_embd, p.n_ff);
+        if (!L.attn_norm) throw std::invalid_argument("missing tensor " + b + "attn_norm");
+        if (!L.ffn_norm) throw std::invalid_argument("missing tensor " + b + "ffn_norm");
+        if (qk_norm && (!L.q_norm || !L.k_norm)) throw std::invalid_argument("missing tensor " + b + "attn_q_norm/attn_k_norm");
+        if (t_.arch == Arch::Qwen2 && (!L.bq || !L.bk || !L.bv))
+            throw std::invalid_argument("missing tensor " + b + "attn_q/k/v bias");
+        if (t_.post_norms && (!L.post_attn_norm || !L.post_ffw_norm))
+            throw std::invalid_argument("missing tensor " + b + "post_attention_norm/post_ffw_norm");
+    }
+    if (!output_.data && !tok_embd_.packed) pack(tok_embd_);  // tied: the packed copy serves the output matmul, get_rows reads the plain rows
+    finalized_ = true;
+}
+
+size_t Model::packed_bytes() const {
+    size_t n = 0;
+    for (const auto& b : packed_) n += b.size();
+    return n;
+}
+
+}  // namespace pyllama

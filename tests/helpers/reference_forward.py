@@ -1,0 +1,121 @@
+"""A plain numpy forward pass of the decoder architectures, for tests.
+
+Weights are dequantized with gguf.quants (independent of our kernels) and all
+math runs in float64 with no cache: the whole token sequence is recomputed.
+This is the yardstick the native engine is compared against on synthetic
+models (qwen2, qwen3) and on real ones.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from gguf.quants import dequantize
+
+from pyllama.gguf_file import GGUFFile
+from pyllama.model_loader import model_params
+
+
+class ReferenceModel:
+    def __init__(self, path):
+        self.f = GGUFFile(path)
+        self.hp = self.f.hparams
+        self.p = model_params(self.f, self.hp)
+        self._cache: dict[str, np.ndarray] = {}
+
+    def w(self, name: str) -> np.ndarray | None:
+        if name not in self._cache:
+            t = self.f.tensors.get(name)
+            if t is None:
+                return None
+            shape = tuple(reversed(t.shape))
+            arr = dequantize(np.asarray(t.data), t.type).reshape(shape).astype(np.float64)
+            self._cache[name] = arr
+        return self._cache[name]
+
+    def logits(self, tokens: list[int]) -> np.ndarray:
+        """Logits (n_tokens, n_vocab) of one sequence at positions 0..n-1."""
+        hp, p = self.hp, self.p
+        arch = hp.arch
+        n = len(tokens)
+        pos = np.arange(n)
+        x = self.w("token_embd.weight")[tokens]
+        if arch == "gemma3":
+            x = x * math.sqrt(hp.n_embd)
+        neox = arch in ("qwen2", "qwen3", "gemma3")
+        for il in range(hp.n_layer):
+            b = f"blk.{il}."
+            swa = bool(p.swa_layers[il]) if len(p.swa_layers) else False
+            h = rms(x, self.w(b + "attn_norm.weight"), hp.norm_eps)
+            q = h @ self.w(b + "attn_q.weight").T
+            k = h @ self.w(b + "attn_k.weight").T
+            v = h @ self.w(b + "attn_v.weight").T
+            for t, bias in ((q, "attn_q.bias"), (k, "attn_k.bias"), (v, "attn_v.bias")):
+                if self.w(b + bias) is not None:
+                    t += self.w(b + bias)
+            q = q.reshape(n, hp.n_head, hp.head_dim_k)
+            k = k.reshape(n, hp.n_head_kv, hp.head_dim_k)
+            v = v.reshape(n, hp.n_head_kv, hp.head_dim_v)
+            if self.w(b + "attn_q_norm.weight") is not None:
+                q = rms(q, self.w(b + "attn_q_norm.weight"), hp.norm_eps)
+                k = rms(k, self.w(b + "attn_k_norm.weight"), hp.norm_eps)
+            base, scale = (p.rope_base_swa, p.rope_scale_swa) if swa else (p.rope_base, p.rope_scale)
+            q = rope(q, pos, hp.n_rot, base, scale, neox)
+            k = rope(k, pos, hp.n_rot, base, scale, neox)
+            if arch == "gemma3":
+                q = q / math.sqrt(hp.head_dim_k)
+                kq_scale = 1.0
+            else:
+                kq_scale = 1.0 / math.sqrt(hp.head_dim_k)
+            group = hp.n_head // hp.n_head_kv
+            out = np.zeros((n, hp.n_head, hp.head_dim_v))
+            mask = pos[None, :] <= pos[:, None]
+            if swa:
+                mask &= pos[:, None] - pos[None, :] < p.sliding_window
+            for hh in range(hp.n_head):
+                s = q[:, hh] @ k[:, hh // group].T * kq_scale
+                s = np.where(mask, s, -np.inf)
+                s = np.exp(s - s.max(axis=1, keepdims=True))
+                s /= s.sum(axis=1, keepdims=True)
+                out[:, hh] = s @ v[:, hh // group]
+            o = out.reshape(n, -1) @ self.w(b + "attn_output.weight").T
+            if self.w(b + "attn_output.bias") is not None:
+                o += self.w(b + "attn_output.bias")
+            if arch == "gemma3":
+                o = rms(o, self.w(b + "post_attention_norm.weight"), hp.norm_eps)
+            x = x + o
+            h = rms(x, self.w(b + "ffn_norm.weight"), hp.norm_eps)
+            g = h @ self.w(b + "ffn_gate.weight").T
+            u = h @ self.w(b + "ffn_up.weight").T
+            act = gelu_tanh(g) if arch == "gemma3" else g / (1 + np.exp(-g))
+            d = (act * u) @ self.w(b + "ffn_down.weight").T
+            if arch == "gemma3":
+                d = rms(d, self.w(b + "post_ffw_norm.weight"), hp.norm_eps)
+            x = x + d
+        x = rms(x, self.w("output_norm.weight"), hp.norm_eps)
+        out_w = self.w("output.weight")
+        return x @ (out_w if out_w is not None else self.w("token_embd.weight")).T
+
+
+def rms(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
+    return x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps) * w
+
+
+def gelu_tanh(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def rope(x: np.ndarray, pos: np.ndarray, n_rot: int, base: float, scale: float, neox: bool) -> np.ndarray:
+    """x: (n, heads, head_dim); rotates the first n_rot dims of each head."""
+    x = x.copy()
+    inv = base ** (-np.arange(0, n_rot, 2) / n_rot)                      # (n_rot/2)
+    ang = (pos[:, None] * scale) * inv[None, :]                          # (n, n_rot/2)
+    c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+    if neox:
+        a, b = x[..., : n_rot // 2].copy(), x[..., n_rot // 2: n_rot].copy()
+        x[..., : n_rot // 2], x[..., n_rot // 2: n_rot] = a * c - b * s, a * s + b * c
+    else:
+        a, b = x[..., 0:n_rot:2].copy(), x[..., 1:n_rot:2].copy()
+        x[..., 0:n_rot:2], x[..., 1:n_rot:2] = a * c - b * s, a * s + b * c
+    return x
