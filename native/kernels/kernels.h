@@ -24,6 +24,12 @@ using VecDotFn = float (*)(int64_t n, const void* w, const void* a);
 // sharing the activation loads. out[r] must equal VecDotFn on row r bit for bit.
 using VecDot4Fn = void (*)(int64_t n, const void* w, size_t w_stride, const void* a, float* out);
 
+// One weight row against four activation rows (a_stride bytes apart) at once,
+// decoding the weight blocks once (prefill): out[j * out_stride] must equal
+// VecDotFn on activation row j bit for bit.
+using VecDotActs4Fn = void (*)(int64_t n, const void* w, const void* a, size_t a_stride, float* out,
+                               int64_t out_stride);
+
 // Eight weight rows packed as one row group (repack.h) against one activation
 // row: out[r] is row r's dot product (same values as VecDotFn up to rounding).
 // a_sums[i] is the sum of the int8 values of activation block i (act_block_sums),
@@ -49,6 +55,7 @@ struct KernelTable {
     VecDotFn vec_dot[kMaxType] = {};     // indexed by the weight type
     VecDot4Fn vec_dot4[kMaxType] = {};   // optional, indexed by the weight type
     VecDot8Fn vec_dot8[kMaxType] = {};   // packed row groups, for types with a packed layout
+    VecDotActs4Fn vec_dot_acts4[kMaxType] = {};  // optional, indexed by the weight type
     AxpyF32Fn axpy_f32 = nullptr;
     MadF16Fn mad_f16 = nullptr;
     ScaleF16Fn scale_f16 = nullptr;

@@ -37,6 +37,7 @@ void matmul(const WeightView& w, const float* x, int64_t m, int64_t x_stride, fl
     const size_t act_row = row_size(at, k);
     const VecDotFn dot = kt.vec_dot[static_cast<int>(w.type)];
     const VecDot4Fn dot4 = kt.vec_dot4[static_cast<int>(w.type)];
+    const VecDotActs4Fn acts4 = kt.vec_dot_acts4[static_cast<int>(w.type)];
     const VecDot8Fn dot8 = w.packed ? kt.vec_dot8[static_cast<int>(w.type)] : nullptr;
     // rows [0, n_packed) come from the packed groups when a packed kernel exists
     const int64_t n_packed = dot8 ? w.n_rows / kPackRows * kPackRows : 0;
@@ -83,13 +84,23 @@ void matmul(const WeightView& w, const float* x, int64_t m, int64_t x_stride, fl
             const int64_t rt = t / n_act_tiles, mt = t % n_act_tiles;
             const int64_t r0 = rt * kRowTile, r1 = std::min(n, r0 + kRowTile);
             const int64_t m0 = mt * kActTile, m1 = std::min(m, m0 + kActTile);
-            for (int64_t i = m0; i < m1; ++i) {
+            // rows [r0, rp) come from packed groups (tiles start at multiples of
+            // 16, so groups never straddle them), rows [rp, r1) from plain rows
+            const int64_t rp = std::max(r0, std::min(r1, n_packed));
+            for (int64_t i = m0; i < m1; ++i)
+                for (int64_t r = r0; r < rp; r += kPackRows)
+                    dot8(k, pbase + (size_t)(r / kPackRows) * group_bytes, act + i * act_row,
+                         need_sums ? sums + i * nb : nullptr, y + i * y_stride + r);
+            int64_t i = m0;
+            // four activation rows per weight row; each result equals dot's bit for bit
+            if (acts4)
+                for (; i + 4 <= m1; i += 4)
+                    for (int64_t r = rp; r < r1; ++r)
+                        acts4(k, wbase + r * w.row_stride, act + i * act_row, act_row, y + i * y_stride + r, y_stride);
+            for (; i < m1; ++i) {
                 const uint8_t* a = act + i * act_row;
                 float* yrow = y + i * y_stride;
-                int64_t r = r0;
-                // tiles start at multiples of 16, so packed groups never straddle them
-                for (; r + kPackRows <= std::min(r1, n_packed); r += kPackRows)
-                    dot8(k, pbase + (size_t)(r / kPackRows) * group_bytes, a, need_sums ? sums + i * nb : nullptr, yrow + r);
+                int64_t r = rp;
                 // groups of 4 start at multiples of 4 (tiles are too), so which
                 // kernel computes a row depends only on N: results stay invariant
                 if (dot4)

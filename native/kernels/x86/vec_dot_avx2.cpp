@@ -248,6 +248,26 @@ float dot_q5_0(int64_t n, const void* w, const void* a) {
     return hsum(acc);
 }
 
+// dot_q5_0 for four activation rows: the same per-lane operations, in the
+// same order, for each row (so each result equals dot_q5_0's bit for bit).
+void dot_q5_0_acts4(int64_t n, const void* w, const void* a, size_t a_stride, float* out, int64_t out_stride) {
+    const block_q5_0* x = static_cast<const block_q5_0*>(w);
+    const uint8_t* ab = static_cast<const uint8_t*>(a);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t i = 0; i < n / QK8_0; ++i) {
+        const float dx = h2f(x[i].d);
+        const __m256i hi = _mm256_andnot_si256(bits32(x[i].qh), _mm256_set1_epi8((char)0xf0));
+        const __m256i qx = _mm256_or_si256(nibbles32(x[i].qs), hi);
+        const __m256i ax = _mm256_sign_epi8(qx, qx);
+        for (int j = 0; j < 4; ++j) {
+            const block_q8_0* y = reinterpret_cast<const block_q8_0*>(ab + j * a_stride) + i;
+            const __m256 d = _mm256_set1_ps(dx * h2f(y->d));
+            acc[j] = _mm256_fmadd_ps(d, dot_us8(ax, _mm256_sign_epi8(load256(y->qs), qx)), acc[j]);
+        }
+    }
+    for (int j = 0; j < 4; ++j) out[j * out_stride] = hsum(acc[j]);
+}
+
 float dot_q5_1(int64_t n, const void* w, const void* a) {
     const block_q5_1* x = static_cast<const block_q5_1*>(w);
     const block_q8_1* y = static_cast<const block_q8_1*>(a);
@@ -282,6 +302,29 @@ float dot_q8_0(int64_t n, const void* w, const void* a) {
         acc0 = _mm256_fmadd_ps(d0, dot_s8(load256(x[i].qs), load256(y[i].qs)), acc0);
     }
     return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+// dot_q8_0 for four activation rows, with its two accumulators per row.
+void dot_q8_0_acts4(int64_t n, const void* w, const void* a, size_t a_stride, float* out, int64_t out_stride) {
+    const block_q8_0* x = static_cast<const block_q8_0*>(w);
+    const uint8_t* ab = static_cast<const uint8_t*>(a);
+    const int64_t nb = n / QK8_0;
+    for (int j = 0; j < 4; ++j) {
+        const block_q8_0* y = reinterpret_cast<const block_q8_0*>(ab + j * a_stride);
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        int64_t i = 0;
+        for (; i + 2 <= nb; i += 2) {
+            const __m256 d0 = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+            const __m256 d1 = _mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d));
+            acc0 = _mm256_fmadd_ps(d0, dot_s8(load256(x[i].qs), load256(y[i].qs)), acc0);
+            acc1 = _mm256_fmadd_ps(d1, dot_s8(load256(x[i + 1].qs), load256(y[i + 1].qs)), acc1);
+        }
+        for (; i < nb; ++i) {
+            const __m256 d0 = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+            acc0 = _mm256_fmadd_ps(d0, dot_s8(load256(x[i].qs), load256(y[i].qs)), acc0);
+        }
+        out[j * out_stride] = hsum(_mm256_add_ps(acc0, acc1));
+    }
 }
 
 float dot_iq4_nl(int64_t n, const void* w, const void* a) {
@@ -522,6 +565,8 @@ void fill_avx2(KernelTable& t) {
     t.vec_dot8[static_cast<int>(GgmlType::Q4_0)] = dot8_q4_0;
     t.vec_dot8[static_cast<int>(GgmlType::Q4_1)] = dot8_q4_1;
     set(GgmlType::Q5_0, dot_q5_0);
+    t.vec_dot_acts4[static_cast<int>(GgmlType::Q5_0)] = dot_q5_0_acts4;
+    t.vec_dot_acts4[static_cast<int>(GgmlType::Q8_0)] = dot_q8_0_acts4;
     set(GgmlType::Q5_1, dot_q5_1);
     set(GgmlType::Q8_0, dot_q8_0);
     set(GgmlType::IQ4_NL, dot_iq4_nl);
