@@ -175,7 +175,8 @@ void KvCache::rerotate(int64_t c, int32_t delta) {
         for (int64_t h = 0; h < s.n_head_kv; ++h)
             kt.dequantize[(int)type_k_](k + h * row_size(type_k_, s.head_dim_k), buf.data() + h * s.head_dim_k,
                                         s.head_dim_k);
-        rope(buf.data(), &delta, 1, s.n_head_kv, s.head_dim_k, s.n_rot, s.rope_base, s.rope_scale, s.rope_neox);
+        rope(buf.data(), &delta, 1, s.n_head_kv, s.head_dim_k, s.n_rot, s.rope_base, s.rope_scale, s.rope_neox,
+             s.rope_freq_factors.empty() ? nullptr : s.rope_freq_factors.data());
         for (int64_t h = 0; h < s.n_head_kv; ++h)
             kt.quantize[(int)type_k_](buf.data() + h * s.head_dim_k, k + h * row_size(type_k_, s.head_dim_k),
                                       s.head_dim_k);

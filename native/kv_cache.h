@@ -33,6 +33,7 @@ struct KvLayerSpec {
     int64_t n_rot = 0;
     float rope_base = 10000.0f, rope_scale = 1.0f;
     bool rope_neox = false;
+    std::vector<float> rope_freq_factors;  // (n_rot/2) or empty
 };
 
 // Per query token, the cells it may attend to: cells[begin[t], end[t]),

@@ -33,8 +33,8 @@ LAYER_ROLES = {
     "post_ffw_norm.weight": "post_ffw_norm",
 }
 MODEL_ROLES = {"token_embd.weight": "tok_embd", "output.weight": "output", "output_norm.weight": "output_norm"}
-# Tensors present in some files that the forward pass does not need.
-IGNORED = {"rope_freqs.weight"}
+# Read into the hyper-parameters rather than attached as weights.
+PARAM_TENSORS = {"rope_freqs.weight"}
 _BLOCK = re.compile(r"blk\.(\d+)\.(.+)")
 F32 = 0
 
@@ -64,6 +64,9 @@ def model_params(f: GGUFFile, hp: HParams) -> "_native.ModelParams":
         p.rope_base_swa, p.rope_scale_swa = 10000.0, 1.0
     else:
         p.final_logit_softcap = hp.final_logit_softcap
+    freqs = f.tensors.get("rope_freqs.weight")
+    if freqs is not None:  # Llama 3.1+: per-pair divisors of the RoPE angle
+        p.rope_freq_factors = np.asarray(_as_f32_vector(f, freqs)).view(np.float32).tolist()
     return p
 
 
@@ -87,7 +90,7 @@ def load_model(f: GGUFFile, *, progress: Callable[[float], None] | None = None) 
         m = _BLOCK.fullmatch(name)
         layer, role = (int(m.group(1)), LAYER_ROLES.get(m.group(2))) if m else (-1, MODEL_ROLES.get(name))
         if role is None:
-            if name not in IGNORED:
+            if name not in PARAM_TENSORS:
                 warnings.warn(f"'{f.path}': tensor {name} is not used by the {hp.arch} forward pass", stacklevel=2)
             continue
         if len(t.shape) > 2:

@@ -36,7 +36,7 @@ void register_kv_cache(py::module_& m) {
     py::class_<KvLayerSpec>(m, "KvLayerSpec", "Shape and RoPE of one layer's cache.")
         .def(py::init([](int64_t n_head_kv, int64_t head_dim_k, int64_t head_dim_v, int64_t n_rot, float rope_base,
                          float rope_scale, bool rope_neox) {
-                 return KvLayerSpec{n_head_kv, head_dim_k, head_dim_v, n_rot, rope_base, rope_scale, rope_neox};
+                 return KvLayerSpec{n_head_kv, head_dim_k, head_dim_v, n_rot, rope_base, rope_scale, rope_neox, {}};
              }),
              py::kw_only(), py::arg("n_head_kv") = 1, py::arg("head_dim_k") = 32, py::arg("head_dim_v") = 32,
              py::arg("n_rot") = 0, py::arg("rope_base") = 10000.0f, py::arg("rope_scale") = 1.0f,

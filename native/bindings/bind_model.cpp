@@ -53,6 +53,7 @@ void register_model(py::module_& m) {
         .def_readwrite("rope_scale", &ModelParams::rope_scale)
         .def_readwrite("rope_base_swa", &ModelParams::rope_base_swa)
         .def_readwrite("rope_scale_swa", &ModelParams::rope_scale_swa)
+        .def_readwrite("rope_freq_factors", &ModelParams::rope_freq_factors)
         .def_readwrite("sliding_window", &ModelParams::sliding_window)
         .def_readwrite("swa_layers", &ModelParams::swa_layers)
         .def_readwrite("final_logit_softcap", &ModelParams::final_logit_softcap)

@@ -36,13 +36,14 @@ void layer_norm(const float* x, const float* w, const float* b, float* y, int64_
     }
 }
 
-void rope_angles(const int32_t* pos, int64_t n_tokens, int64_t n_rot, float freq_base, float freq_scale, float* cs) {
+void rope_angles(const int32_t* pos, int64_t n_tokens, int64_t n_rot, float freq_base, float freq_scale, float* cs,
+                 const float* freq_factors) {
     const float theta_scale = std::pow(freq_base, -2.0f / (float)n_rot);
     for (int64_t t = 0; t < n_tokens; ++t, cs += n_rot) {
         // Same iterative angle as ggml: theta_i = p * theta_scale^i, then scaled.
         float theta = (float)pos[t];
         for (int64_t i = 0; i < n_rot / 2; ++i, theta *= theta_scale) {
-            const float th = freq_scale * theta;
+            const float th = freq_scale * (freq_factors ? theta / freq_factors[i] : theta);
             cs[2 * i] = std::cos(th);
             cs[2 * i + 1] = std::sin(th);
         }
@@ -67,9 +68,9 @@ void rope_apply(float* x, const float* cs, int64_t n_tokens, int64_t n_head, int
 }
 
 void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_head, int64_t head_dim, int64_t n_rot,
-          float freq_base, float freq_scale, bool neox) {
+          float freq_base, float freq_scale, bool neox, const float* freq_factors) {
     std::vector<float> cs((size_t)(n_tokens * n_rot));
-    rope_angles(pos, n_tokens, n_rot, freq_base, freq_scale, cs.data());
+    rope_angles(pos, n_tokens, n_rot, freq_base, freq_scale, cs.data(), freq_factors);
     rope_apply(x, cs.data(), n_tokens, n_head, head_dim, n_rot, neox);
 }
 

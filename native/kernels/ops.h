@@ -18,11 +18,13 @@ void layer_norm(const float* x, const float* w, const float* b, float* y, int64_
 // The first n_rot dims of each head rotate; neox pairs (i, i + n_rot/2),
 // normal pairs (2i, 2i + 1). theta_i = pos * freq_scale * base^(-2i/n_rot).
 void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_head, int64_t head_dim, int64_t n_rot,
-          float freq_base, float freq_scale, bool neox);
+          float freq_base, float freq_scale, bool neox, const float* freq_factors = nullptr);
 
 // The same rotation in two steps, sharing the angles across heads and layers:
 // cs (n_tokens, n_rot) holds cos, sin of each pair's angle for each token.
-void rope_angles(const int32_t* pos, int64_t n_tokens, int64_t n_rot, float freq_base, float freq_scale, float* cs);
+// freq_factors (n_rot/2, may be null) divide each pair's angle (Llama 3.1 rope_freqs).
+void rope_angles(const int32_t* pos, int64_t n_tokens, int64_t n_rot, float freq_base, float freq_scale, float* cs,
+                 const float* freq_factors = nullptr);
 void rope_apply(float* x, const float* cs, int64_t n_tokens, int64_t n_head, int64_t head_dim, int64_t n_rot,
                 bool neox);
 

@@ -12,6 +12,8 @@ namespace pyllama {
 
 namespace {
 
+constexpr double kDefragThreshold = 0.5;
+
 void add_bias(float* y, const float* b, int64_t rows, int64_t n) {
     if (!b) return;
     for (int64_t r = 0; r < rows; ++r) add(y + r * n, b, y + r * n, n);
@@ -31,7 +33,8 @@ Context::Context(const Model& model, const ContextParams& cp)
                   const bool swa = model.is_swa(il);
                   specs.push_back(KvLayerSpec{p.n_head_kv, p.head_dim_k, p.head_dim_v, p.n_rot,
                                               swa ? p.rope_base_swa : p.rope_base,
-                                              swa ? p.rope_scale_swa : p.rope_scale, model.traits().rope_neox});
+                                              swa ? p.rope_scale_swa : p.rope_scale, model.traits().rope_neox,
+                                              swa ? std::vector<float>{} : p.rope_freq_factors});
               }
               return specs;
           }(),
@@ -52,6 +55,9 @@ void Context::decode(const Batch& b, float* out) {
     if (b.n_tokens > kv_.size() - kv_.n_used())
         throw ContextFull("the KV cache has " + std::to_string(kv_.size() - kv_.n_used()) + " free cells of " +
                           std::to_string(kv_.size()) + ", the batch needs " + std::to_string(b.n_tokens));
+    // Where cells sit never changes a result (attention follows positions), so
+    // compacting is only about locality: do it when holes dominate the used span.
+    if (kv_.n_used() > 0 && kv_.fragmentation() > kDefragThreshold) kv_.defrag();
     for (int64_t i0 = 0; i0 < b.n_tokens; i0 += cp_.n_ubatch) {
         const int64_t n = std::min(cp_.n_ubatch, b.n_tokens - i0);
         decode_ubatch(b, i0, n, out);
@@ -73,7 +79,8 @@ void Context::decode_ubatch(const Batch& b, int64_t i0, int64_t n, float* out) {
 
     kv_.visible(pos_.data(), seq0_.data(), n, 0, vis_);
     cs_.resize(n * p.n_rot);
-    rope_angles(pos_.data(), n, p.n_rot, p.rope_base, p.rope_scale, cs_.data());
+    rope_angles(pos_.data(), n, p.n_rot, p.rope_base, p.rope_scale, cs_.data(),
+                p.rope_freq_factors.empty() ? nullptr : p.rope_freq_factors.data());
     if (!p.swa_layers.empty()) {
         kv_.visible(pos_.data(), seq0_.data(), n, p.sliding_window, vis_swa_);
         cs_swa_.resize(n * p.n_rot);

@@ -36,6 +36,8 @@ Model::Model(ModelParams p) : p_(std::move(p)) {
     if (p_.n_head % p_.n_head_kv) throw std::invalid_argument("n_head must be a multiple of n_head_kv");
     if (p_.n_rot <= 0 || p_.n_rot > p_.head_dim_k || p_.n_rot % 2)
         throw std::invalid_argument("rope dimension count must be even and at most the head dimension");
+    if (!p_.rope_freq_factors.empty() && (int64_t)p_.rope_freq_factors.size() != p_.n_rot / 2)
+        throw std::invalid_argument("rope_freqs must have n_rot/2 entries");
     if (!p_.swa_layers.empty() && (int64_t)p_.swa_layers.size() != p_.n_layer)
         throw std::invalid_argument("swa_layers must have one entry per layer");
     layers_.resize(p_.n_layer);

@@ -23,6 +23,7 @@ struct ModelParams {
     float norm_eps = 1e-5f;
     float rope_base = 10000.0f, rope_scale = 1.0f;          // global layers
     float rope_base_swa = 10000.0f, rope_scale_swa = 1.0f;  // sliding-window layers
+    std::vector<float> rope_freq_factors;  // (n_rot/2) global layers' per-pair divisors, or empty
     int32_t sliding_window = 0;
     std::vector<uint8_t> swa_layers;  // (n_layer) 1 = sliding-window layer; empty = none
     float final_logit_softcap = 0.0f;

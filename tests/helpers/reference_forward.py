@@ -61,8 +61,9 @@ class ReferenceModel:
                 q = rms(q, self.w(b + "attn_q_norm.weight"), hp.norm_eps)
                 k = rms(k, self.w(b + "attn_k_norm.weight"), hp.norm_eps)
             base, scale = (p.rope_base_swa, p.rope_scale_swa) if swa else (p.rope_base, p.rope_scale)
-            q = rope(q, pos, hp.n_rot, base, scale, neox)
-            k = rope(k, pos, hp.n_rot, base, scale, neox)
+            ff = None if swa else self.w("rope_freqs.weight")
+            q = rope(q, pos, hp.n_rot, base, scale, neox, ff)
+            k = rope(k, pos, hp.n_rot, base, scale, neox, ff)
             if arch == "gemma3":
                 q = q / math.sqrt(hp.head_dim_k)
                 kq_scale = 1.0
@@ -106,10 +107,13 @@ def gelu_tanh(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
-def rope(x: np.ndarray, pos: np.ndarray, n_rot: int, base: float, scale: float, neox: bool) -> np.ndarray:
-    """x: (n, heads, head_dim); rotates the first n_rot dims of each head."""
+def rope(x: np.ndarray, pos: np.ndarray, n_rot: int, base: float, scale: float, neox: bool,
+         factors: np.ndarray | None = None) -> np.ndarray:
+    """x: (n, heads, head_dim); rotates the first n_rot dims of each head; factors divide the angles."""
     x = x.copy()
     inv = base ** (-np.arange(0, n_rot, 2) / n_rot)                      # (n_rot/2)
+    if factors is not None:
+        inv = inv / factors
     ang = (pos[:, None] * scale) * inv[None, :]                          # (n, n_rot/2)
     c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
     if neox:

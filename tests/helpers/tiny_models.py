@@ -108,7 +108,8 @@ __all__ = ["T", "tensor_info_offset", "write_tiny_bert", "write_tiny_llama"]
 
 def write_tiny_decoder(path: Path, arch: str, *, n_layer: int = 2, n_embd: int = 64, n_head: int = 4,
                        n_head_kv: int = 2, head_dim: int = 32, n_ff: int = 96, n_vocab: int = 48,
-                       sliding_window: int = 4, weight_type: T = T.F32, seed: int = 0, tied: bool = False) -> Path:
+                       sliding_window: int = 4, weight_type: T = T.F32, seed: int = 0, tied: bool = False,
+                       rope_freqs: bool = False) -> Path:
     """A random-weight decoder of one of the supported architectures: llama, qwen2
     (Q/K/V biases), qwen3 (Q/K norms) or gemma3 (Q/K norms, post-norms, sliding window)."""
     rng = np.random.default_rng(seed)
@@ -149,6 +150,8 @@ def write_tiny_decoder(path: Path, arch: str, *, n_layer: int = 2, n_embd: int =
 
     add("token_embd.weight", (n_vocab, n_embd))
     add("output_norm.weight", (n_embd,), norm=True)
+    if rope_freqs:  # Llama 3.1 style: low frequencies stretched
+        w.add_tensor("rope_freqs.weight", np.geomspace(1.0, 8.0, head_dim // 2).astype(np.float32))
     if not tied and arch != "gemma3":
         add("output.weight", (n_vocab, n_embd))
     for i in range(n_layer):

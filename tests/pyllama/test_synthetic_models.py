@@ -47,6 +47,18 @@ def test_quantized_weights_match_reference(tmp_path):
     assert np.abs(got - want).max() < 0.03 * np.abs(want).max()
 
 
+def test_rope_frequency_factors(tmp_path):
+    path = write_tiny_decoder(tmp_path / "l31.gguf", "llama", rope_freqs=True)
+    toks = tokens(12)
+    want = ReferenceModel(path).logits(toks)
+    llm = Llama(path, n_ctx=32, cache_type_k="f32", cache_type_v="f32")
+    np.testing.assert_allclose(llm.eval(toks, all_logits=True), want, atol=2e-5 * np.abs(want).max())
+    llm.kv.clear()
+    llm.eval(toks[:6], pos0=2)                # K re-rotation honours the factors too
+    llm.kv.seq_add(0, -1, -1, -2)
+    np.testing.assert_allclose(llm.eval(toks[6:], all_logits=True), want[6:], atol=1e-4)
+
+
 def test_incremental_decode_equals_one_batch(tiny):
     _, path, _ = tiny
     llm = Llama(path, n_ctx=64, n_threads=2)
@@ -183,3 +195,18 @@ def test_missing_tensor_is_a_load_error(tmp_path):
     path = write_tiny_llama(tmp_path / "broken.gguf", skip_tensors=("blk.1.ffn_up.weight",))
     with pytest.raises(ModelLoadError, match="blk.1.ffn_up"):
         Llama(path)
+
+
+def test_fragmented_cache_is_compacted_without_changing_results(tiny):
+    _, path, _ = tiny
+    llm = Llama(path, n_ctx=32)
+    llm.eval(tokens(4, 11), seq_id=0)
+    llm.eval(tokens(20, 12), seq_id=1)
+    seq2 = tokens(5, 13)
+    llm.eval(seq2[:4], seq_id=2)
+    llm.kv.seq_rm(1, -1, -1)                  # a 20-cell hole below sequence 2's cells
+    assert llm.kv.fragmentation() > 0.5
+    got = llm.eval(seq2[4:], seq_id=2)
+    assert llm.kv.fragmentation() == 0.0
+    fresh = Llama(path, n_ctx=32).eval(seq2, seq_id=0)
+    np.testing.assert_array_equal(got, fresh)
