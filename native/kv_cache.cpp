@@ -126,18 +126,16 @@ void KvCache::release(const int32_t* cells, int64_t n) {
     for (int64_t i = 0; i < n; ++i) clear_cell(cells[i]);
 }
 
+bool KvCache::selected(int64_t c, int seq, int32_t p0, int32_t p1) const {
+    return pos_[c] >= range_begin(p0) && pos_[c] < range_end(p1) && (seq < 0 || (seqs_[c] >> seq & 1));
+}
+
 void KvCache::seq_rm(int seq, int32_t p0, int32_t p1) {
     check_seq(seq, true);
-    p0 = range_begin(p0);
-    p1 = range_end(p1);
     for (int64_t c = 0; c < size(); ++c) {
-        if (pos_[c] < p0 || pos_[c] >= p1) continue;
-        if (seq < 0) {
-            clear_cell(c);
-        } else if (seqs_[c] >> seq & 1) {
-            seqs_[c] &= ~(1ull << seq);
-            if (!seqs_[c]) clear_cell(c);
-        }
+        if (!selected(c, seq, p0, p1)) continue;
+        if (seq >= 0) seqs_[c] &= ~(1ull << seq);
+        if (seq < 0 || !seqs_[c]) clear_cell(c);
     }
 }
 
@@ -145,10 +143,8 @@ void KvCache::seq_cp(int src, int dst, int32_t p0, int32_t p1) {
     check_seq(src, false);
     check_seq(dst, false);
     if (src == dst) return;
-    p0 = range_begin(p0);
-    p1 = range_end(p1);
     for (int64_t c = 0; c < size(); ++c)
-        if (pos_[c] >= p0 && pos_[c] < p1 && (seqs_[c] >> src & 1)) seqs_[c] |= 1ull << dst;
+        if (selected(c, src, p0, p1)) seqs_[c] |= 1ull << dst;
 }
 
 void KvCache::seq_keep(int seq) {
@@ -186,11 +182,8 @@ void KvCache::rerotate(int64_t c, int32_t delta) {
 void KvCache::seq_add(int seq, int32_t p0, int32_t p1, int32_t delta) {
     check_seq(seq, true);
     if (delta == 0) return;
-    p0 = range_begin(p0);
-    p1 = range_end(p1);
     for (int64_t c = 0; c < size(); ++c) {
-        if (pos_[c] < p0 || pos_[c] >= p1) continue;
-        if (seq >= 0 && !(seqs_[c] >> seq & 1)) continue;
+        if (!selected(c, seq, p0, p1)) continue;
         const int64_t np = (int64_t)pos_[c] + delta;
         if (np < 0) {
             clear_cell(c);
@@ -205,11 +198,8 @@ void KvCache::seq_div(int seq, int32_t p0, int32_t p1, int d) {
     check_seq(seq, true);
     if (d <= 0) throw KvCacheError("seq_div needs a positive divisor");
     if (d == 1) return;
-    p0 = range_begin(p0);
-    p1 = range_end(p1);
     for (int64_t c = 0; c < size(); ++c) {
-        if (pos_[c] < p0 || pos_[c] >= p1) continue;
-        if (seq >= 0 && !(seqs_[c] >> seq & 1)) continue;
+        if (!selected(c, seq, p0, p1)) continue;
         const int32_t np = pos_[c] / d;
         const int32_t delta = np - pos_[c];
         pos_[c] = np;

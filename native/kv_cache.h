@@ -113,6 +113,8 @@ class KvCache {
     }
 
    private:
+    // Cell c holds a position in [p0, p1) (open bounds when negative) and, unless seq < 0, sequence seq.
+    bool selected(int64_t c, int seq, int32_t p0, int32_t p1) const;
     void clear_cell(int64_t c);
     void rerotate(int64_t c, int32_t delta);
     static void check_seq(int seq, bool allow_all);

@@ -27,6 +27,35 @@ void check_cell(const KvCache& kv, int64_t layer, int64_t cell) {
         throw py::index_error("layer or cell index out of range");
 }
 
+// One cell's K (or V) of one layer: its element type, bytes and elements.
+struct CellRow {
+    GgmlType type;
+    uint8_t* data;
+    int64_t elems;
+};
+
+CellRow cell_row(KvCache& kv, int64_t layer, int64_t cell, bool is_k) {
+    check_cell(kv, layer, cell);
+    const KvView v = kv.view(layer);
+    const GgmlType t = is_k ? v.type_k : v.type_v;
+    const TypeTraits* tr = type_traits((uint32_t)t);
+    const size_t bytes = is_k ? v.k_cell_bytes : v.v_cell_bytes;
+    return {t, is_k ? kv.k_cell(layer, cell) : kv.v_cell(layer, cell), (int64_t)(bytes / tr->type_size) * tr->block_size};
+}
+
+FloatArray get_cell(KvCache& kv, int64_t layer, int64_t cell, bool is_k) {
+    const CellRow r = cell_row(kv, layer, cell, is_k);
+    FloatArray out(r.elems);
+    kernels().dequantize[(int)r.type](r.data, out.mutable_data(), r.elems);
+    return out;
+}
+
+void set_cell(KvCache& kv, int64_t layer, int64_t cell, bool is_k, const FloatArray& x) {
+    const CellRow r = cell_row(kv, layer, cell, is_k);
+    if (x.size() != r.elems) throw py::value_error("wrong number of elements for one cell");
+    kernels().quantize[(int)r.type](x.data(), r.data, r.elems);
+}
+
 }  // namespace
 
 GgmlType kv_cache_type(const std::string& name) { return cache_type(name); }
@@ -92,40 +121,14 @@ void register_kv_cache(py::module_& m) {
             py::gil_scoped_release r;
             kv.seq_restore(seq, reinterpret_cast<const uint8_t*>(s.data()), s.size());
         }, py::arg("seq"), py::arg("data"), "Load a saved state into an empty sequence.")
-        .def("get_k", [](KvCache& kv, int64_t layer, int64_t cell) {
-            check_cell(kv, layer, cell);
-            const KvView v = kv.view(layer);
-            const TypeTraits* tr = type_traits((uint32_t)v.type_k);
-            const int64_t elems = (int64_t)(v.k_cell_bytes / tr->type_size) * tr->block_size;
-            FloatArray out(elems);
-            kernels().dequantize[(int)v.type_k](kv.k_cell(layer, cell), out.mutable_data(), elems);
-            return out;
-        }, py::arg("layer"), py::arg("cell"), "K of one cell as floats (n_head_kv * head_dim_k).")
-        .def("set_k", [](KvCache& kv, int64_t layer, int64_t cell, FloatArray x) {
-            check_cell(kv, layer, cell);
-            const KvView v = kv.view(layer);
-            const TypeTraits* tr = type_traits((uint32_t)v.type_k);
-            if ((size_t)x.size() != v.k_cell_bytes / tr->type_size * tr->block_size)
-                throw py::value_error("wrong number of elements for one cell");
-            kernels().quantize[(int)v.type_k](x.data(), kv.k_cell(layer, cell), x.size());
-        }, py::arg("layer"), py::arg("cell"), py::arg("x"))
-        .def("get_v", [](KvCache& kv, int64_t layer, int64_t cell) {
-            check_cell(kv, layer, cell);
-            const KvView v = kv.view(layer);
-            const TypeTraits* tr = type_traits((uint32_t)v.type_v);
-            const int64_t elems = (int64_t)(v.v_cell_bytes / tr->type_size) * tr->block_size;
-            FloatArray out(elems);
-            kernels().dequantize[(int)v.type_v](kv.v_cell(layer, cell), out.mutable_data(), elems);
-            return out;
-        }, py::arg("layer"), py::arg("cell"))
-        .def("set_v", [](KvCache& kv, int64_t layer, int64_t cell, FloatArray x) {
-            check_cell(kv, layer, cell);
-            const KvView v = kv.view(layer);
-            const TypeTraits* tr = type_traits((uint32_t)v.type_v);
-            if ((size_t)x.size() != v.v_cell_bytes / tr->type_size * tr->block_size)
-                throw py::value_error("wrong number of elements for one cell");
-            kernels().quantize[(int)v.type_v](x.data(), kv.v_cell(layer, cell), x.size());
-        }, py::arg("layer"), py::arg("cell"), py::arg("x"))
+        .def("get_k", [](KvCache& kv, int64_t layer, int64_t cell) { return get_cell(kv, layer, cell, true); },
+             py::arg("layer"), py::arg("cell"), "K of one cell as floats (n_head_kv * head_dim_k).")
+        .def("set_k", [](KvCache& kv, int64_t layer, int64_t cell, FloatArray x) { set_cell(kv, layer, cell, true, x); },
+             py::arg("layer"), py::arg("cell"), py::arg("x"))
+        .def("get_v", [](KvCache& kv, int64_t layer, int64_t cell) { return get_cell(kv, layer, cell, false); },
+             py::arg("layer"), py::arg("cell"))
+        .def("set_v", [](KvCache& kv, int64_t layer, int64_t cell, FloatArray x) { set_cell(kv, layer, cell, false, x); },
+             py::arg("layer"), py::arg("cell"), py::arg("x"))
         .def("visible", [](const KvCache& kv, IntArray q_pos, IntArray q_seq, int32_t window) {
             if (q_pos.size() != q_seq.size()) throw py::value_error("q_pos and q_seq must have the same length");
             for (py::ssize_t i = 0; i < q_seq.size(); ++i)

@@ -56,20 +56,20 @@ void Model::set_tensor(const std::string& role, int64_t layer, const void* data,
         if (type != GgmlType::F32 || n_rows != 1) throw std::invalid_argument("tensor " + role + " must be an F32 vector");
         dst = static_cast<const float*>(data);
     };
+    auto mat = [&](WeightView& dst) {
+        dst = w;
+        pack(dst);
+    };
     if (role == "tok_embd") { tok_embd_ = w; return; }
-    if (role == "output") {
-        output_ = w;
-        pack(output_);
-        return;
-    }
+    if (role == "output") { mat(output_); return; }
     if (role == "output_norm") { vec(output_norm_); return; }
     if (layer < 0 || layer >= p_.n_layer) throw std::invalid_argument("layer index out of range for " + role);
     LayerWeights& L = layers_[layer];
     if (role == "attn_norm") vec(L.attn_norm);
-    else if (role == "wq") L.wq = w;
-    else if (role == "wk") L.wk = w;
-    else if (role == "wv") L.wv = w;
-    else if (role == "wo") L.wo = w;
+    else if (role == "wq") mat(L.wq);
+    else if (role == "wk") mat(L.wk);
+    else if (role == "wv") mat(L.wv);
+    else if (role == "wo") mat(L.wo);
     else if (role == "bq") vec(L.bq);
     else if (role == "bk") vec(L.bk);
     else if (role == "bv") vec(L.bv);
@@ -78,13 +78,11 @@ void Model::set_tensor(const std::string& role, int64_t layer, const void* data,
     else if (role == "k_norm") vec(L.k_norm);
     else if (role == "post_attn_norm") vec(L.post_attn_norm);
     else if (role == "ffn_norm") vec(L.ffn_norm);
-    else if (role == "gate") L.gate = w;
-    else if (role == "up") L.up = w;
-    else if (role == "down") L.down = w;
+    else if (role == "gate") mat(L.gate);
+    else if (role == "up") mat(L.up);
+    else if (role == "down") mat(L.down);
     else if (role == "post_ffw_norm") vec(L.post_ffw_norm);
     else throw std::invalid_argument("unknown tensor role " + role);
-    for (WeightView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down})
-        if (m->data == data && !m->packed) pack(*m);
     // vector lengths are checked here: vec() only saw that they are vectors
     const int64_t want = role == "bq" ? p_.n_head * p_.head_dim_k
                        : role == "bk" ? p_.n_head_kv * p_.head_dim_k

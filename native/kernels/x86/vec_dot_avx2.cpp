@@ -284,14 +284,15 @@ float dot_q5_1(int64_t n, const void* w, const void* a) {
     return hsum(acc) + summs;
 }
 
-float dot_q8_0(int64_t n, const void* w, const void* a) {
-    const block_q8_0* x = static_cast<const block_q8_0*>(w);
-    const block_q8_0* y = static_cast<const block_q8_0*>(a);
+// Two accumulators over block pairs; the prefetch only pays when streaming
+// weights (matvec), not when a row is re-read for several activation rows.
+template <bool kPrefetch>
+inline float dot_q8_0_row(int64_t n, const block_q8_0* x, const block_q8_0* y) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     const int64_t nb = n / QK8_0;
     int64_t i = 0;
     for (; i + 2 <= nb; i += 2) {
-        prefetch_ahead<2 * sizeof(x[i])>(&x[i]);
+        if constexpr (kPrefetch) prefetch_ahead<2 * sizeof(x[i])>(&x[i]);
         const __m256 d0 = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
         const __m256 d1 = _mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d));
         acc0 = _mm256_fmadd_ps(d0, dot_s8(load256(x[i].qs), load256(y[i].qs)), acc0);
@@ -304,27 +305,16 @@ float dot_q8_0(int64_t n, const void* w, const void* a) {
     return hsum(_mm256_add_ps(acc0, acc1));
 }
 
-// dot_q8_0 for four activation rows, with its two accumulators per row.
+float dot_q8_0(int64_t n, const void* w, const void* a) {
+    return dot_q8_0_row<true>(n, static_cast<const block_q8_0*>(w), static_cast<const block_q8_0*>(a));
+}
+
+// dot_q8_0 for four activation rows (the weight row stays in L1 across them).
 void dot_q8_0_acts4(int64_t n, const void* w, const void* a, size_t a_stride, float* out, int64_t out_stride) {
-    const block_q8_0* x = static_cast<const block_q8_0*>(w);
     const uint8_t* ab = static_cast<const uint8_t*>(a);
-    const int64_t nb = n / QK8_0;
-    for (int j = 0; j < 4; ++j) {
-        const block_q8_0* y = reinterpret_cast<const block_q8_0*>(ab + j * a_stride);
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-        int64_t i = 0;
-        for (; i + 2 <= nb; i += 2) {
-            const __m256 d0 = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-            const __m256 d1 = _mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d));
-            acc0 = _mm256_fmadd_ps(d0, dot_s8(load256(x[i].qs), load256(y[i].qs)), acc0);
-            acc1 = _mm256_fmadd_ps(d1, dot_s8(load256(x[i + 1].qs), load256(y[i + 1].qs)), acc1);
-        }
-        for (; i < nb; ++i) {
-            const __m256 d0 = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-            acc0 = _mm256_fmadd_ps(d0, dot_s8(load256(x[i].qs), load256(y[i].qs)), acc0);
-        }
-        out[j * out_stride] = hsum(_mm256_add_ps(acc0, acc1));
-    }
+    for (int j = 0; j < 4; ++j)
+        out[j * out_stride] = dot_q8_0_row<false>(n, static_cast<const block_q8_0*>(w),
+                                                  reinterpret_cast<const block_q8_0*>(ab + j * a_stride));
 }
 
 float dot_iq4_nl(int64_t n, const void* w, const void* a) {
