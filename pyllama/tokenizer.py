@@ -19,6 +19,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from . import _native
 from .errors import ModelLoadError
 from .tokenizer_models import CHAR_TO_BYTE, SPACE, BpeEncoder, SpmEncoder, WpmEncoder
 from .tokenizer_pretok import PRE_SPECS
@@ -62,7 +63,6 @@ _EOG_TEXTS = ("<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "
               "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>")
 _EOT_TEXTS = ("<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>",
               "_<EOT>", "<｜end▁of▁sentence｜>", "<end_of_utterance>")
-_C_SPACE = " \t\n\v\f\r"
 
 MODELS = {"llama": "spm", "gpt2": "bpe", "bert": "wpm"}
 
@@ -79,7 +79,7 @@ class Tokenizer:
         tokens = md.get("tokenizer.ggml.tokens")
         if not isinstance(tokens, list) or not tokens:
             raise ModelLoadError("GGUF has no tokenizer.ggml.tokens")
-        self.tokens: list[str] = [t if t else f"[EMPTY_{i}]" for i, t in enumerate(tokens)]
+        self.tokens: list[str] = list(tokens) if all(tokens) else [t if t else f"[EMPTY_{i}]" for i, t in enumerate(tokens)]
         n = len(self.tokens)
         self.token_to_id: dict[str, int] = dict(zip(self.tokens, range(n)))
         scores = md.get("tokenizer.ggml.scores")
@@ -99,6 +99,7 @@ class Tokenizer:
         self._special_tokens()
         self._build_encoder(md)
         self._pieces: dict[tuple[int, bool], bytes] = {}
+        self._splitter = None  # the native special-token splitter, built on first use
 
     # -- construction ---------------------------------------------------------
 
@@ -218,7 +219,7 @@ class Tokenizer:
 
     def _build_encoder(self, md: dict) -> None:
         if self.kind == "spm":
-            self.encoder = SpmEncoder(self.token_to_id, self.scores.tolist(), self.unk)
+            self.encoder = SpmEncoder(self.tokens, self.scores, self.unk)
         elif self.kind == "wpm":
             self.encoder = WpmEncoder(self.token_to_id, self.unk)
         else:
@@ -253,32 +254,15 @@ class Tokenizer:
     def _partition(self, text: str, parse_special: bool) -> list:
         """Split text into raw fragments (str) and special tokens (int), llama.cpp's order:
         each special token in turn (longest first) splits every raw fragment."""
-        frags: list = [text] if text else []
-        skip = Attr.CONTROL | Attr.UNKNOWN
-        for tid in self.special_ids:
-            attr = int(self.attrs[tid])
-            if not parse_special and attr & skip:
-                continue
-            tok = self.tokens[tid]
-            if not any(isinstance(f, str) and tok in f for f in frags):
-                continue
-            out: list = []
-            for f in frags:
-                if not isinstance(f, str) or tok not in f:
-                    out.append(f)
-                    continue
-                parts = f.split(tok)
-                for k, part in enumerate(parts):
-                    if k > 0:
-                        out.append(tid)
-                    if attr & Attr.LSTRIP and k + 1 < len(parts):
-                        part = part.rstrip(_C_SPACE)
-                    if attr & Attr.RSTRIP and k > 0:
-                        part = part.lstrip(_C_SPACE)
-                    if part:
-                        out.append(part)
-            frags = out
-        return frags
+        if self._splitter is None:
+            attrs = self.attrs[np.asarray(self.special_ids, dtype=np.int64)]
+            lstrip = (attrs & int(Attr.LSTRIP)) != 0
+            rstrip = (attrs & int(Attr.RSTRIP)) != 0
+            needs_parse = (attrs & int(Attr.CONTROL | Attr.UNKNOWN)) != 0
+            self._splitter = _native.SpecialSplitter([
+                (self.tokens[t], t, ls, rs, np_) for t, ls, rs, np_ in
+                zip(self.special_ids, lstrip.tolist(), rstrip.tolist(), needs_parse.tolist())])
+        return self._splitter.split(text, parse_special)
 
     def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
         """Token ids of text. add_special adds BOS/EOS/SEP as the vocabulary asks;

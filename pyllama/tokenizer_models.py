@@ -11,7 +11,6 @@ with surrogate escapes, so single raw bytes look up as "\\udcXX".
 
 from __future__ import annotations
 
-import heapq
 import unicodedata
 
 from . import _native
@@ -26,59 +25,13 @@ def _byte_str(b: int) -> str:
 
 class SpmEncoder:
     """Highest-scoring adjacent pair first (ties: leftmost); symbols that are not
-    tokens become <0xXX> byte tokens."""
+    tokens become <0xXX> byte tokens. The merging runs natively."""
 
-    def __init__(self, token_to_id: dict[str, int], scores: list[float], unk: int):
-        self.t2i = token_to_id
-        self.scores = scores
-        self.unk = unk
-        self.byte_ids = [self._byte_token(b) for b in range(256)]
-
-    def _byte_token(self, b: int) -> int:
-        tid = self.t2i.get(f"<0x{b:02X}>")
-        if tid is None:
-            tid = self.t2i.get(_byte_str(b), self.unk)
-        return tid
+    def __init__(self, tokens: list[str], scores, unk: int):
+        self.native = _native.SpmTokenizer(tokens, scores, unk)
 
     def encode(self, text: str, out: list[int]) -> None:
-        t2i, scores = self.t2i, self.scores
-        sym = list(text)
-        n = len(sym)
-        nxt = list(range(1, n + 1))
-        nxt[-1:] = [-1]
-        prv = list(range(-1, n - 1))
-        heap: list[tuple[float, int, int, int]] = []
-
-        def add(left: int, right: int) -> None:
-            if left < 0 or right < 0:
-                return
-            tid = t2i.get(sym[left] + sym[right])
-            if tid is not None:
-                heapq.heappush(heap, (-scores[tid], left, right, len(sym[left]) + len(sym[right])))
-
-        for i in range(1, n):
-            add(i - 1, i)
-        while heap:
-            _, left, right, size = heapq.heappop(heap)
-            a, b = sym[left], sym[right]
-            if not a or not b or len(a) + len(b) != size:
-                continue
-            sym[left] = a + b
-            sym[right] = ""
-            nxt[left] = nxt[right]
-            if nxt[right] >= 0:
-                prv[nxt[right]] = left
-            add(prv[left], left)
-            add(left, nxt[left])
-        i = 0 if n else -1
-        while i != -1:
-            s = sym[i]
-            tid = t2i.get(s)
-            if tid is not None:
-                out.append(tid)
-            else:
-                out.extend(self.byte_ids[b] for b in s.encode("utf-8", "surrogateescape"))
-            i = nxt[i]
+        out.extend(self.native.encode(text))
 
 
 def bytes_to_unicode() -> dict[int, str]:
