@@ -3,10 +3,10 @@
 from .errors import ContextOverflow, ModelLoadError, PyllamaError
 from .gguf_file import GGUFFile, HParams, TensorInfo
 from .llama import Batch, Llama
-from .sampling import SamplingParams
+from .sampling import Sampler, SamplingError, SamplingParams
 from .tokenizer import StreamDecoder, Tokenizer
 
 __version__ = "0.1.0"
 
-__all__ = ["Batch", "ContextOverflow", "GGUFFile", "HParams", "Llama", "ModelLoadError", "PyllamaError", "SamplingParams",
+__all__ = ["Batch", "ContextOverflow", "GGUFFile", "HParams", "Llama", "ModelLoadError", "PyllamaError", "Sampler", "SamplingError", "SamplingParams",
            "StreamDecoder", "TensorInfo", "Tokenizer", "__version__"]

@@ -177,19 +177,27 @@ class Llama:
 
     def generate(self, prompt: str | Sequence[int], *, max_tokens: int = 128, temperature: float = 0.0,
                  top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05, seed: int | None = None,
-                 seq_id: int = 0, stop_at_eog: bool = True, keep_cache: bool = False) -> Iterator[int]:
+                 sampling: SamplingParams | None = None, seq_id: int = 0, stop_at_eog: bool = True,
+                 keep_cache: bool = False) -> Iterator[int]:
         """Yield up to max_tokens generated token ids (greedy when temperature <= 0).
 
-        The sequence's cache is cleared first unless keep_cache, in which case the
-        prompt continues what the cache holds. Stops early at an end-of-generation
-        token (not yielded) when stop_at_eog. Counts and times go to self.timings.
+        `sampling` gives the whole llama-server sampler chain (it overrides the
+        temperature/top_k/top_p/min_p/seed shortcuts). The prompt is accepted into
+        the chain, so repetition penalties see it. The sequence's cache is cleared
+        first unless keep_cache, in which case the prompt continues what the cache
+        holds. Stops early at an end-of-generation token (not yielded) when
+        stop_at_eog. Counts and times go to self.timings.
         """
         ids = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
         if not ids:
             raise ValueError("the prompt is empty")
         if not keep_cache:
             self.kv.seq_rm(seq_id, -1, -1)
-        sampler = Sampler(SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, seed=seed))
+        if sampling is None:
+            sampling = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                                      seed=-1 if seed is None else seed)
+        sampler = Sampler(sampling, self.n_vocab, n_ctx=self.n_ctx, tokenizer=self.tokenizer)
+        sampler.accept(ids)
         self.timings = Timings(n_prompt=len(ids))
         t0 = time.perf_counter()
         logits = self.eval(ids, seq_id=seq_id)
