@@ -87,12 +87,12 @@ def test_get_rows():
 def test_matmul_equals_single_row_dot_products(qtype, isa):
     """Multi-row kernels (used inside matmul tiles) give the single-row dot product bit for bit."""
     rng = np.random.default_rng(21)
-    n, k = 23, 256
+    n, k, m = 23, 512, 9  # 9 activation rows: two four-row groups and a tail
     w = random_rows(qtype, n, k, rng)
-    x = rng.standard_normal((3, k)).astype(np.float32)
+    x = rng.standard_normal((m, k)).astype(np.float32)
     y = _native.matmul(w, int(qtype), n, k, x, isa=isa)
     vtype = type_info(qtype)[3]
-    for i in range(3):
+    for i in range(m):
         a = _native.quantize(x[i], vtype)
         row = np.array([_native.vec_dot(int(qtype), k, w[r], a, isa=isa) for r in range(n)], np.float32)
         np.testing.assert_array_equal(y[i], row)

@@ -423,23 +423,32 @@ inline __m256i scale_at(__m256i scales16, int j) {
 }
 
 // Q4_K and Q5_K share everything but Q5_K's fifth bit, taken from qh (bit 2j of
-// each byte for sub-block 2j, bit 2j+1 for sub-block 2j+1).
-template <typename Block>
-float dot_q45_K(int64_t n, const void* w, const void* a) {
+// each byte for sub-block 2j, bit 2j+1 for sub-block 2j+1). R activation rows
+// share each decoded weight block; every row goes through the same operations in
+// the same order as with R = 1, so the results are identical bit for bit.
+template <typename Block, int R, bool kPrefetch>
+inline void q45_K_rows(int64_t n, const Block* x, const uint8_t* ab, size_t a_stride, float* out, int64_t out_stride) {
     constexpr bool kHighBit = std::is_same_v<Block, block_q5_K>;
-    const Block* x = static_cast<const Block*>(w);
-    const block_q8_K* y = static_cast<const block_q8_K*>(a);
-    __m256 acc = _mm256_setzero_ps();
-    __m128 acc_m = _mm_setzero_ps();
+    __m256 acc[R];
+    __m128 acc_m[R];
+    for (int r = 0; r < R; ++r) {
+        acc[r] = _mm256_setzero_ps();
+        acc_m[r] = _mm_setzero_ps();
+    }
     const __m256i m4 = _mm256_set1_epi8(0x0f), m1 = _mm256_set1_epi8(1);
     for (int64_t i = 0; i < n / QK_K; ++i) {
-        prefetch_ahead<sizeof(x[i])>(&x[i]);
+        if constexpr (kPrefetch) prefetch_ahead<sizeof(x[i])>(&x[i]);
+        const block_q8_K* y[R];
+        for (int r = 0; r < R; ++r) y[r] = reinterpret_cast<const block_q8_K*>(ab + r * a_stride) + i;
         const __m128i sm = k4_scales_mins_vec(x[i].scales);
-        const float dmin = -y[i].d * h2f(x[i].dmin);
-        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_terms(sm, y[i].bsums)), acc_m);
+        const float xdmin = h2f(x[i].dmin), xd = h2f(x[i].d);
+        for (int r = 0; r < R; ++r)
+            acc_m[r] = _mm_fmadd_ps(_mm_set1_ps(-y[r]->d * xdmin), _mm_cvtepi32_ps(k4_min_terms(sm, y[r]->bsums)),
+                                    acc_m[r]);
         const __m128i sc16 = _mm_cvtepu8_epi16(sm);
         const __m256i scales = _mm256_set_m128i(sc16, sc16);
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi[R];
+        for (int r = 0; r < R; ++r) sumi[r] = _mm256_setzero_si256();
         for (int j = 0; j < 4; ++j) {
             const __m256i bits = load256(x[i].qs + 32 * j);
             __m256i lo = _mm256_and_si256(bits, m4);
@@ -449,27 +458,46 @@ float dot_q45_K(int64_t n, const void* w, const void* a) {
                 lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), m1), 4));
                 hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), m1), 4));
             }
-            const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(y[i].qs + 64 * j)), scale_at(scales, 2 * j));
-            const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(y[i].qs + 64 * j + 32)), scale_at(scales, 2 * j + 1));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+            const __m256i slo = scale_at(scales, 2 * j), shi = scale_at(scales, 2 * j + 1);
+            for (int r = 0; r < R; ++r) {
+                const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(y[r]->qs + 64 * j)), slo);
+                const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(y[r]->qs + 64 * j + 32)), shi);
+                sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(pl, ph));
+            }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+        for (int r = 0; r < R; ++r)
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y[r]->d * xd), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
     }
-    return hsum(acc) + hsum4(acc_m);
+    for (int r = 0; r < R; ++r) out[r * out_stride] = hsum(acc[r]) + hsum4(acc_m[r]);
 }
 
-float dot_q6_K(int64_t n, const void* w, const void* a) {
-    const block_q6_K* x = static_cast<const block_q6_K*>(w);
-    const block_q8_K* y = static_cast<const block_q8_K*>(a);
-    __m256 acc = _mm256_setzero_ps();
+template <typename Block>
+float dot_q45_K(int64_t n, const void* w, const void* a) {
+    float out;
+    q45_K_rows<Block, 1, true>(n, static_cast<const Block*>(w), static_cast<const uint8_t*>(a), 0, &out, 0);
+    return out;
+}
+
+template <typename Block>
+void dot_q45_K_acts4(int64_t n, const void* w, const void* a, size_t a_stride, float* out, int64_t out_stride) {
+    q45_K_rows<Block, 4, false>(n, static_cast<const Block*>(w), static_cast<const uint8_t*>(a), a_stride, out,
+                                out_stride);
+}
+
+// Q6_K: values are q - 32 with q in [0, 64): sum the unsigned part, remove
+// 32 * bsums. R activation rows share each decoded block, as for Q4_K.
+template <int R, bool kPrefetch>
+inline void q6_K_rows(int64_t n, const block_q6_K* x, const uint8_t* ab, size_t a_stride, float* out, int64_t out_stride) {
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
     for (int64_t i = 0; i < n / QK_K; ++i) {
-        prefetch_ahead<sizeof(x[i])>(&x[i]);
+        if constexpr (kPrefetch) prefetch_ahead<sizeof(x[i])>(&x[i]);
+        const block_q8_K* y[R];
+        for (int r = 0; r < R; ++r) y[r] = reinterpret_cast<const block_q8_K*>(ab + r * a_stride) + i;
         const int8_t* sc = x[i].scales;
-        // values are q - 32 with q in [0, 64): sum the unsigned part, remove 32 * bsums.
-        int bias = 0;
-        for (int j = 0; j < 16; ++j) bias += sc[j] * y[i].bsums[j];
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi[R];
+        for (int r = 0; r < R; ++r) sumi[r] = _mm256_setzero_si256();
         for (int h = 0; h < 2; ++h) {
             const __m256i b1 = load256(x[i].ql + 64 * h);
             const __m256i b2 = load256(x[i].ql + 64 * h + 32);
@@ -483,17 +511,35 @@ float dot_q6_K(int64_t n, const void* w, const void* a) {
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m3), 4)),
             };
-            const int8_t* q8 = y[i].qs + 128 * h;
             const int8_t* s = sc + 8 * h;
             for (int k = 0; k < 4; ++k) {
-                const __m256i p = _mm256_maddubs_epi16(q[k], load256(q8 + 32 * k));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(s[2 * k], s[2 * k + 1])));
+                const __m256i sp = scale_pair(s[2 * k], s[2 * k + 1]);
+                for (int r = 0; r < R; ++r) {
+                    const __m256i p = _mm256_maddubs_epi16(q[k], load256(y[r]->qs + 128 * h + 32 * k));
+                    sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, sp));
+                }
             }
         }
-        sumi = _mm256_sub_epi32(sumi, _mm256_setr_epi32(32 * bias, 0, 0, 0, 0, 0, 0, 0));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+        const float xd = h2f(x[i].d);
+        for (int r = 0; r < R; ++r) {
+            int bias = 0;
+            for (int j = 0; j < 16; ++j) bias += sc[j] * y[r]->bsums[j];
+            sumi[r] = _mm256_sub_epi32(sumi[r], _mm256_setr_epi32(32 * bias, 0, 0, 0, 0, 0, 0, 0));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y[r]->d * xd), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+        }
     }
-    return hsum(acc);
+    for (int r = 0; r < R; ++r) out[r * out_stride] = hsum(acc[r]);
+}
+
+float dot_q6_K(int64_t n, const void* w, const void* a) {
+    float out;
+    q6_K_rows<1, true>(n, static_cast<const block_q6_K*>(w), static_cast<const uint8_t*>(a), 0, &out, 0);
+    return out;
+}
+
+void dot_q6_K_acts4(int64_t n, const void* w, const void* a, size_t a_stride, float* out, int64_t out_stride) {
+    q6_K_rows<4, false>(n, static_cast<const block_q6_K*>(w), static_cast<const uint8_t*>(a), a_stride, out,
+                        out_stride);
 }
 
 uint64_t read_words(const uint64_t* p, size_t n) {
@@ -565,6 +611,9 @@ void fill_avx2(KernelTable& t) {
     set(GgmlType::Q4_K, dot_q45_K<block_q4_K>);
     set(GgmlType::Q5_K, dot_q45_K<block_q5_K>);
     set(GgmlType::Q6_K, dot_q6_K);
+    t.vec_dot_acts4[static_cast<int>(GgmlType::Q4_K)] = dot_q45_K_acts4<block_q4_K>;
+    t.vec_dot_acts4[static_cast<int>(GgmlType::Q5_K)] = dot_q45_K_acts4<block_q5_K>;
+    t.vec_dot_acts4[static_cast<int>(GgmlType::Q6_K)] = dot_q6_K_acts4;
 }
 
 }  // namespace pyllama
