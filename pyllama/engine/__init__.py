@@ -1,0 +1,10 @@
+"""The serving engine: one OS thread owns the model, the KV cache and the samplers,
+and runs every request's prompt and generation in shared batches (slots,
+continuous batching). `bridge` is the only code that crosses between that thread
+and the server's greenlets."""
+
+from .engine import Engine, EngineConfig
+from .task import CompletionResult, ErrorEvent, FinalEvent, PartialEvent, Task, TaskRequest
+
+__all__ = ["CompletionResult", "Engine", "EngineConfig", "ErrorEvent", "FinalEvent", "PartialEvent", "Task",
+           "TaskRequest"]

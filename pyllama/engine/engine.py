@@ -1,0 +1,242 @@
+"""The engine thread: admits tasks into slots, builds one batch per step from the
+prompt chunks of admitted tasks and one token for every generating slot
+(continuous batching), decodes it, samples per slot and delivers events."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from dataclasses import dataclass
+
+from ..errors import ContextOverflow
+from ..llama import Batch, Llama
+from .slot import GENERATING, IDLE, PROMPT, Slot, common_prefix
+from .task import ErrorEvent, FinalEvent, PartialEvent, Task
+
+log = logging.getLogger(__name__)
+
+
+def _original(module: str, name: str):
+    """The unpatched primitive when gevent has monkey-patched the stdlib."""
+    try:
+        from gevent import monkey
+        return monkey.get_original(module, name)
+    except ImportError:  # gevent absent: the stdlib is the original
+        import importlib
+        return getattr(importlib.import_module(module), name)
+
+
+@dataclass
+class EngineConfig:
+    n_parallel: int = 1
+    n_batch: int = 2048          # tokens per step (the logical batch)
+    cont_batching: bool = True
+
+
+@dataclass
+class Stats:
+    """Counters for /metrics and /slots."""
+
+    n_prompt_tokens: int = 0
+    n_prompt_cached: int = 0
+    t_prompt_s: float = 0.0
+    n_predicted: int = 0
+    t_predicted_s: float = 0.0
+    n_decode: int = 0
+    n_busy_slots_total: int = 0
+    n_tokens_max: int = 0
+    n_deferred: int = 0
+
+
+class Engine:
+    """Owns `llm` from the moment start() is called; other threads only submit and cancel."""
+
+    def __init__(self, llm: Llama, config: EngineConfig = EngineConfig()):
+        if config.n_parallel < 1:
+            raise ValueError("n_parallel must be at least 1")
+        self.llm = llm
+        self.config = config
+        self.n_ctx_slot = llm.n_ctx // config.n_parallel
+        self.slots = [Slot(i, self.n_ctx_slot) for i in range(config.n_parallel)]
+        self.stats = Stats()
+        self._lock = _original("threading", "Lock")()
+        self._wake = _original("threading", "Event")()
+        self._pending: collections.deque[Task] = collections.deque()
+        self._stop = False
+        self._thread = None
+
+    # -- any thread ---------------------------------------------------------------
+    def start(self) -> None:
+        start_new_thread = _original("_thread", "start_new_thread")
+        start_new_thread(self._run, ())
+
+    def shutdown(self) -> None:
+        self._stop = True
+        self._wake.set()
+
+    def submit(self, task: Task) -> None:
+        with self._lock:
+            self._pending.append(task)
+        self._wake.set()
+
+    def cancel(self, task: Task) -> None:
+        task.cancel()
+        self._wake.set()
+
+    def n_pending(self) -> int:
+        return len(self._pending)
+
+    # -- the engine thread --------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop:
+            busy = any(s.state != IDLE for s in self.slots)
+            if not busy and not self._pending:
+                self._wake.wait(0.5)
+                self._wake.clear()
+                continue
+            try:
+                self.step()
+            except Exception as e:  # a bug must not kill the engine: fail the running tasks
+                log.exception("engine step failed")
+                for s in self.slots:
+                    if s.task is not None:
+                        s.task.deliver(ErrorEvent(500, f"engine error: {e}", "server_error"))
+                        s.release()
+
+    def step(self) -> None:
+        self._drop_cancelled()
+        self._admit()
+        batch, owners = self._plan()
+        if not owners:
+            return
+        t0 = time.perf_counter()
+        try:
+            logits = self.llm.decode(batch)
+        except ContextOverflow as e:
+            for s, _ in owners:
+                self._fail(s, ErrorEvent(500, f"KV cache full: {e}", "server_error"))
+            return
+        dt = time.perf_counter() - t0
+        self.stats.n_decode += 1
+        self.stats.n_busy_slots_total += len({s.id for s, _ in owners})
+        n_prompt = sum(n for s, n in owners if s.state == PROMPT)
+        n_gen = len(batch) - n_prompt
+        if n_prompt:
+            self.stats.t_prompt_s += dt * n_prompt / len(batch)
+        if n_gen:
+            self.stats.t_predicted_s += dt * n_gen / len(batch)
+        row = 0
+        for s, n in owners:
+            if s.state == PROMPT:
+                s.timings.prompt_ms += dt * 1000 * n / len(batch)
+                if s.n_past < len(s.prompt):
+                    continue  # more prompt to go
+                s.state = GENERATING
+                s.t_first = time.perf_counter()
+            self._sample(s, logits[row])
+            row += 1
+
+    def _drop_cancelled(self) -> None:
+        with self._lock:
+            if any(t.cancelled for t in self._pending):
+                self._pending = collections.deque(t for t in self._pending if not t.cancelled)
+        for s in self.slots:
+            if s.task is not None and s.task.cancelled:
+                s.release()
+
+    def _admit(self) -> None:
+        if not self.config.cont_batching and any(s.state == GENERATING for s in self.slots):
+            return
+        with self._lock:
+            waiting = list(self._pending)
+        for task in waiting:
+            slot = self._choose_slot(task)
+            if slot is None:
+                continue
+            with self._lock:
+                self._pending.remove(task)
+            self._start(slot, task)
+
+    def _choose_slot(self, task: Task) -> Slot | None:
+        req = task.request
+        if req.id_slot >= 0:
+            s = self.slots[req.id_slot % len(self.slots)]
+            return s if s.state == IDLE else None
+        idle = [s for s in self.slots if s.state == IDLE]
+        if not idle:
+            return None
+        if req.cache_prompt:
+            best = max(idle, key=lambda s: (common_prefix(s.cache, req.prompt), -s.last_used))
+            if common_prefix(best.cache, req.prompt) > 0:
+                return best
+        return min(idle, key=lambda s: s.last_used)
+
+    def _start(self, slot: Slot, task: Task) -> None:
+        req = task.request
+        if len(req.prompt) >= self.n_ctx_slot:
+            task.deliver(ErrorEvent(400, f"request ({len(req.prompt)} tokens) exceeds the available context size "
+                                         f"({self.n_ctx_slot} tokens), try increasing it",
+                                    "exceed_context_size_error",
+                                    {"n_prompt_tokens": len(req.prompt), "n_ctx": self.n_ctx_slot}))
+            return
+        n_cached = common_prefix(slot.cache, req.prompt) if req.cache_prompt else 0
+        n_cached = min(n_cached, len(req.prompt) - 1)  # the last prompt token is decoded again for its logits
+        self.llm.kv.seq_rm(slot.id, n_cached, -1)
+        slot.cache = slot.cache[:n_cached]
+        slot.start(task, self.llm.tokenizer, self.llm.n_vocab, n_cached)
+        self.stats.n_prompt_cached += n_cached
+
+    def _plan(self) -> tuple[Batch, list[tuple[Slot, int]]]:
+        """One token for every generating slot, then prompt chunks within n_batch."""
+        batch = Batch()
+        owners: list[tuple[Slot, int]] = []
+        for s in self.slots:
+            if s.state == GENERATING:
+                tok = s.tokens[-1]
+                batch.add(tok, s.n_past, s.id, True)
+                s.cache.append(tok)
+                s.n_past += 1
+                owners.append((s, 1))
+        budget = self.config.n_batch - len(batch)
+        for s in self.slots:
+            if s.state != PROMPT or budget <= 0:
+                continue
+            chunk = s.prompt[s.n_past:s.n_past + budget]
+            last = s.n_past + len(chunk) == len(s.prompt)
+            for i, t in enumerate(chunk):
+                batch.add(t, s.n_past + i, s.id, last and i == len(chunk) - 1)
+            s.cache.extend(chunk)
+            s.n_past += len(chunk)
+            s.timings.prompt_n += len(chunk)
+            self.stats.n_prompt_tokens += len(chunk)
+            budget -= len(chunk)
+            owners.append((s, len(chunk)))
+        self.stats.n_tokens_max = max(self.stats.n_tokens_max, max((s.n_past for s in self.slots), default=0))
+        # rows of logits come back in batch order: generating slots first, then finished prompts
+        return batch, owners
+
+    def _sample(self, s: Slot, logits) -> None:
+        req = s.task.request
+        tok = s.sampler.sample(logits)
+        s.sampler.accept(tok)
+        probs = s.sampler.probs(logits, tok) if req.sampling.n_probs > 0 else None
+        done = s.add_token(tok, self.llm.tokenizer.is_eog(tok), probs)
+        self.stats.n_predicted += 1
+        if req.stream:
+            text = s.take_stream_text(final=done)
+            if text:  # held-back text (a stop-string prefix, a split character) waits for the next token
+                s.task.deliver(PartialEvent(text, s.tokens[s.sent_tokens:], s.pending_probs, s.n_decoded,
+                                            len(s.prompt), s.id))
+                s.sent_tokens = len(s.tokens)
+                s.probs.extend(s.pending_probs)
+                s.pending_probs = []
+        if done:
+            s.task.deliver(FinalEvent(s.result()))
+            s.release()
+
+    def _fail(self, s: Slot, event: ErrorEvent) -> None:
+        s.task.deliver(event)
+        self.llm.kv.seq_rm(s.id, -1, -1)
+        s.cache = []
+        s.release()

@@ -1,0 +1,133 @@
+"""One slot: a sequence of the shared KV cache serving one task at a time. It keeps
+the tokens its cache holds (for prefix reuse), the task's sampler, the generated
+text with stop-string detection, and the timings."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ..sampling import Sampler, TokenProbs
+from ..tokenizer import StreamDecoder
+from .task import CompletionResult, Task, Timings
+
+if TYPE_CHECKING:
+    from ..tokenizer import Tokenizer
+
+IDLE, PROMPT, GENERATING = "idle", "prompt", "generating"
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def partial_stop(text: str, stops: list[str]) -> int:
+    """Length of the longest end of text that begins some stop string (held back while streaming)."""
+    best = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), best, -1):
+            if text.endswith(s[:k]):
+                best = k
+                break
+    return best
+
+
+class Slot:
+    def __init__(self, slot_id: int, n_ctx: int):
+        self.id = slot_id
+        self.n_ctx = n_ctx               # cells this slot may use
+        self.cache: list[int] = []       # tokens its KV sequence holds, in order
+        self.state = IDLE
+        self.task: Task | None = None
+        self.last_used = 0.0
+        self.n_past = 0                  # positions of its sequence in the cache
+
+    # -- a task starts ------------------------------------------------------------
+    def start(self, task: Task, tokenizer: "Tokenizer", n_vocab: int, n_cached: int) -> None:
+        req = task.request
+        self.task = task
+        self.state = PROMPT
+        self.prompt = req.prompt
+        self.n_past = n_cached           # prompt tokens already in the cache
+        self.n_cached = n_cached
+        self.sampler = Sampler(req.sampling, n_vocab, n_ctx=self.n_ctx, tokenizer=tokenizer)
+        self.sampler.accept(req.prompt)
+        self.decoder = StreamDecoder(tokenizer)
+        self.tokens: list[int] = []
+        self.n_decoded = 0
+        self.text = ""
+        self.n_sent = 0                  # characters of text already streamed
+        self.probs: list[TokenProbs] = []
+        self.pending_probs: list[TokenProbs] = []
+        self.sent_tokens = 0
+        self.stop_type = ""
+        self.stopping_word = ""
+        self.truncated = False
+        self.timings = Timings(cache_n=n_cached)
+        self.t_start = time.perf_counter()
+        self.t_first = 0.0
+        self.i_logits = -1               # row of this slot's logits in the step's output
+
+    def release(self) -> None:
+        self.state = IDLE
+        self.task = None
+        self.last_used = time.monotonic()
+
+    # -- generation ---------------------------------------------------------------
+    def add_token(self, tok: int, is_eog: bool, probs: TokenProbs | None) -> bool:
+        """Record a sampled token; returns True when the task is finished."""
+        req = self.task.request
+        self.n_decoded += 1
+        if probs is not None:
+            self.pending_probs.append(probs)
+        if is_eog:  # counted as decoded, but neither its id nor its text is part of the result
+            self.stop_type = "eos"
+            self.text += self.decoder.flush()
+            return True
+        self.tokens.append(tok)
+        self.text += self.decoder.feed(tok)
+        if req.stop:
+            # only the new text (and a stop's length before it) can complete a stop string
+            start = max(0, len(self.text) - len(self.decoder.tok.piece(tok)) - max(map(len, req.stop)) - 1)
+            hit = min(((self.text.find(s, start), s) for s in req.stop if self.text.find(s, start) >= 0),
+                      default=None)
+            if hit is not None:
+                self.text = self.text[:hit[0]]
+                self.stop_type, self.stopping_word = "word", hit[1]
+                return True
+        if req.n_predict >= 0 and self.n_decoded >= req.n_predict:
+            self.stop_type = "limit"
+            return True
+        if self.n_past + 1 >= self.n_ctx:
+            self.stop_type, self.truncated = "limit", True
+            return True
+        if req.t_max_predict_ms > 0 and "\n" in self.text and \
+                (time.perf_counter() - self.t_first) * 1000 > req.t_max_predict_ms:
+            self.stop_type = "limit"
+            return True
+        return False
+
+    def take_stream_text(self, final: bool) -> str:
+        """The text not yet streamed, minus what might begin a stop string (unless final)."""
+        end = len(self.text)
+        if not final and self.task.request.stop:
+            end -= partial_stop(self.text[self.n_sent:], self.task.request.stop)
+        out = self.text[self.n_sent:end]
+        self.n_sent = end
+        return out
+
+    def result(self) -> CompletionResult:
+        now = time.perf_counter()
+        self.timings.predicted_n = self.n_decoded
+        self.timings.predicted_ms = (now - self.t_first) * 1000 if self.t_first else 0.0
+        self.probs.extend(self.pending_probs)
+        self.pending_probs = []
+        return CompletionResult(
+            content=self.text, tokens=list(self.tokens), id_slot=self.id, n_decoded=self.n_decoded,
+            n_prompt=len(self.prompt), n_cached=self.n_cached, stop_type=self.stop_type or "limit",
+            stopping_word=self.stopping_word, truncated=self.truncated, has_new_line="\n" in self.text,
+            timings=self.timings, probs=self.probs, seed=self.sampler.seed)

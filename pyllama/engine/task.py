@@ -1,0 +1,105 @@
+"""What a request asks of the engine (TaskRequest), its handle (Task), and the
+events the engine sends back: partial tokens, the final result, or an error."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..sampling import SamplingParams, TokenProbs
+
+_ids = itertools.count()
+
+
+@dataclass
+class TaskRequest:
+    """One completion: the prompt as tokens and how to continue it (llama-server's fields)."""
+
+    prompt: list[int]
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    n_predict: int = -1           # -1: until the end of generation or of the context
+    stop: list[str] = field(default_factory=list)
+    stream: bool = False
+    cache_prompt: bool = True
+    id_slot: int = -1             # -1: any slot
+    n_keep: int = 0
+    t_max_predict_ms: int = -1
+    ignore_eos: bool = False
+
+
+@dataclass
+class Timings:
+    prompt_n: int = 0
+    prompt_ms: float = 0.0
+    predicted_n: int = 0
+    predicted_ms: float = 0.0
+    cache_n: int = 0
+
+    def to_json(self) -> dict:
+        def per(n: int, ms: float) -> tuple[float, float]:
+            return (ms / n if n else 0.0), (1000.0 * n / ms if ms > 0 else 0.0)
+
+        ppt, pps = per(self.prompt_n, self.prompt_ms)
+        gpt, gps = per(self.predicted_n, self.predicted_ms)
+        return {"cache_n": self.cache_n, "prompt_n": self.prompt_n, "prompt_ms": self.prompt_ms,
+                "prompt_per_token_ms": ppt, "prompt_per_second": pps, "predicted_n": self.predicted_n,
+                "predicted_ms": self.predicted_ms, "predicted_per_token_ms": gpt, "predicted_per_second": gps}
+
+
+@dataclass
+class PartialEvent:
+    """Text that is final (stream mode): stop-string prefixes and split characters held back."""
+
+    content: str
+    tokens: list[int]
+    probs: list[TokenProbs]
+    n_decoded: int
+    n_prompt: int
+    id_slot: int
+
+
+@dataclass
+class CompletionResult:
+    content: str
+    tokens: list[int]
+    id_slot: int
+    n_decoded: int
+    n_prompt: int
+    n_cached: int
+    stop_type: str                # "eos" | "limit" | "word"
+    stopping_word: str
+    truncated: bool
+    has_new_line: bool
+    timings: Timings
+    probs: list[TokenProbs]
+    seed: int
+
+
+@dataclass
+class FinalEvent:
+    result: CompletionResult
+
+
+@dataclass
+class ErrorEvent:
+    """An error for the client, in llama-server's envelope terms."""
+
+    code: int
+    message: str
+    type: str
+    extra: dict = field(default_factory=dict)
+
+
+class Task:
+    """A request in flight. `deliver` is called on the engine thread with each event
+    (the bridge makes it thread-safe); `cancel()` may be called from any thread."""
+
+    def __init__(self, request: TaskRequest, deliver: Callable[[object], None]):
+        self.id = next(_ids)
+        self.request = request
+        self.deliver = deliver
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True

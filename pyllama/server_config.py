@@ -1,0 +1,34 @@
+"""ServerConfig from resolved flag values (checks that need no model)."""
+
+from __future__ import annotations
+
+from .sampling import SamplingParams
+
+
+def build_config(v: dict):
+    from pyllama.server.state import ServerConfig
+
+    keys = [k.strip() for k in v["api_key"].split(",") if k.strip()] if v["api_key"] else []
+    if v["api_key_file"]:
+        with open(v["api_key_file"], encoding="utf-8") as f:
+            keys += [line.strip() for line in f if line.strip()]
+    if v["parallel"] < 1:
+        raise ValueError("--parallel must be at least 1")
+    if v["ctx_size"] < v["parallel"]:
+        raise ValueError("--ctx-size must be at least --parallel")
+    if v["repeat_last_n"] < -1:
+        raise ValueError("--repeat-last-n must be -1 or more")
+    sampling = SamplingParams(seed=v["seed"], temperature=v["temp"], top_k=v["top_k"], top_p=v["top_p"],
+                              min_p=v["min_p"], repeat_penalty=v["repeat_penalty"],
+                              repeat_last_n=v["repeat_last_n"], presence_penalty=v["presence_penalty"],
+                              frequency_penalty=v["frequency_penalty"])
+    return ServerConfig(
+        model=v["model"], alias=v["alias"], host=v["host"], port=v["port"], ctx_size=v["ctx_size"],
+        parallel=v["parallel"], threads=max(v["threads"], v["threads_batch"]), threads_batch=v["threads_batch"],
+        batch_size=v["batch_size"], ubatch_size=v["ubatch_size"], n_predict=v["n_predict"], keep=v["keep"],
+        cont_batching=v["cont_batching"], cache_reuse=v["cache_reuse"], context_shift=v["context_shift"],
+        cache_type_k=v["cache_type_k"], cache_type_v=v["cache_type_v"], api_keys=keys,
+        ssl_key_file=v["ssl_key_file"], ssl_cert_file=v["ssl_cert_file"], timeout=v["timeout"],
+        metrics=v["metrics"], slots=v["slots"], props=v["props"], chat_template=v["chat_template"],
+        chat_template_file=v["chat_template_file"], jinja=v["jinja"], webui=v["webui"], path=v["path"],
+        log_disable=v["log_disable"], verbose=v["verbose"], sampling=sampling)

@@ -1,0 +1,84 @@
+"""create_app(): the Flask app. Under gevent's WSGI server (pyllama-server) or
+gunicorn's gevent worker; the model loads on an OS thread after the app exists,
+so the port answers at once (/health: 503 "Loading model" until ready)."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .errors import ApiError
+from .routes import chat, completion, misc
+from .state import ServerConfig, ServerState
+
+PUBLIC = {"/health", "/v1/health"}
+
+
+def create_app(config: ServerConfig | None = None, *, load: bool = True) -> Flask:
+    """The app for `config` (by default read from LLAMA_ARG_* / LLAMA_API_KEY, as
+    gunicorn runs it); the model starts loading unless load is False."""
+    if config is None:
+        from pyllama.server_cli import config_from_env
+        config = config_from_env()
+    app = Flask("pyllama.server")
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+    app.config["MAX_CONTENT_LENGTH"] = 100 * 1024 * 1024
+    st = ServerState(config)
+    app.config["PYLLAMA_STATE"] = st
+    for bp in (misc.bp, completion.bp, chat.bp):
+        app.register_blueprint(bp)
+
+    @app.before_request
+    def _auth():
+        if request.method == "OPTIONS":
+            return _preflight()
+        if not config.api_keys or request.path in PUBLIC or not st.ready:
+            return None  # while loading, every route answers 503 before any key check
+        given = request.headers.get("X-Api-Key") or request.headers.get("Authorization", "")
+        if given.startswith("Bearer "):
+            given = given[len("Bearer "):]
+        ok = False
+        for key in config.api_keys:  # every key compared, in constant time
+            ok |= hmac.compare_digest(given.encode(), key.encode())
+        if not ok:
+            return ApiError(401, "Invalid API Key", "authentication_error").response()
+        return None
+
+    def _preflight():
+        r = app.make_response(("", 200))
+        r.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
+        r.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
+        r.headers["Access-Control-Allow-Headers"] = "*"
+        return r
+
+    @app.after_request
+    def _cors(resp):
+        resp.headers.setdefault("Access-Control-Allow-Origin", request.headers.get("Origin", "*"))
+        return resp
+
+    @app.errorhandler(ApiError)
+    def _api_error(e: ApiError):
+        return e.response()
+
+    @app.errorhandler(HTTPException)
+    def _http_error(e: HTTPException):
+        if e.code == 404:
+            return ApiError(404, "File Not Found", "not_found_error").response()
+        if e.code == 413:
+            return ApiError(400, "request body too large").response()
+        if e.code == 405:
+            return ApiError(404, "File Not Found", "not_found_error").response()
+        return ApiError(e.code or 500, e.description or "error").response()
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception):
+        logging.getLogger("pyllama.server").exception("request failed")
+        return ApiError(500, str(e) or type(e).__name__, "server_error").response()
+
+    if load:
+        st.load_in_background()
+    return app

@@ -1,0 +1,92 @@
+"""Request bodies -> TaskRequests, with llama-server's rules: null means the
+default, a wrong type or a value past a hard limit is a 400 naming the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyllama.engine import TaskRequest
+from pyllama.sampling import SamplingError, SamplingParams
+
+from .errors import bad_request
+
+INT32_MAX = 2**31 - 1
+
+
+def field(body: dict, name: str, kind: type | tuple, default: Any) -> Any:
+    v = body.get(name)
+    if v is None:
+        return default
+    ok = isinstance(v, kind) and not (kind in (int, float, (int, float)) and isinstance(v, bool))
+    if kind is float and isinstance(v, int) and not isinstance(v, bool):
+        ok = True
+    if not ok:
+        names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
+                 dict: "an object"}
+        raise bad_request(f"Field '{name}': expected {names.get(kind, 'another type')}")
+    return v
+
+
+def tokenize_prompt(state, prompt: Any) -> list[int]:
+    """One prompt: a string, a token list, or a list mixing both."""
+    tok = state.llm.tokenizer
+    n_vocab = state.llm.n_vocab
+    if isinstance(prompt, str):
+        ids = tok.tokenize(prompt, add_special=True, parse_special=True)
+    elif isinstance(prompt, list):
+        ids = []
+        for k, el in enumerate(prompt):
+            if isinstance(el, bool):
+                raise bad_request("\"prompt\" elements must be strings or integers")
+            if isinstance(el, int):
+                ids.append(el)
+            elif isinstance(el, str):
+                ids.extend(tok.tokenize(el, add_special=k == 0, parse_special=True))
+            else:
+                raise bad_request("\"prompt\" elements must be strings or integers")
+    else:
+        raise bad_request("\"prompt\" must be a string, a list of tokens, or a list of prompts")
+    if any(t < 0 or t >= n_vocab for t in ids):
+        raise bad_request("Prompt contains invalid tokens")
+    return ids
+
+
+def split_prompts(prompt: Any) -> list[Any]:
+    """A request's prompts: one, unless `prompt` is a list of strings and token lists
+    (a list holding any bare token id is one mixed prompt)."""
+    if isinstance(prompt, list):
+        if not prompt:
+            raise bad_request("\"prompt\" must not be empty")
+        if any(isinstance(p, int) and not isinstance(p, bool) for p in prompt):
+            return [prompt]
+        return list(prompt)
+    return [prompt]
+
+
+def task_request(state, body: dict, prompt_ids: list[int], *, stream: bool) -> TaskRequest:
+    cfg = state.config
+    n_predict = field(body, "n_predict", int, None)
+    if n_predict is None:
+        n_predict = field(body, "max_tokens", int, cfg.n_predict)
+    if not -1 <= n_predict <= INT32_MAX:
+        raise bad_request(f"Field 'n_predict': Value must be between -1 <= value <= {INT32_MAX}, but got {n_predict}")
+    if cfg.n_predict >= 0:
+        n_predict = cfg.n_predict if n_predict < 0 else min(n_predict, cfg.n_predict)
+    stop = body.get("stop")
+    if stop is None:
+        stops: list[str] = []
+    elif isinstance(stop, str):
+        stops = [stop] if stop else []
+    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+        stops = [s for s in stop if s]
+    else:
+        raise bad_request("Field 'stop': expected a string or an array of strings")
+    try:
+        sampling = SamplingParams.from_request(body, cfg.sampling, state.llm.tokenizer)
+    except SamplingError as e:
+        raise bad_request(str(e)) from None
+    n_keep = field(body, "n_keep", int, cfg.keep)
+    t_max = field(body, "t_max_predict_ms", int, -1)
+    return TaskRequest(prompt=prompt_ids, sampling=sampling, n_predict=n_predict, stop=stops, stream=stream,
+                       cache_prompt=field(body, "cache_prompt", bool, True), id_slot=field(body, "id_slot", int, -1),
+                       n_keep=n_keep, t_max_predict_ms=t_max, ignore_eos=sampling.ignore_eos)

@@ -1,0 +1,105 @@
+"""JSON shapes of llama-server's answers: native /completion results, probability
+lists, generation settings, and the OpenAI completion / chat objects."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+
+from pyllama.engine.task import CompletionResult, TaskRequest
+from pyllama.sampling import TokenProbs
+
+FINGERPRINT = "b0-pyllama"
+
+
+def _piece(tokenizer, tid: int) -> tuple[str, list[int]]:
+    b = tokenizer.piece(tid, True)
+    return b.decode("utf-8", "ignore"), list(b)
+
+
+def probs_json(tokenizer, probs: list[TokenProbs], post_sampling: bool) -> list[dict]:
+    key, top_key = ("prob", "top_probs") if post_sampling else ("logprob", "top_logprobs")
+
+    def value(p: float) -> float:
+        return p if post_sampling else (math.log(p) if p > 0 else -1e30)
+
+    out = []
+    for tp in probs:
+        text, raw = _piece(tokenizer, tp.token)
+        top = []
+        for tid, p in tp.top:
+            t, b = _piece(tokenizer, tid)
+            top.append({"id": tid, "token": t, "bytes": b, key: value(p)})
+        out.append({"id": tp.token, "token": text, "bytes": raw, key: value(tp.prob), top_key: top})
+    return out
+
+
+def generation_settings(req: TaskRequest, n_ctx: int, model: str, seed: int) -> dict:
+    s = req.sampling
+    return {
+        "n_ctx": n_ctx, "model": model,
+        "seed": seed, "temperature": s.temperature, "dynatemp_range": s.dynatemp_range,
+        "dynatemp_exponent": s.dynatemp_exponent, "top_k": s.top_k, "top_p": s.top_p, "min_p": s.min_p,
+        "top_n_sigma": s.top_n_sigma, "xtc_probability": s.xtc_probability, "xtc_threshold": s.xtc_threshold,
+        "typical_p": s.typical_p, "repeat_last_n": s.repeat_last_n, "repeat_penalty": s.repeat_penalty,
+        "presence_penalty": s.presence_penalty, "frequency_penalty": s.frequency_penalty,
+        "dry_multiplier": s.dry_multiplier, "dry_base": s.dry_base, "dry_allowed_length": s.dry_allowed_length,
+        "dry_penalty_last_n": s.dry_penalty_last_n, "dry_sequence_breakers": list(s.dry_sequence_breakers),
+        "mirostat": s.mirostat, "mirostat_tau": s.mirostat_tau, "mirostat_eta": s.mirostat_eta,
+        "stop": list(req.stop), "max_tokens": req.n_predict, "n_predict": req.n_predict, "n_keep": req.n_keep,
+        "n_discard": 0, "ignore_eos": s.ignore_eos, "stream": req.stream,
+        "logit_bias": [[t, b if math.isfinite(b) else False] for t, b in s.logit_bias],
+        "n_probs": s.n_probs, "min_keep": s.min_keep, "grammar": "", "grammar_lazy": False,
+        "grammar_triggers": [], "preserved_tokens": [], "chat_format": "Content-only",
+        "reasoning_format": "none", "reasoning_in_content": False, "generation_prompt": "",
+        "samplers": list(s.samplers), "speculative.types": "none", "timings_per_token": False,
+        "post_sampling_probs": s.post_sampling_probs, "backend_sampling": False, "lora": [],
+    }
+
+
+def reported_seed(req: TaskRequest) -> int:
+    """The seed as llama-server reports it: the request's, -1 as 4294967295."""
+    return req.sampling.seed & 0xFFFFFFFF
+
+
+def completion_final(r: CompletionResult, req: TaskRequest, *, index: int, model: str, prompt_text: str,
+                     n_ctx: int, tokenizer, return_tokens: bool, stream: bool) -> dict:
+    res = {
+        "index": index,
+        "content": "" if stream else r.content,
+        "tokens": [] if stream or not return_tokens else r.tokens,
+        "id_slot": r.id_slot,
+        "stop": True,
+        "model": model,
+        "tokens_predicted": r.n_decoded,
+        "tokens_evaluated": r.n_prompt,
+        "generation_settings": generation_settings(req, n_ctx, model, reported_seed(req)),
+        "prompt": prompt_text,
+        "has_new_line": r.has_new_line,
+        "truncated": r.truncated,
+        "stop_type": r.stop_type,
+        "stopping_word": r.stopping_word,
+        "tokens_cached": r.n_cached,
+        "timings": r.timings.to_json(),
+    }
+    if not stream and r.probs:
+        res["completion_probabilities"] = probs_json(tokenizer, r.probs, req.sampling.post_sampling_probs)
+    return res
+
+
+def finish_reason(r: CompletionResult) -> str:
+    return "stop" if r.stop_type in ("eos", "word") else "length"
+
+
+def usage(r: CompletionResult) -> dict:
+    return {"completion_tokens": r.n_decoded, "prompt_tokens": r.n_prompt,
+            "total_tokens": r.n_decoded + r.n_prompt, "prompt_tokens_details": {"cached_tokens": r.n_cached}}
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:32]}"
+
+
+def now() -> int:
+    return int(time.time())

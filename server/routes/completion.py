@@ -1,0 +1,146 @@
+"""/completion and /completions (llama-server's native API) and /v1/completions (OpenAI)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from pyllama.engine import ErrorEvent, FinalEvent, PartialEvent
+
+from .. import responses as R
+from ..errors import ApiError, bad_request
+from ..generation import collect, run
+from ..params import field, split_prompts, task_request, tokenize_prompt
+from ..sse import event
+from .common import json_body, state
+
+bp = Blueprint("completion", __name__)
+
+
+def _requests(st, body: dict, stream: bool):
+    if "prompt" not in body or body["prompt"] is None:
+        raise bad_request("\"prompt\" is required")
+    prompts = split_prompts(body["prompt"])
+    ids = [tokenize_prompt(st, p) for p in prompts]
+    reqs = [task_request(st, body, p, stream=stream) for p in ids]
+    return prompts, ids, reqs
+
+
+@bp.post("/completion")
+@bp.post("/completions")
+def completion():
+    st = state()
+    body = json_body()
+    stream = field(body, "stream", bool, False)
+    return_tokens = field(body, "return_tokens", bool, False)
+    prompts, ids, reqs = _requests(st, body, stream)
+    tok = st.llm.tokenizer
+
+    def prompt_text(i: int) -> str:
+        p = prompts[i]
+        return p if isinstance(p, str) else tok.detokenize(ids[i])
+
+    if not stream:
+        results = collect(st.engine, reqs)
+        out = [R.completion_final(r, reqs[i], index=i, model=st.alias, prompt_text=prompt_text(i),
+                                  n_ctx=st.engine.n_ctx_slot, tokenizer=tok, return_tokens=return_tokens,
+                                  stream=False) for i, r in enumerate(results)]
+        fields = body.get("response_fields")
+        if isinstance(fields, list) and fields:
+            out = [_pick(o, fields) for o in out]
+        return jsonify(out if len(out) > 1 else out[0])
+
+    def generate():
+        for i, ev in run(st.engine, reqs):
+            if isinstance(ev, PartialEvent):
+                chunk = {"index": i, "content": ev.content, "tokens": ev.tokens, "stop": False,
+                         "id_slot": ev.id_slot, "tokens_predicted": ev.n_decoded, "tokens_evaluated": ev.n_prompt}
+                if ev.probs:
+                    chunk["completion_probabilities"] = R.probs_json(tok, ev.probs,
+                                                                     reqs[i].sampling.post_sampling_probs)
+                yield event(chunk)
+            elif isinstance(ev, FinalEvent):
+                yield event(R.completion_final(ev.result, reqs[i], index=i, model=st.alias,
+                                               prompt_text=prompt_text(i), n_ctx=st.engine.n_ctx_slot,
+                                               tokenizer=tok, return_tokens=return_tokens, stream=True))
+            elif isinstance(ev, ErrorEvent):
+                yield event(ApiError(ev.code, ev.message, ev.type, **ev.extra).body())
+                return
+
+    return _sse(generate())
+
+
+def _pick(obj: dict, fields: list) -> dict:
+    out = {}
+    for f in fields:
+        if not isinstance(f, str):
+            continue
+        cur = obj
+        for part in f.split("/"):
+            cur = cur.get(part) if isinstance(cur, dict) else None
+        if cur is not None:
+            out[f.split("/")[-1]] = cur
+    return out
+
+
+def _sse(gen) -> Response:
+    return Response(gen, mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@bp.post("/v1/completions")
+def v1_completions():
+    st = state()
+    body = json_body()
+    stream = field(body, "stream", bool, False)
+    if "logprobs" in body and body["logprobs"] is not None:
+        lp = body["logprobs"]
+        if isinstance(lp, bool) or not isinstance(lp, int):
+            raise bad_request("Field 'logprobs': expected an integer")
+    n = field(body, "n", int, 1)
+    if not 1 <= n <= st.config.parallel:
+        raise bad_request(f"Field 'n': Value must be between 1 <= value <= {st.config.parallel}, but got {n}")
+    prompts, ids, reqs = _requests(st, body, stream)
+    reqs = [r for r in reqs for _ in range(n)]
+    tok = st.llm.tokenizer
+    cid, created = R.new_id("cmpl"), R.now()
+    include_usage = isinstance(body.get("stream_options"), dict) and body["stream_options"].get("include_usage")
+
+    def logprobs(r, probs):
+        if not probs:
+            return None
+        return {"content": R.probs_json(tok, probs, r.sampling.post_sampling_probs)}
+
+    if not stream:
+        results = collect(st.engine, reqs)
+        choices = [{"text": r.content, "index": i, "logprobs": logprobs(reqs[i], r.probs),
+                    "finish_reason": R.finish_reason(r)} for i, r in enumerate(results)]
+        total = {"completion_tokens": sum(r.n_decoded for r in results),
+                 "prompt_tokens": sum(r.n_prompt for r in results),
+                 "total_tokens": sum(r.n_decoded + r.n_prompt for r in results),
+                 "prompt_tokens_details": {"cached_tokens": sum(r.n_cached for r in results)}}
+        return jsonify({"choices": choices, "created": created, "model": st.alias,
+                        "system_fingerprint": R.FINGERPRINT, "object": "text_completion", "usage": total,
+                        "id": cid, "timings": results[-1].timings.to_json()})
+
+    def generate():
+        last = None
+        for i, ev in run(st.engine, reqs):
+            base = {"created": created, "model": st.alias, "system_fingerprint": R.FINGERPRINT,
+                    "object": "text_completion", "id": cid}
+            if isinstance(ev, PartialEvent):
+                yield event({"choices": [{"text": ev.content, "index": i, "logprobs": logprobs(reqs[i], ev.probs),
+                                          "finish_reason": None}], **base})
+            elif isinstance(ev, FinalEvent):
+                last = ev.result
+                chunk = {"choices": [{"text": "", "index": i, "logprobs": None,
+                                      "finish_reason": R.finish_reason(ev.result)}], **base}
+                chunk["timings"] = ev.result.timings.to_json()
+                yield event(chunk)
+            elif isinstance(ev, ErrorEvent):
+                yield event(ApiError(ev.code, ev.message, ev.type, **ev.extra).body())
+                return
+        if include_usage and last is not None:
+            yield event({"choices": [], "created": created, "model": st.alias, "system_fingerprint": R.FINGERPRINT,
+                         "object": "text_completion", "id": cid, "usage": R.usage(last)})
+        yield event("[DONE]")
+
+    return _sse(generate())

@@ -1,0 +1,117 @@
+"""/health, /models, /props, /tokenize, /detokenize."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint, current_app, jsonify
+
+from pyllama import __version__
+
+from .. import responses as R
+from ..errors import ApiError, bad_request
+from ..params import field
+from .common import json_body, state
+
+bp = Blueprint("misc", __name__)
+
+
+@bp.get("/health")
+@bp.get("/v1/health")
+def health():
+    state()  # 503 while loading
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/models")
+@bp.get("/v1/models")
+def models():
+    st = state()
+    llm = st.llm
+    hp = llm.hparams
+    meta = {"vocab_type": {"spm": 1, "bpe": 2, "wpm": 3}.get(llm.tokenizer.kind, 0), "n_vocab": llm.n_vocab,
+            "n_ctx_train": int(getattr(hp, "n_ctx_train", 0) or 0), "n_embd": int(getattr(hp, "n_embd", 0) or 0),
+            "n_params": int(llm._model.n_params) if hasattr(llm._model, "n_params") else 0,
+            "size": os.path.getsize(st.model_path)}
+    return jsonify({
+        "models": [{"name": st.alias, "model": st.alias, "modified_at": "", "size": "", "digest": "", "type": "model",
+                    "description": "", "tags": [""], "capabilities": ["completion"], "parameters": "",
+                    "details": {"parent_model": "", "format": "gguf", "family": "", "families": [""],
+                                "parameter_size": "", "quantization_level": ""}}],
+        "object": "list",
+        "data": [{"id": st.alias, "object": "model", "created": R.now(), "owned_by": "llamacpp", "meta": meta}],
+    })
+
+
+@bp.get("/props")
+def props():
+    st = state()
+    tok = st.llm.tokenizer
+    from ..responses import generation_settings
+    from pyllama.engine import TaskRequest
+    req = TaskRequest(prompt=[], sampling=st.config.sampling, n_predict=st.config.n_predict)
+    return jsonify({
+        "default_generation_settings": {"params": generation_settings(req, st.engine.n_ctx_slot, st.alias,
+                                                                      R.reported_seed(req)),
+                                        "n_ctx": st.engine.n_ctx_slot},
+        "total_slots": st.config.parallel,
+        "model_alias": st.alias,
+        "model_path": st.model_path,
+        "modalities": {"vision": False, "audio": False},
+        "chat_template": st.template.source,
+        "chat_template_caps": {},
+        "bos_token": tok.tokens[tok.bos] if tok.bos >= 0 else "",
+        "eos_token": tok.tokens[tok.eos] if tok.eos >= 0 else "",
+        "build_info": f"pyllama {__version__}",
+        "endpoint_slots": st.config.slots,
+        "endpoint_props": st.config.props,
+        "endpoint_metrics": st.config.metrics,
+        "is_sleeping": False,
+    })
+
+
+@bp.post("/props")
+def set_props():
+    st = state()
+    if not st.config.props:
+        raise ApiError(501, "This server does not support changing global properties. Start it with `--props`",
+                       "not_supported_error")
+    json_body()
+    return jsonify({"success": True})
+
+
+@bp.post("/tokenize")
+def tokenize():
+    st = state()
+    body = json_body()
+    content = body.get("content")
+    if not isinstance(content, str):
+        raise bad_request("\"content\" must be a string")
+    add_special = field(body, "add_special", bool, False)
+    parse_special = field(body, "parse_special", bool, True)
+    with_pieces = field(body, "with_pieces", bool, False)
+    tok = st.llm.tokenizer
+    ids = tok.tokenize(content, add_special=add_special, parse_special=parse_special)
+    if not with_pieces:
+        return jsonify({"tokens": ids})
+    out = []
+    for t in ids:
+        raw = tok.piece(t, True)
+        try:
+            piece = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            piece = list(raw)
+        out.append({"id": t, "piece": piece})
+    return jsonify({"tokens": out})
+
+
+@bp.post("/detokenize")
+def detokenize():
+    st = state()
+    body = json_body()
+    ids = body.get("tokens", [])
+    if not isinstance(ids, list) or any(isinstance(t, bool) or not isinstance(t, int) for t in ids):
+        raise bad_request("\"tokens\" must be an array of token ids")
+    if any(t < 0 or t >= st.llm.n_vocab for t in ids):
+        raise bad_request("\"tokens\" contains an invalid token id")
+    return jsonify({"content": st.llm.tokenizer.detokenize(ids)})

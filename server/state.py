@@ -1,0 +1,116 @@
+"""What the app holds: its configuration, the loaded model, the engine thread,
+the chat template, and the load state /health reports."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from pyllama.chat import ChatTemplate
+from pyllama.engine import Engine, EngineConfig
+from pyllama.llama import Llama
+from pyllama.model_registry import resolve_model
+from pyllama.sampling import SamplingParams
+
+log = logging.getLogger("pyllama.server")
+
+
+@dataclass
+class ServerConfig:
+    model: str = ""
+    alias: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    ctx_size: int = 4096
+    parallel: int = 1
+    threads: int = 0
+    threads_batch: int = 0
+    batch_size: int = 2048
+    ubatch_size: int = 512
+    n_predict: int = -1
+    keep: int = 0
+    cont_batching: bool = True
+    cache_reuse: int = 0
+    context_shift: bool = False
+    cache_type_k: str = "f16"
+    cache_type_v: str = "f16"
+    api_keys: list[str] = field(default_factory=list)
+    ssl_key_file: str = ""
+    ssl_cert_file: str = ""
+    timeout: int = 600
+    metrics: bool = False
+    slots: bool = True
+    props: bool = False
+    chat_template: str = ""
+    chat_template_file: str = ""
+    jinja: bool = True
+    webui: bool = True
+    path: str = ""
+    log_disable: bool = False
+    verbose: bool = False
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+
+
+class ServerState:
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.llm: Llama | None = None
+        self.engine: Engine | None = None
+        self.template: ChatTemplate | None = None
+        self.load_error: str | None = None
+        self.model_path = ""
+        self.t_start = time.time()
+
+    @property
+    def ready(self) -> bool:
+        return self.engine is not None
+
+    @property
+    def alias(self) -> str:
+        import os
+        return self.config.alias or os.path.basename(self.model_path or self.config.model)
+
+    def load_in_background(self) -> None:
+        """Load the model on an OS thread (the port is already open; /health says 503)."""
+        try:
+            from gevent import monkey
+            start = monkey.get_original("_thread", "start_new_thread")
+        except ImportError:
+            import _thread
+            start = _thread.start_new_thread
+        start(self._load, ())
+
+    def _load(self) -> None:
+        cfg = self.config
+        try:
+            self.model_path = str(resolve_model(cfg.model))
+            llm = Llama(self.model_path, n_ctx=cfg.ctx_size, n_threads=cfg.threads or None,
+                        n_ubatch=cfg.ubatch_size, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v)
+            self.template = self._chat_template(llm)
+            engine = Engine(llm, EngineConfig(n_parallel=cfg.parallel, n_batch=cfg.batch_size,
+                                              cont_batching=cfg.cont_batching))
+            engine.start()
+            self.llm = llm
+            self.engine = engine
+            log.info("model loaded: %s (%d slots, n_ctx %d)", self.model_path, cfg.parallel, cfg.ctx_size)
+        except Exception as e:  # reported by /health and every route; the process keeps serving
+            log.error("failed to load the model: %s", e)
+            self.load_error = str(e)
+
+    def _chat_template(self, llm: Llama) -> ChatTemplate:
+        cfg = self.config
+        source = None
+        if cfg.chat_template_file:
+            with open(cfg.chat_template_file, encoding="utf-8") as f:
+                source = f.read()
+        elif cfg.chat_template:
+            source = cfg.chat_template
+        else:
+            source = llm.metadata.get("tokenizer.chat_template")
+        tok = llm.tokenizer
+        bos = tok.tokens[tok.bos] if tok.bos >= 0 else ""
+        eos = tok.tokens[tok.eos] if tok.eos >= 0 else ""
+        return ChatTemplate(source, bos_token=bos, eos_token=eos)
+
+

@@ -1,0 +1,65 @@
+"""A real pyllama-server process on a free port, and SSE parsing for the tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    def __init__(self, model, *args: str, env: dict | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "pyllama.server_cli", "-m", str(model), "--port", str(self.port), *args]
+        self.t_start = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})})
+        self.ready_s = self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60.0) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited:\n" + self.proc.stdout.read().decode(errors="replace"))
+            try:
+                if requests.get(self.url + "/health", timeout=1).status_code == 200:
+                    return time.monotonic() - self.t_start
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError("server not ready")
+
+    def post(self, path: str, body=None, **kw):
+        return requests.post(self.url + path, json=body, timeout=120, **kw)
+
+    def get(self, path: str, **kw):
+        return requests.get(self.url + path, timeout=30, **kw)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def sse_events(resp) -> list:
+    """The `data:` payloads of an SSE response, in order (JSON decoded, [DONE] kept as a string)."""
+    import json
+    out = []
+    for line in resp.iter_lines(decode_unicode=True):
+        if line and line.startswith("data: "):
+            payload = line[len("data: "):]
+            out.append(payload if payload == "[DONE]" else json.loads(payload))
+    return out

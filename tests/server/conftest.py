@@ -1,0 +1,14 @@
+"""A real pyllama-server process on a free port, with SmolLM2 (2 slots)."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers.server_process import ServerProcess
+
+
+@pytest.fixture(scope="session")
+def server(smollm2_path):
+    s = ServerProcess(smollm2_path, "-np", "2", "-c", "4096", "-t", "2")
+    yield s
+    s.stop()

@@ -1,0 +1,172 @@
+"""/completion and /completions over real HTTP against a real server process."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from helpers.server_process import sse_events
+from helpers.golden import completion_records
+from pyllama import Llama
+
+
+@pytest.fixture(scope="module")
+def llm(smollm2_path):
+    return Llama(smollm2_path, n_ctx=2048, n_threads=2)
+
+
+def test_health_and_ready_time(server):
+    r = server.get("/health")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    assert server.get("/v1/health").json() == {"status": "ok"}
+    assert server.ready_s < 10
+
+
+def test_greedy_completion_reproduces_the_library_and_the_reference(server, llm):
+    records = completion_records("smollm2-135m")
+    exact = 0
+    for rec in records[:10]:
+        r = server.post("/completion", {"prompt": rec["prompt"], "n_predict": 16, "temperature": 0,
+                                        "return_tokens": True})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        ours = list(llm.generate(rec["prompt"], max_tokens=16))
+        assert body["tokens"] == ours
+        assert body["tokens_evaluated"] == rec["n_prompt_tokens"]
+        exact += body["tokens"] == rec["tokens"][:16]
+    assert exact >= 5  # llama.cpp's own answers, where the arithmetic noise allows (see issue 4)
+
+
+def test_response_shape(server):
+    r = server.post("/completion", {"prompt": "Hello", "n_predict": 3, "temperature": 0})
+    body = r.json()
+    assert list(body)[:6] == ["index", "content", "tokens", "id_slot", "stop", "model"]
+    assert body["stop"] is True and body["stop_type"] == "limit" and body["tokens_predicted"] == 3
+    assert body["tokens"] == []  # only with return_tokens
+    assert set(body["timings"]) >= {"prompt_n", "prompt_ms", "predicted_n", "predicted_per_second"}
+    gs = body["generation_settings"]
+    assert gs["n_predict"] == 3 and gs["temperature"] == 0 and gs["seed"] == 4294967295
+    assert gs["samplers"] == ["penalties", "dry", "top_n_sigma", "top_k", "typ_p", "top_p", "min_p", "xtc",
+                              "temperature"]
+
+
+def test_prompt_forms(server, llm):
+    ids = llm.tokenize("The capital of France is")
+    by_text = server.post("/completion", {"prompt": "The capital of France is", "n_predict": 5,
+                                          "temperature": 0, "return_tokens": True}).json()
+    by_ids = server.post("/completion", {"prompt": ids, "n_predict": 5, "temperature": 0,
+                                         "return_tokens": True}).json()
+    mixed = server.post("/completion", {"prompt": ids[:2] + [llm.detokenize(ids[2:])], "n_predict": 5,
+                                        "temperature": 0, "return_tokens": True}).json()
+    assert by_text["tokens"] == by_ids["tokens"]
+    assert mixed["tokens_evaluated"] > 0
+    many = server.post("/completion", {"prompt": ["The capital of France is", "Once upon a time"],
+                                       "n_predict": 4, "temperature": 0}).json()
+    assert isinstance(many, list) and [m["index"] for m in many] == [0, 1]
+
+
+def test_streaming_sse(server):
+    r = requests.post(server.url + "/completion", json={"prompt": "The capital of France is", "n_predict": 6,
+                                                        "temperature": 0, "stream": True}, stream=True, timeout=60)
+    assert r.headers["Content-Type"].startswith("text/event-stream")
+    events = sse_events(r)
+    assert "[DONE]" not in events
+    *parts, final = events
+    assert all(e["stop"] is False for e in parts) and final["stop"] is True
+    whole = server.post("/completion", {"prompt": "The capital of France is", "n_predict": 6,
+                                        "temperature": 0}).json()
+    assert "".join(e["content"] for e in parts) == whole["content"]
+    assert sum(len(e["tokens"]) for e in parts) == 6
+
+
+def test_stop_strings(server):
+    body = {"prompt": "The capital of France is", "n_predict": 30, "temperature": 0, "stop": ["United"]}
+    r = server.post("/completion", body).json()
+    assert r["stop_type"] == "word" and r["stopping_word"] == "United"
+    assert "United" not in r["content"] and r["content"].endswith("The ")
+    r = requests.post(server.url + "/completion", json={**body, "stream": True}, stream=True, timeout=60)
+    events = sse_events(r)
+    streamed = "".join(e["content"] for e in events[:-1])
+    assert streamed == server.post("/completion", body).json()["content"]
+    assert "Unit" not in streamed
+
+
+def test_seeded_sampling_repeats(server):
+    body = {"prompt": "Once upon a time", "n_predict": 12, "temperature": 1.0, "seed": 1234}
+    a = server.post("/completion", body).json()["content"]
+    b = server.post("/completion", body).json()["content"]
+    assert a == b
+
+
+def test_probabilities(server):
+    r = server.post("/completion", {"prompt": "The capital of France is", "n_predict": 3, "temperature": 0,
+                                    "n_probs": 3}).json()
+    probs = r["completion_probabilities"]
+    assert len(probs) == 3
+    first = probs[0]
+    assert list(first) == ["id", "token", "bytes", "logprob", "top_logprobs"]
+    assert first["token"] == " Paris" and len(first["top_logprobs"]) == 3
+    assert first["top_logprobs"][0]["logprob"] >= first["top_logprobs"][1]["logprob"]
+    post = server.post("/completion", {"prompt": "The capital of France is", "n_predict": 2, "temperature": 1.0,
+                                       "top_k": 2, "n_probs": 5, "post_sampling_probs": True, "seed": 1}).json()
+    top = post["completion_probabilities"][0]["top_probs"]
+    assert len(top) <= 2 and abs(sum(t["prob"] for t in top) - 1.0) < 1e-4
+
+
+def test_prefix_cache_is_reused(server):
+    prompt = "In a quiet village by the sea, there lived an old fisherman who"
+    server.post("/completion", {"prompt": prompt, "n_predict": 2, "temperature": 0, "id_slot": 1})
+    r = server.post("/completion", {"prompt": prompt + " loved", "n_predict": 2, "temperature": 0,
+                                    "id_slot": 1}).json()
+    assert r["tokens_cached"] >= len(prompt.split()) and r["id_slot"] == 1
+    off = server.post("/completion", {"prompt": prompt, "n_predict": 2, "temperature": 0, "id_slot": 1,
+                                      "cache_prompt": False}).json()
+    assert off["tokens_cached"] == 0
+
+
+def test_tokenize_and_detokenize(server, llm):
+    r = server.post("/tokenize", {"content": "Hello world"}).json()
+    assert r["tokens"] == llm.tokenize("Hello world", add_special=False, parse_special=True)
+    pieces = server.post("/tokenize", {"content": "Hello é", "with_pieces": True}).json()["tokens"]
+    assert "".join(p["piece"] if isinstance(p["piece"], str) else bytes(p["piece"]).decode("utf-8", "ignore")
+                   for p in pieces) == "Hello é"
+    back = server.post("/detokenize", {"tokens": r["tokens"]}).json()
+    assert back == {"content": "Hello world"}
+
+
+def test_bad_input_gets_the_error_envelope(server):
+    cases = [
+        ("/completion", b"{not json", 400),
+        ("/completion", json.dumps({"prompt": "x", "n_predict": "ten"}).encode(), 400),
+        ("/completion", json.dumps({"prompt": [10**9]}).encode(), 400),
+        ("/completion", json.dumps({"prompt": "x", "top_k": "a"}).encode(), 400),
+        ("/completion", json.dumps({"prompt": "x", "repeat_last_n": -7}).encode(), 400),
+        ("/completion", json.dumps({"prompt": []}).encode(), 400),
+        ("/completion", json.dumps({"n_predict": 3}).encode(), 400),
+        ("/detokenize", json.dumps({"tokens": [-1]}).encode(), 400),
+        ("/tokenize", json.dumps({"content": 5}).encode(), 400),
+    ]
+    for path, data, code in cases:
+        r = requests.post(server.url + path, data=data, headers={"Content-Type": "application/json"}, timeout=30)
+        assert r.status_code == code, (path, data, r.text)
+        err = r.json()["error"]
+        assert err["code"] == code and err["type"] == "invalid_request_error" and err["message"]
+    r = server.get("/no/such/route")
+    assert r.status_code == 404 and r.json()["error"] == {"code": 404, "message": "File Not Found",
+                                                          "type": "not_found_error"}
+    assert server.get("/health").status_code == 200  # still serving
+
+
+def test_prompt_beyond_the_context(server):
+    long = "word " * 2500  # per-slot context is 4096 / 2
+    for stream in (False, True):
+        r = server.post("/completion", {"prompt": long, "n_predict": 1, "stream": stream})
+        if stream:
+            err = sse_events(r)[0]["error"] if r.status_code == 200 else r.json()["error"]
+        else:
+            assert r.status_code == 400
+            err = r.json()["error"]
+        assert err["type"] == "exceed_context_size_error" and err["n_ctx"] == 2048
+        assert err["n_prompt_tokens"] > 2048
