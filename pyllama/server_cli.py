@@ -128,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     ssl = {}
     if config.ssl_key_file and config.ssl_cert_file:
         ssl = {"keyfile": config.ssl_key_file, "certfile": config.ssl_cert_file}
-    server = WSGIServer((config.host, config.port), app, log=None if config.log_disable else "default", **ssl)
+    from .server.disconnect import Handler
+    server = WSGIServer((config.host, config.port), app, log=None if config.log_disable else "default",
+                        handler_class=Handler, **ssl)
     logging.getLogger("pyllama.server").info("listening on http%s://%s:%d", "s" if ssl else "", config.host,
                                              config.port)
     try:

@@ -11,7 +11,8 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .errors import ApiError
-from .routes import chat, completion, misc
+from .generation import ClientGone
+from .routes import chat, completion, misc, slots
 from .state import ServerConfig, ServerState
 
 PUBLIC = {"/health", "/v1/health"}
@@ -29,7 +30,7 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True) -> Flas
     app.config["MAX_CONTENT_LENGTH"] = 100 * 1024 * 1024
     st = ServerState(config)
     app.config["PYLLAMA_STATE"] = st
-    for bp in (misc.bp, completion.bp, chat.bp):
+    for bp in (misc.bp, completion.bp, chat.bp, slots.bp):
         app.register_blueprint(bp)
 
     @app.before_request
@@ -63,6 +64,10 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True) -> Flas
     @app.errorhandler(ApiError)
     def _api_error(e: ApiError):
         return e.response()
+
+    @app.errorhandler(ClientGone)
+    def _gone(e: ClientGone):
+        return "", 499  # nobody is listening; the task was cancelled
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):

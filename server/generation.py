@@ -3,7 +3,8 @@ cancel on the way out (a closed stream or a finished response)."""
 
 from __future__ import annotations
 
-from typing import Iterator
+import queue
+from typing import Callable, Iterator
 
 from pyllama.engine import ErrorEvent, FinalEvent, Task, TaskRequest
 from pyllama.engine.bridge import Channel
@@ -11,9 +12,14 @@ from pyllama.engine.bridge import Channel
 from .errors import ApiError
 
 
-def run(engine, requests: list[TaskRequest]) -> Iterator[tuple[int, object]]:
+POLL_S = 0.25  # how often a waiting request checks that its client is still there
+
+
+def run(engine, requests: list[TaskRequest], gone: Callable[[], bool] = lambda: False) \
+        -> Iterator[tuple[int, object]]:
     """Yield (index, event) for every event of every request until all are final.
-    Leaving early (client gone) cancels whatever is still running or queued."""
+    Leaving early (the stream closed, or `gone()` seen while waiting) cancels
+    whatever is still running or queued."""
     channel = Channel()
     tasks = []
     for i, req in enumerate(requests):
@@ -23,7 +29,12 @@ def run(engine, requests: list[TaskRequest]) -> Iterator[tuple[int, object]]:
     open_ = len(tasks)
     try:
         while open_:
-            i, ev = channel.get()
+            try:
+                i, ev = channel.get(timeout=POLL_S)
+            except queue.Empty:
+                if gone():
+                    return
+                continue
             if isinstance(ev, (FinalEvent, ErrorEvent)):
                 open_ -= 1
             yield i, ev
@@ -32,12 +43,18 @@ def run(engine, requests: list[TaskRequest]) -> Iterator[tuple[int, object]]:
             engine.cancel(t)
 
 
-def collect(engine, requests: list[TaskRequest]) -> list:
+class ClientGone(Exception):
+    """The client closed the connection before the answer was ready."""
+
+
+def collect(engine, requests: list[TaskRequest], gone: Callable[[], bool] = lambda: False) -> list:
     """Final results in request order; the first error becomes an ApiError."""
     results: list = [None] * len(requests)
-    for i, ev in run(engine, requests):
+    for i, ev in run(engine, requests, gone):
         if isinstance(ev, ErrorEvent):
             raise ApiError(ev.code, ev.message, ev.type, **ev.extra)
         if isinstance(ev, FinalEvent):
             results[i] = ev.result
+    if any(r is None for r in results):
+        raise ClientGone()
     return results

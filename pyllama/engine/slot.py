@@ -45,11 +45,13 @@ class Slot:
         self.task: Task | None = None
         self.last_used = 0.0
         self.n_past = 0                  # positions of its sequence in the cache
+        self.last_task: Task | None = None  # for /slots: the task served last (or now)
 
     # -- a task starts ------------------------------------------------------------
     def start(self, task: Task, tokenizer: "Tokenizer", n_vocab: int, n_cached: int) -> None:
         req = task.request
         self.task = task
+        self.last_task = task
         self.state = PROMPT
         self.prompt = req.prompt
         self.n_past = n_cached           # prompt tokens already in the cache

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
 from pyllama.chat import ChatTemplateError
 from pyllama.engine import ErrorEvent, FinalEvent, PartialEvent
 
 from .. import responses as R
 from ..errors import ApiError, bad_request
+from ..disconnect import watcher
 from ..generation import collect, run
 from ..params import field, task_request
 from ..sse import event
@@ -73,6 +74,7 @@ def apply_template():
 def chat_completions():
     st = state()
     body = json_body()
+    gone = watcher(request.environ)
     stream = field(body, "stream", bool, False)
     prompt = render(st, body)
     ids = st.llm.tokenizer.tokenize(prompt, add_special=True, parse_special=True)
@@ -100,7 +102,7 @@ def chat_completions():
         return {"content": R.probs_json(tok, probs, reqs[i].sampling.post_sampling_probs)} if probs else None
 
     if not stream:
-        results = collect(st.engine, reqs)
+        results = collect(st.engine, reqs, gone)
         choices = []
         for i, r in enumerate(results):
             c = {"finish_reason": R.finish_reason(r), "index": i,
@@ -120,7 +122,7 @@ def chat_completions():
     def generate():
         started = set()
         last = None
-        for i, ev in run(st.engine, reqs):
+        for i, ev in run(st.engine, reqs, gone):
             if isinstance(ev, ErrorEvent):
                 yield event(ApiError(ev.code, ev.message, ev.type, **ev.extra).body())
                 return

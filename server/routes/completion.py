@@ -8,6 +8,7 @@ from pyllama.engine import ErrorEvent, FinalEvent, PartialEvent
 
 from .. import responses as R
 from ..errors import ApiError, bad_request
+from ..disconnect import watcher
 from ..generation import collect, run
 from ..params import field, split_prompts, task_request, tokenize_prompt
 from ..sse import event
@@ -30,6 +31,7 @@ def _requests(st, body: dict, stream: bool):
 def completion():
     st = state()
     body = json_body()
+    gone = watcher(request.environ)
     stream = field(body, "stream", bool, False)
     return_tokens = field(body, "return_tokens", bool, False)
     prompts, ids, reqs = _requests(st, body, stream)
@@ -40,7 +42,7 @@ def completion():
         return p if isinstance(p, str) else tok.detokenize(ids[i])
 
     if not stream:
-        results = collect(st.engine, reqs)
+        results = collect(st.engine, reqs, gone)
         out = [R.completion_final(r, reqs[i], index=i, model=st.alias, prompt_text=prompt_text(i),
                                   n_ctx=st.engine.n_ctx_slot, tokenizer=tok, return_tokens=return_tokens,
                                   stream=False) for i, r in enumerate(results)]
@@ -50,7 +52,7 @@ def completion():
         return jsonify(out if len(out) > 1 else out[0])
 
     def generate():
-        for i, ev in run(st.engine, reqs):
+        for i, ev in run(st.engine, reqs, gone):
             if isinstance(ev, PartialEvent):
                 chunk = {"index": i, "content": ev.content, "tokens": ev.tokens, "stop": False,
                          "id_slot": ev.id_slot, "tokens_predicted": ev.n_decoded, "tokens_evaluated": ev.n_prompt}
@@ -90,6 +92,7 @@ def _sse(gen) -> Response:
 def v1_completions():
     st = state()
     body = json_body()
+    gone = watcher(request.environ)
     stream = field(body, "stream", bool, False)
     if "logprobs" in body and body["logprobs"] is not None:
         lp = body["logprobs"]
@@ -110,7 +113,7 @@ def v1_completions():
         return {"content": R.probs_json(tok, probs, r.sampling.post_sampling_probs)}
 
     if not stream:
-        results = collect(st.engine, reqs)
+        results = collect(st.engine, reqs, gone)
         choices = [{"text": r.content, "index": i, "logprobs": logprobs(reqs[i], r.probs),
                     "finish_reason": R.finish_reason(r)} for i, r in enumerate(results)]
         total = {"completion_tokens": sum(r.n_decoded for r in results),
@@ -123,7 +126,7 @@ def v1_completions():
 
     def generate():
         last = None
-        for i, ev in run(st.engine, reqs):
+        for i, ev in run(st.engine, reqs, gone):
             base = {"created": created, "model": st.alias, "system_fingerprint": R.FINGERPRINT,
                     "object": "text_completion", "id": cid}
             if isinstance(ev, PartialEvent):

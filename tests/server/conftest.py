@@ -9,6 +9,6 @@ from helpers.server_process import ServerProcess
 
 @pytest.fixture(scope="session")
 def server(smollm2_path):
-    s = ServerProcess(smollm2_path, "-np", "2", "-c", "4096", "-t", "2")
+    s = ServerProcess(smollm2_path, "-np", "2", "-c", "4096", "-t", "2", "--metrics")
     yield s
     s.stop()
