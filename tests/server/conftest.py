@@ -9,6 +9,7 @@ from helpers.server_process import ServerProcess
 
 @pytest.fixture(scope="session")
 def server(smollm2_path):
-    s = ServerProcess(smollm2_path, "-np", "2", "-c", "4096", "-t", "2", "--metrics")
+    # by name, as the README runs it (the model is in the cache the fixture filled)
+    s = ServerProcess("smollm2-135m", "-np", "2", "-c", "4096", "-t", "2", "--metrics")
     yield s
     s.stop()
