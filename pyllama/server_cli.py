@@ -106,6 +106,30 @@ def config_from_env():
     return resolve(None)
 
 
+def patch_gevent() -> None:
+    """gevent's monkey.patch_all(), minus 0.3 s of start-up: it looks its plugin entry
+    points up 25 times, each a scan of every installed distribution; one scan is
+    enough (plugins are still honoured)."""
+    import importlib.metadata as metadata
+
+    from gevent import monkey
+
+    original = metadata.entry_points
+    seen: dict = {}
+
+    def entry_points(**kw):
+        key = tuple(sorted(kw.items()))
+        if key not in seen:
+            seen[key] = original(**kw)
+        return seen[key]
+
+    metadata.entry_points = entry_points
+    try:
+        monkey.patch_all()
+    finally:
+        metadata.entry_points = original
+
+
 def main(argv: list[str] | None = None) -> int:
     ns = parser().parse_args(argv)
     try:
@@ -119,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if config.verbose else
                         (logging.CRITICAL if config.log_disable else logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from gevent import monkey
-    monkey.patch_all()
+    patch_gevent()
     from gevent.pywsgi import WSGIServer
 
     from .server import create_app
