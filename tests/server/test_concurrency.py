@@ -3,6 +3,8 @@ answers, a disconnect freeing its slot, /slots and /metrics while busy."""
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
 
@@ -45,22 +47,58 @@ def test_four_streams_on_two_slots(server):
     assert "# TYPE llamacpp:prompt_tokens_total counter" in m and "llamacpp:n_decode_total" in m
 
 
+def busy(server) -> bool:
+    return any(s["is_processing"] for s in server.get("/slots").json())
+
+
+def wait_idle(server, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not busy(server):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def raw_request(server, body: dict) -> socket.socket:
+    """Send a request on a raw socket (the caller closes it without reading)."""
+    data = json.dumps(body).encode()
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(b"POST /completion HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 + f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+    return sock
+
+
 def test_a_disconnect_frees_its_slot(server):
-    for use_stream in (True, False):
-        r = requests.post(server.url + "/completion", json={"prompt": "Tell me a long story.", "n_predict": 2000,
-                                                            "stream": use_stream, "ignore_eos": True},
-                          stream=True, timeout=60)
-        if use_stream:
-            next(r.iter_lines())
-        else:
-            time.sleep(0.5)
-        r.close()
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            if not any(s["is_processing"] for s in server.get("/slots").json()):
-                break
-            time.sleep(0.05)
-        assert not any(s["is_processing"] for s in server.get("/slots").json()), use_stream
+    long = {"prompt": "Tell me a long story.", "n_predict": 2000, "ignore_eos": True}
+    for stream in (True, False):
+        sock = raw_request(server, {**long, "stream": stream})
+        deadline = time.monotonic() + 10
+        while not busy(server) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert busy(server)
+        sock.close()
+        assert wait_idle(server, 1.5), f"slot still busy after the client left (stream={stream})"
+
+
+def test_a_queued_request_that_disconnects_never_runs(server):
+    server.post("/completion", {"prompt": "probe", "n_predict": 1, "id_slot": 0})
+    probe = server.get("/slots").json()[0]["id_task"]  # task ids are given out in order
+    long = {"prompt": "Tell me a long story.", "n_predict": 300, "ignore_eos": True, "stream": True}
+    holders = []
+    for _ in range(2):  # both slots busy
+        holders.append(raw_request(server, long))
+        time.sleep(0.2)
+    queued = raw_request(server, {**long, "prompt": "A queued request"})  # task probe + 3
+    time.sleep(0.3)
+    assert "llamacpp:requests_deferred 1" in server.get("/metrics").text
+    queued.close()
+    time.sleep(0.6)
+    for h in holders:
+        h.close()
+    assert wait_idle(server, 1.5)
+    assert max(s["id_task"] for s in server.get("/slots").json()) <= probe + 2
+    assert "llamacpp:requests_deferred 0" in server.get("/metrics").text
 
 
 def test_slots_endpoint_shape(server):
