@@ -8,7 +8,7 @@ from typing import Any
 from pyllama.engine import TaskRequest
 from pyllama.sampling import SamplingError, SamplingParams
 
-from .errors import bad_request
+from .errors import ApiError, bad_request
 
 INT32_MAX = 2**31 - 1
 
@@ -63,7 +63,17 @@ def split_prompts(prompt: Any) -> list[Any]:
     return [prompt]
 
 
+def check_fits(state, prompt_ids: list[int]) -> None:
+    """A prompt must leave room in its slot's context (a 400 before any streaming starts)."""
+    n_ctx = state.engine.n_ctx_slot
+    if len(prompt_ids) >= n_ctx:
+        raise ApiError(400, f"request ({len(prompt_ids)} tokens) exceeds the available context size ({n_ctx} "
+                            "tokens), try increasing it", "exceed_context_size_error",
+                       n_prompt_tokens=len(prompt_ids), n_ctx=n_ctx)
+
+
 def task_request(state, body: dict, prompt_ids: list[int], *, stream: bool) -> TaskRequest:
+    check_fits(state, prompt_ids)
     cfg = state.config
     n_predict = field(body, "n_predict", int, None)
     if n_predict is None:

@@ -161,12 +161,11 @@ def test_bad_input_gets_the_error_envelope(server):
 
 def test_prompt_beyond_the_context(server):
     long = "word " * 2500  # per-slot context is 4096 / 2
-    for stream in (False, True):
-        r = server.post("/completion", {"prompt": long, "n_predict": 1, "stream": stream})
-        if stream:
-            err = sse_events(r)[0]["error"] if r.status_code == 200 else r.json()["error"]
-        else:
-            assert r.status_code == 400
+    for path, body in (("/completion", {"prompt": long}), ("/v1/completions", {"prompt": long}),
+                       ("/v1/chat/completions", {"messages": [{"role": "user", "content": long}]})):
+        for stream in (False, True):
+            r = server.post(path, {**body, "n_predict": 1, "stream": stream})
+            assert r.status_code == 400, (path, stream)
             err = r.json()["error"]
-        assert err["type"] == "exceed_context_size_error" and err["n_ctx"] == 2048
-        assert err["n_prompt_tokens"] > 2048
+            assert err["type"] == "exceed_context_size_error" and err["n_ctx"] == 2048
+            assert err["n_prompt_tokens"] > 2048 and "exceeds the available context size" in err["message"]
