@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import requests
@@ -17,13 +18,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Servers start outside the checkout: from its root, `python -m` would import the
+# source tree's pyllama (no compiled _native) instead of the installed package.
+RUN_DIR = tempfile.gettempdir()
+
+
 class ServerProcess:
     def __init__(self, model, *args: str, env: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "pyllama.server_cli", "-m", str(model), "--port", str(self.port), *args]
         self.t_start = time.monotonic()
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=RUN_DIR,
                                      env={**os.environ, **(env or {})})
         self.ready_s = self.wait_ready()
 

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from helpers.server_process import ServerProcess, free_port
+from helpers.server_process import RUN_DIR, ServerProcess, free_port
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_a_bad_model_file_is_reported_not_fatal(tmp_path):
     bad.write_bytes(b"GGUF" + b"\0" * 64)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "pyllama.server_cli", "-m", str(bad), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=RUN_DIR)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -87,7 +87,7 @@ def test_https(smollm2_path, tmp_path):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "pyllama.server_cli", "-m", str(smollm2_path), "--port",
                              str(port), "--ssl-key-file", str(key), "--ssl-cert-file", str(cert), "-c", "512"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=RUN_DIR)
     try:
         deadline, ok = time.monotonic() + 30, False
         while time.monotonic() < deadline and not ok:
@@ -107,7 +107,7 @@ def test_runs_under_gunicorn(smollm2_path):
            "LLAMA_ARG_N_PARALLEL": "2"}
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1", "-b",
                              f"127.0.0.1:{port}", "pyllama.server:create_app()"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=RUN_DIR)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
