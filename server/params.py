@@ -96,7 +96,14 @@ def task_request(state, body: dict, prompt_ids: list[int], *, stream: bool) -> T
     except SamplingError as e:
         raise bad_request(str(e)) from None
     n_keep = field(body, "n_keep", int, cfg.keep)
+    if n_keep < -1:
+        raise bad_request(f"Field 'n_keep': Value must be between -1 <= value <= {INT32_MAX}, but got {n_keep}")
+    n_discard = field(body, "n_discard", int, 0)
+    if n_discard < 0:
+        raise bad_request(f"Field 'n_discard': Value must be between 0 <= value <= {INT32_MAX}, but got {n_discard}")
+    n_indent = field(body, "n_indent", int, 0)
     t_max = field(body, "t_max_predict_ms", int, -1)
     return TaskRequest(prompt=prompt_ids, sampling=sampling, n_predict=n_predict, stop=stops, stream=stream,
                        cache_prompt=field(body, "cache_prompt", bool, True), id_slot=field(body, "id_slot", int, -1),
-                       n_keep=n_keep, t_max_predict_ms=t_max, ignore_eos=sampling.ignore_eos)
+                       n_keep=n_keep, n_discard=n_discard, n_indent=max(0, n_indent), t_max_predict_ms=t_max,
+                       ignore_eos=sampling.ignore_eos)

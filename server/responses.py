@@ -48,7 +48,7 @@ def generation_settings(req: TaskRequest, n_ctx: int, model: str, seed: int) -> 
         "dry_penalty_last_n": s.dry_penalty_last_n, "dry_sequence_breakers": list(s.dry_sequence_breakers),
         "mirostat": s.mirostat, "mirostat_tau": s.mirostat_tau, "mirostat_eta": s.mirostat_eta,
         "stop": list(req.stop), "max_tokens": req.n_predict, "n_predict": req.n_predict, "n_keep": req.n_keep,
-        "n_discard": 0, "ignore_eos": s.ignore_eos, "stream": req.stream,
+        "n_discard": req.n_discard, "ignore_eos": s.ignore_eos, "stream": req.stream,
         "logit_bias": [[t, b if math.isfinite(b) else False] for t, b in s.logit_bias],
         "n_probs": s.n_probs, "min_keep": s.min_keep, "grammar": "", "grammar_lazy": False,
         "grammar_triggers": [], "preserved_tokens": [], "chat_format": "Content-only",

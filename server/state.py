@@ -89,7 +89,7 @@ class ServerState:
                         n_ubatch=cfg.ubatch_size, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v)
             self.template = self._chat_template(llm)
             engine = Engine(llm, EngineConfig(n_parallel=cfg.parallel, n_batch=cfg.batch_size,
-                                              cont_batching=cfg.cont_batching))
+                                              cont_batching=cfg.cont_batching, context_shift=cfg.context_shift))
             engine.start()
             self.llm = llm
             self.engine = engine

@@ -32,6 +32,7 @@ class EngineConfig:
     n_parallel: int = 1
     n_batch: int = 2048          # tokens per step (the logical batch)
     cont_batching: bool = True
+    context_shift: bool = False  # at the context end: drop old tokens and go on (else stop, truncated)
 
 
 @dataclass
@@ -192,6 +193,8 @@ class Engine:
         batch = Batch()
         owners: list[tuple[Slot, int]] = []
         for s in self.slots:
+            if s.state == GENERATING and s.n_past + 1 >= s.n_ctx:
+                self._shift(s)
             if s.state == GENERATING:
                 tok = s.tokens[-1]
                 batch.add(tok, s.n_past, s.id, True)
@@ -216,12 +219,28 @@ class Engine:
         # rows of logits come back in batch order: generating slots first, then finished prompts
         return batch, owners
 
+    def _shift(self, s: Slot) -> None:
+        """llama-server's context shift: keep n_keep tokens (plus BOS), drop n_discard
+        after them (default half the rest), slide the remainder down."""
+        req = s.task.request
+        n_keep = len(req.prompt) if req.n_keep < 0 else req.n_keep
+        if self.llm.tokenizer.add_bos:
+            n_keep += 1
+        n_keep = min(s.n_ctx - 4, n_keep)
+        n_left = s.n_past - n_keep
+        n_discard = req.n_discard if req.n_discard else n_left // 2
+        n_discard = max(0, min(n_discard, max(0, n_left - 1)))
+        kv = self.llm.kv
+        kv.seq_rm(s.id, n_keep, n_keep + n_discard)
+        kv.seq_add(s.id, n_keep + n_discard, s.n_past, -n_discard)
+        s.shift_context(n_keep, n_discard)
+
     def _sample(self, s: Slot, logits) -> None:
         req = s.task.request
         tok = s.sampler.sample(logits)
         s.sampler.accept(tok)
         probs = s.sampler.probs(logits, tok) if req.sampling.n_probs > 0 else None
-        done = s.add_token(tok, self.llm.tokenizer.is_eog(tok), probs)
+        done = s.add_token(tok, self.llm.tokenizer.is_eog(tok), probs, self.config.context_shift)
         self.stats.n_predicted += 1
         if req.stream:
             text = s.take_stream_text(final=done)

@@ -80,8 +80,9 @@ class Slot:
         self.last_used = time.monotonic()
 
     # -- generation ---------------------------------------------------------------
-    def add_token(self, tok: int, is_eog: bool, probs: TokenProbs | None) -> bool:
-        """Record a sampled token; returns True when the task is finished."""
+    def add_token(self, tok: int, is_eog: bool, probs: TokenProbs | None, context_shift: bool = False) -> bool:
+        """Record a sampled token; returns True when the task is finished (llama-server's order
+        of checks: stop strings, context, n_predict, indentation, time limit, end of generation)."""
         req = self.task.request
         self.n_decoded += 1
         if probs is not None:
@@ -91,27 +92,52 @@ class Slot:
             self.text += self.decoder.flush()
             return True
         self.tokens.append(tok)
-        self.text += self.decoder.feed(tok)
+        piece = self.decoder.feed(tok)
+        self.text += piece
         if req.stop:
             # only the new text (and a stop's length before it) can complete a stop string
-            start = max(0, len(self.text) - len(self.decoder.tok.piece(tok)) - max(map(len, req.stop)) - 1)
-            hit = min(((self.text.find(s, start), s) for s in req.stop if self.text.find(s, start) >= 0),
-                      default=None)
-            if hit is not None:
-                self.text = self.text[:hit[0]]
-                self.stop_type, self.stopping_word = "word", hit[1]
+            start = max(0, len(self.text) - len(piece) - max(map(len, req.stop)))
+            hits = [(self.text.find(s, start), s) for s in req.stop]
+            hits = [h for h in hits if h[0] >= 0]
+            if hits:
+                at, word = min(hits)
+                self.text = self.text[:at]
+                self.stop_type, self.stopping_word = "word", word
                 return True
+        if not context_shift and self.n_past + 1 >= self.n_ctx:
+            self.stop_type, self.truncated = "limit", True
+            return True
         if req.n_predict >= 0 and self.n_decoded >= req.n_predict:
             self.stop_type = "limit"
             return True
-        if self.n_past + 1 >= self.n_ctx:
-            self.stop_type, self.truncated = "limit", True
+        if req.n_indent > 0 and self._under_indented(req.n_indent):
+            self.stop_type = "limit"
             return True
-        if req.t_max_predict_ms > 0 and "\n" in self.text and \
+        if "\n" in piece and req.t_max_predict_ms > 0 and \
                 (time.perf_counter() - self.t_first) * 1000 > req.t_max_predict_ms:
             self.stop_type = "limit"
             return True
         return False
+
+    def _under_indented(self, n_indent: int) -> bool:
+        """After a newline, a line whose text starts with less than n_indent spaces or
+        tabs of indentation ends the generation; the text is cut where it starts."""
+        start = self.text.rfind("\n") + 1
+        if start == 0:
+            return False  # the first line is never checked
+        line = self.text[start:]
+        indent = len(line) - len(line.lstrip(" \t"))
+        if indent == len(line) or indent >= n_indent:
+            return False  # only indentation so far, or enough of it
+        self.text = self.text[:start + indent]
+        return True
+
+    def shift_context(self, n_keep: int, n_discard: int) -> None:
+        """Forget n_discard tokens after the first n_keep of the cache (the caller
+        moves the KV cells); later positions move down by n_discard."""
+        del self.cache[n_keep:n_keep + n_discard]
+        self.n_past -= n_discard
+        self.truncated = True
 
     def take_stream_text(self, final: bool) -> str:
         """The text not yet streamed, minus what might begin a stop string (unless final)."""

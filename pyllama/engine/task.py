@@ -23,7 +23,9 @@ class TaskRequest:
     stream: bool = False
     cache_prompt: bool = True
     id_slot: int = -1             # -1: any slot
-    n_keep: int = 0
+    n_keep: int = 0               # prompt tokens kept on a context shift (-1: all; BOS not counted)
+    n_discard: int = 0            # tokens dropped per context shift (0: half of what may go)
+    n_indent: int = 0             # stop at a line indented less than this (code completion)
     t_max_predict_ms: int = -1
     ignore_eos: bool = False
 

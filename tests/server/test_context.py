@@ -1,0 +1,54 @@
+"""The end of a slot's context: stop with `truncated`, or shift the context and go
+on (--context-shift, n_keep, n_discard); code-completion limits (n_indent)."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers.server_process import ServerProcess
+from pyllama.engine.slot import Slot
+
+
+@pytest.fixture(scope="module")
+def small(smollm2_path):
+    s = ServerProcess(smollm2_path, "-c", "128", "-np", "1")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def shifting(smollm2_path):
+    s = ServerProcess(smollm2_path, "-c", "128", "-np", "1", "--context-shift")
+    yield s
+    s.stop()
+
+
+BODY = {"prompt": "Write a very long story about the sea.", "n_predict": 300, "ignore_eos": True,
+        "temperature": 0, "return_tokens": True}
+
+
+def test_generation_stops_at_the_context_end(small):
+    r = small.post("/completion", BODY).json()
+    assert r["truncated"] is True and r["stop_type"] == "limit"
+    assert r["tokens_evaluated"] + r["tokens_predicted"] == 128
+
+
+def test_context_shift_keeps_going(shifting):
+    r = shifting.post("/completion", BODY).json()
+    assert r["tokens_predicted"] == 300 and r["truncated"] is True
+    kept = shifting.post("/completion", {**BODY, "n_keep": -1, "n_discard": 10}).json()
+    assert kept["tokens_predicted"] == 300
+    assert shifting.post("/completion", {**BODY, "n_discard": -1}).status_code == 400
+    # the first tokens, before any shift, equal a run that never needed one
+    short = shifting.post("/completion", {**BODY, "n_predict": 40}).json()
+    assert r["tokens"][:40] == short["tokens"]
+
+
+def test_n_indent_cuts_an_underindented_line():
+    slot = Slot(0, 64)
+    slot.text = "def f():\n    return 1\n  x"
+    assert slot._under_indented(4) and slot.text == "def f():\n    return 1\n  "
+    slot.text = "def f():\n    return 1\n      "
+    assert not slot._under_indented(4)
+    slot.text = "no newline yet"
+    assert not slot._under_indented(4)
