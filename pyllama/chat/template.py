@@ -1,6 +1,7 @@
 """Chat templates: the GGUF's `tokenizer.chat_template` (a Hugging Face Jinja
 template) rendered in jinja2's sandbox with the variables and helpers HF templates
-expect, or chatml when the model has none."""
+expect; one of llama-server's built-in formats by name (`--chat-template llama3`);
+chatml when the model has none."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..errors import PyllamaError
+from .builtin import BUILTIN
 
 CHATML = ("{%- for message in messages -%}"
           "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' -}}"
@@ -33,8 +35,14 @@ def _tojson(value: Any, indent: int | None = None, **_: Any) -> str:
 
 class ChatTemplate:
     def __init__(self, source: str | None, *, bos_token: str = "", eos_token: str = ""):
+        """source: Jinja text, or the name of a built-in format; None means chatml."""
         self.source = source or CHATML
         self.bos_token, self.eos_token = bos_token, eos_token
+        self.builtin = BUILTIN.get(self.source.strip()) if len(self.source) < 40 else None
+        if self.builtin is not None:
+            self.name = self.source.strip()
+            return
+        self.name = "jinja"
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
                                             extensions=["jinja2.ext.loopcontrols"])
         env.filters["tojson"] = _tojson
@@ -46,6 +54,8 @@ class ChatTemplate:
             raise ChatTemplateError(f"invalid chat template: {e}") from None
 
     def render(self, messages: list[dict], *, add_generation_prompt: bool = True, **extra: Any) -> str:
+        if self.builtin is not None:
+            return self.builtin(messages, add_generation_prompt)
         try:
             return self._template.render(messages=messages, add_generation_prompt=add_generation_prompt,
                                          bos_token=self.bos_token, eos_token=self.eos_token, **extra)

@@ -1,0 +1,259 @@
+"""llama-server's built-in named chat formats (`--chat-template NAME`), for models
+whose GGUF carries no template or a template to be replaced. Each formatter takes
+the messages ({role, content}) and add_generation_prompt, and writes the prompt
+string llama.cpp's format of that name writes."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+WS = " \t\n\r\f\v"
+Messages = list[dict]
+
+
+def _trim(s: str) -> str:
+    return s.strip(WS)
+
+
+def chatml(msgs: Messages, add: bool) -> str:
+    out = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in msgs)
+    return out + ("<|im_start|>assistant\n" if add else "")
+
+
+def _mistral_v7(trailing: str) -> Callable[[Messages, bool], str]:
+    def fmt(msgs: Messages, add: bool) -> str:
+        out = []
+        for m in msgs:
+            if m["role"] == "system":
+                out.append(f"[SYSTEM_PROMPT]{trailing}{m['content']}[/SYSTEM_PROMPT]")
+            elif m["role"] == "user":
+                out.append(f"[INST]{trailing}{m['content']}[/INST]")
+            else:
+                out.append(f"{trailing}{m['content']}</s>")
+        return "".join(out)
+    return fmt
+
+
+def _mistral(leading: str, trailing: str, trim_assistant: bool) -> Callable[[Messages, bool], str]:
+    def fmt(msgs: Messages, add: bool) -> str:
+        out, inside = [], False
+        for m in msgs:
+            if not inside:
+                out.append(f"{leading}[INST]{trailing}")
+                inside = True
+            if m["role"] == "system":
+                out.append(m["content"] + "\n\n")
+            elif m["role"] == "user":
+                out.append(m["content"] + leading + "[/INST]")
+            else:
+                c = _trim(m["content"]) if trim_assistant else m["content"]
+                out.append(f"{trailing}{c}</s>")
+                inside = False
+        return "".join(out)
+    return fmt
+
+
+def _llama2(system: bool, bos_inside: bool, strip: bool) -> Callable[[Messages, bool], str]:
+    def fmt(msgs: Messages, add: bool) -> str:
+        out, inside = ["[INST] "], True
+        for m in msgs:
+            c = _trim(m["content"]) if strip else m["content"]
+            if not inside:
+                inside = True
+                out.append("<s>[INST] " if bos_inside else "[INST] ")
+            if m["role"] == "system":
+                out.append(f"<<SYS>>\n{c}\n<</SYS>>\n\n" if system else c + "\n")
+            elif m["role"] == "user":
+                out.append(c + " [/INST]")
+            else:
+                out.append(c + "</s>")
+                inside = False
+        return "".join(out)
+    return fmt
+
+
+def _tagged(open_: str, close: str, gen: str) -> Callable[[Messages, bool], str]:
+    """role between open_ markers: `<|role|>\\ncontent` + close per message."""
+    def fmt(msgs: Messages, add: bool) -> str:
+        out = "".join(open_.format(role=m["role"]) + m["content"] + close for m in msgs)
+        return out + (gen if add else "")
+    return fmt
+
+
+def monarch(msgs: Messages, add: bool) -> str:
+    out = "".join(("" if i == 0 else "<s>") + f"{m['role']}\n{m['content']}</s>\n" for i, m in enumerate(msgs))
+    return out + ("<s>assistant\n" if add else "")
+
+
+def gemma(msgs: Messages, add: bool) -> str:
+    out, system = [], ""
+    for m in msgs:
+        if m["role"] == "system":
+            system += _trim(m["content"])
+            continue
+        role = "model" if m["role"] == "assistant" else m["role"]
+        out.append(f"<start_of_turn>{role}\n")
+        if system and role != "model":
+            out.append(system + "\n\n")
+            system = ""
+        out.append(_trim(m["content"]) + "<end_of_turn>\n")
+    return "".join(out) + ("<start_of_turn>model\n" if add else "")
+
+
+def orion(msgs: Messages, add: bool) -> str:
+    out, system = [], ""
+    for m in msgs:
+        if m["role"] == "system":
+            system += m["content"]
+        elif m["role"] == "user":
+            out.append("Human: " + (system + "\n\n" if system else "") + m["content"] + "\n\nAssistant: </s>")
+            system = ""
+        else:
+            out.append(m["content"] + "</s>")
+    return "".join(out)
+
+
+def openchat(msgs: Messages, add: bool) -> str:
+    out = []
+    for m in msgs:
+        if m["role"] == "system":
+            out.append(m["content"] + "<|end_of_turn|>")
+        else:
+            role = m["role"][:1].upper() + m["role"][1:]
+            out.append(f"GPT4 Correct {role}: {m['content']}<|end_of_turn|>")
+    return "".join(out) + ("GPT4 Correct Assistant:" if add else "")
+
+
+def _vicuna(orca: bool) -> Callable[[Messages, bool], str]:
+    def fmt(msgs: Messages, add: bool) -> str:
+        out = []
+        for m in msgs:
+            if m["role"] == "system":
+                out.append(f"SYSTEM: {m['content']}\n" if orca else m["content"] + "\n\n")
+            elif m["role"] == "user":
+                out.append(f"USER: {m['content']}\n")
+            elif m["role"] == "assistant":
+                out.append(f"ASSISTANT: {m['content']}</s>\n")
+        return "".join(out) + ("ASSISTANT:" if add else "")
+    return fmt
+
+
+def deepseek(msgs: Messages, add: bool) -> str:
+    out = []
+    for m in msgs:
+        if m["role"] == "system":
+            out.append(m["content"])
+        elif m["role"] == "user":
+            out.append(f"### Instruction:\n{m['content']}\n")
+        elif m["role"] == "assistant":
+            out.append(f"### Response:\n{m['content']}\n<|EOT|>\n")
+    return "".join(out) + ("### Response:\n" if add else "")
+
+
+def deepseek2(msgs: Messages, add: bool) -> str:
+    out = []
+    for m in msgs:
+        if m["role"] == "system":
+            out.append(m["content"] + "\n\n")
+        elif m["role"] == "user":
+            out.append(f"User: {m['content']}\n\n")
+        elif m["role"] == "assistant":
+            out.append(f"Assistant: {m['content']}<｜end▁of▁sentence｜>")
+    return "".join(out) + ("Assistant:" if add else "")
+
+
+def deepseek3(msgs: Messages, add: bool) -> str:
+    out = []
+    for m in msgs:
+        if m["role"] == "system":
+            out.append(m["content"] + "\n\n")
+        elif m["role"] == "user":
+            out.append("<｜User｜>" + m["content"])
+        elif m["role"] == "assistant":
+            out.append("<｜Assistant｜>" + m["content"] + "<｜end▁of▁sentence｜>")
+    return "".join(out) + ("<｜Assistant｜>" if add else "")
+
+
+def command_r(msgs: Messages, add: bool) -> str:
+    tags = {"system": "<|SYSTEM_TOKEN|>", "user": "<|USER_TOKEN|>", "assistant": "<|CHATBOT_TOKEN|>"}
+    out = "".join(f"<|START_OF_TURN_TOKEN|>{tags[m['role']]}{_trim(m['content'])}<|END_OF_TURN_TOKEN|>"
+                  for m in msgs if m["role"] in tags)
+    return out + ("<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>" if add else "")
+
+
+def llama3(msgs: Messages, add: bool) -> str:
+    out = "".join(f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{_trim(m['content'])}<|eot_id|>"
+                  for m in msgs)
+    return out + ("<|start_header_id|>assistant<|end_header_id|>\n\n" if add else "")
+
+
+def chatglm3(msgs: Messages, add: bool) -> str:
+    return "[gMASK]sop" + "".join(f"<|{m['role']}|>\n {m['content']}" for m in msgs) + ("<|assistant|>" if add else "")
+
+
+def chatglm4(msgs: Messages, add: bool) -> str:
+    return "[gMASK]<sop>" + "".join(f"<|{m['role']}|>\n{m['content']}" for m in msgs) + \
+        ("<|assistant|>\n" if add else "")
+
+
+def minicpm(msgs: Messages, add: bool) -> str:
+    return "".join("<用户>" + _trim(m["content"]) + "<AI>" if m["role"] == "user" else _trim(m["content"])
+                   for m in msgs)
+
+
+def exaone3(msgs: Messages, add: bool) -> str:
+    out = []
+    for m in msgs:
+        c = _trim(m["content"])
+        if m["role"] == "system":
+            out.append(f"[|system|]{c}[|endofturn|]\n")
+        elif m["role"] == "user":
+            out.append(f"[|user|]{c}\n")
+        elif m["role"] == "assistant":
+            out.append(f"[|assistant|]{c}[|endofturn|]\n")
+    return "".join(out) + ("[|assistant|]" if add else "")
+
+
+def granite(msgs: Messages, add: bool) -> str:
+    out = []
+    for m in msgs:
+        out.append(f"<|start_of_role|>{m['role']}<|end_of_role|>")
+        if m["role"] == "assistant_tool_call":
+            out.append("<|tool_call|>")
+        out.append(m["content"] + "<|end_of_text|>\n")
+    return "".join(out) + ("<|start_of_role|>assistant<|end_of_role|>" if add else "")
+
+
+BUILTIN: dict[str, Callable[[Messages, bool], str]] = {
+    "chatml": chatml,
+    "llama2": _llama2(False, False, False),
+    "llama2-sys": _llama2(True, False, False),
+    "llama2-sys-bos": _llama2(True, True, False),
+    "llama2-sys-strip": _llama2(True, False, True),
+    "mistral-v1": _mistral(" ", " ", False),
+    "mistral-v3": _mistral("", " ", True),
+    "mistral-v3-tekken": _mistral("", "", False),
+    "mistral-v7": _mistral_v7(" "),
+    "mistral-v7-tekken": _mistral_v7(""),
+    "phi3": _tagged("<|{role}|>\n", "<|end|>\n", "<|assistant|>\n"),
+    "phi4": _tagged("<|im_start|>{role}<|im_sep|>", "<|im_end|>", "<|im_start|>assistant<|im_sep|>"),
+    "falcon3": _tagged("<|{role}|>\n", "\n", "<|assistant|>\n"),
+    "zephyr": _tagged("<|{role}|>\n", "<|endoftext|>\n", "<|assistant|>\n"),
+    "glmedge": _tagged("<|{role}|>\n", "", "<|assistant|>"),
+    "monarch": monarch,
+    "gemma": gemma,
+    "orion": orion,
+    "openchat": openchat,
+    "vicuna": _vicuna(False),
+    "vicuna-orca": _vicuna(True),
+    "deepseek": deepseek,
+    "deepseek2": deepseek2,
+    "deepseek3": deepseek3,
+    "command-r": command_r,
+    "llama3": llama3,
+    "chatglm3": chatglm3,
+    "chatglm4": chatglm4,
+    "minicpm": minicpm,
+    "exaone3": exaone3,
+    "granite": granite,
+}
