@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     if config.ssl_key_file and config.ssl_cert_file:
         ssl = {"keyfile": config.ssl_key_file, "certfile": config.ssl_cert_file}
     from .server.disconnect import Handler
+    Handler.timeout_s = config.timeout if config.timeout > 0 else None
     server = WSGIServer((config.host, config.port), app, log=None if config.log_disable else "default",
                         handler_class=Handler, **ssl)
     logging.getLogger("pyllama.server").info("listening on http%s://%s:%d", "s" if ssl else "", config.host,

@@ -12,10 +12,17 @@ from werkzeug.exceptions import HTTPException
 
 from .errors import ApiError
 from .generation import ClientGone
-from .routes import chat, completion, misc, slots
+from .routes import chat, completion, misc, slots, webui
 from .state import ServerConfig, ServerState
 
 PUBLIC = {"/health", "/v1/health"}
+
+
+def _is_public(path: str) -> bool:
+    """Health checks and the web UI's files need no key (its API calls do)."""
+    return path in PUBLIC or not path.startswith(("/v1/", "/completion", "/chat", "/tokenize", "/detokenize",
+                                                  "/apply-template", "/props", "/slots", "/metrics", "/models",
+                                                  "/embedding", "/infill", "/rerank"))
 
 
 def create_app(config: ServerConfig | None = None, *, load: bool = True) -> Flask:
@@ -30,14 +37,14 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True) -> Flas
     app.config["MAX_CONTENT_LENGTH"] = 100 * 1024 * 1024
     st = ServerState(config)
     app.config["PYLLAMA_STATE"] = st
-    for bp in (misc.bp, completion.bp, chat.bp, slots.bp):
+    for bp in (misc.bp, completion.bp, chat.bp, slots.bp, webui.bp):
         app.register_blueprint(bp)
 
     @app.before_request
     def _auth():
         if request.method == "OPTIONS":
             return _preflight()
-        if not config.api_keys or request.path in PUBLIC or not st.ready:
+        if not config.api_keys or _is_public(request.path) or not st.ready:
             return None  # while loading, every route answers 503 before any key check
         given = request.headers.get("X-Api-Key") or request.headers.get("Authorization", "")
         if given.startswith("Bearer "):

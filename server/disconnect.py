@@ -14,7 +14,15 @@ from gevent.pywsgi import WSGIHandler
 
 
 class Handler(WSGIHandler):
-    """gevent's handler, with the connection's socket in the environ."""
+    """gevent's handler, with the connection's socket in the environ and the
+    server's read/write timeout (--timeout) on the socket."""
+
+    timeout_s: float | None = None
+
+    def handle(self):
+        if self.timeout_s:
+            self.socket.settimeout(self.timeout_s)
+        return super().handle()
 
     def get_environ(self):
         env = super().get_environ()

@@ -34,7 +34,17 @@ def completion():
     gone = watcher(request.environ)
     stream = field(body, "stream", bool, False)
     return_tokens = field(body, "return_tokens", bool, False)
+    n_cmpl = field(body, "n_cmpl", int, None)
+    if n_cmpl is None:
+        n_cmpl = field(body, "n", int, 1)
+    if not 1 <= n_cmpl <= st.config.parallel:
+        raise bad_request(f"Field 'n_cmpl': Value must be between 1 <= value <= {st.config.parallel}, "
+                          f"but got {n_cmpl}")
     prompts, ids, reqs = _requests(st, body, stream)
+    # every prompt n_cmpl times, in prompt order
+    prompts = [p for p in prompts for _ in range(n_cmpl)]
+    ids = [p for p in ids for _ in range(n_cmpl)]
+    reqs = [r for r in reqs for _ in range(n_cmpl)]
     tok = st.llm.tokenizer
 
     def prompt_text(i: int) -> str:
