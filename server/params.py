@@ -102,8 +102,13 @@ def task_request(state, body: dict, prompt_ids: list[int], *, stream: bool) -> T
     if n_discard < 0:
         raise bad_request(f"Field 'n_discard': Value must be between 0 <= value <= {INT32_MAX}, but got {n_discard}")
     n_indent = field(body, "n_indent", int, 0)
+    n_cache_reuse = field(body, "n_cache_reuse", int, cfg.cache_reuse)
+    if n_cache_reuse < 0:
+        raise bad_request(f"Field 'n_cache_reuse': Value must be between 0 <= value <= {INT32_MAX}, "
+                          f"but got {n_cache_reuse}")
     t_max = field(body, "t_max_predict_ms", int, -1)
     return TaskRequest(prompt=prompt_ids, sampling=sampling, n_predict=n_predict, stop=stops, stream=stream,
                        cache_prompt=field(body, "cache_prompt", bool, True), id_slot=field(body, "id_slot", int, -1),
+                       n_cache_reuse=n_cache_reuse,
                        n_keep=n_keep, n_discard=n_discard, n_indent=max(0, n_indent), t_max_predict_ms=t_max,
                        ignore_eos=sampling.ignore_eos)

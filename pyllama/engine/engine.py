@@ -182,11 +182,34 @@ class Engine:
                                     {"n_prompt_tokens": len(req.prompt), "n_ctx": self.n_ctx_slot}))
             return
         n_cached = common_prefix(slot.cache, req.prompt) if req.cache_prompt else 0
+        if req.cache_prompt and req.n_cache_reuse > 0:
+            n_cached = self._reuse_chunks(slot, req.prompt, n_cached, req.n_cache_reuse)
         n_cached = min(n_cached, len(req.prompt) - 1)  # the last prompt token is decoded again for its logits
         self.llm.kv.seq_rm(slot.id, n_cached, -1)
         slot.cache = slot.cache[:n_cached]
         slot.start(task, self.llm.tokenizer, self.llm.n_vocab, n_cached)
         self.stats.n_prompt_cached += n_cached
+
+    def _reuse_chunks(self, slot: Slot, prompt: list[int], n_past: int, min_chunk: int) -> int:
+        """llama-server's --cache-reuse: past the common prefix, runs of at least
+        min_chunk cached tokens that the prompt repeats further on are moved to
+        their new positions (seq_add re-rotates K) instead of being decoded again."""
+        kv, cache = self.llm.kv, slot.cache
+        head_c = head_p = n_past
+        while head_c < len(cache) and head_p < len(prompt):
+            n = 0
+            while head_c + n < len(cache) and head_p + n < len(prompt) and cache[head_c + n] == prompt[head_p + n]:
+                n += 1
+            if n >= min_chunk:
+                kv.seq_rm(slot.id, head_p, head_c)
+                kv.seq_add(slot.id, head_c, head_c + n, head_p - head_c)
+                cache[head_p:head_p + n] = cache[head_c:head_c + n]
+                n_past += n
+                head_c += n
+                head_p += n
+            else:
+                head_c += 1
+        return n_past
 
     def _plan(self) -> tuple[Batch, list[tuple[Slot, int]]]:
         """One token for every generating slot, then prompt chunks within n_batch."""

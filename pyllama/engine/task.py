@@ -22,6 +22,7 @@ class TaskRequest:
     stop: list[str] = field(default_factory=list)
     stream: bool = False
     cache_prompt: bool = True
+    n_cache_reuse: int = 0        # > 0: also reuse cached chunks this long by shifting them (--cache-reuse)
     id_slot: int = -1             # -1: any slot
     n_keep: int = 0               # prompt tokens kept on a context shift (-1: all; BOS not counted)
     n_discard: int = 0            # tokens dropped per context shift (0: half of what may go)

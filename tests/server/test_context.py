@@ -52,3 +52,21 @@ def test_n_indent_cuts_an_underindented_line():
     assert not slot._under_indented(4)
     slot.text = "no newline yet"
     assert not slot._under_indented(4)
+
+
+def test_cache_reuse_shifts_cached_chunks(small):
+    """A prompt that drops a middle piece of the cached one reuses the rest by
+    shifting it (n_cache_reuse), instead of decoding it again."""
+    head = "The old lighthouse stood on the rocks. "
+    middle = "Storms came often that year. "
+    tail = "Every night the keeper climbed the stairs and lit the great lamp for the ships."
+    small.post("/completion", {"prompt": head + middle + tail, "n_predict": 1, "id_slot": 0})
+    plain = small.post("/completion", {"prompt": head + tail, "n_predict": 8, "temperature": 0, "id_slot": 0,
+                                       "return_tokens": True}).json()
+    small.post("/completion", {"prompt": head + middle + tail, "n_predict": 1, "id_slot": 0})
+    reused = small.post("/completion", {"prompt": head + tail, "n_predict": 8, "temperature": 0, "id_slot": 0,
+                                        "n_cache_reuse": 4, "return_tokens": True}).json()
+    n_tail = len(small.post("/tokenize", {"content": tail}).json()["tokens"])
+    assert reused["tokens_cached"] >= plain["tokens_cached"] + n_tail - 2
+    assert reused["timings"]["prompt_n"] <= 2
+    assert small.post("/completion", {"prompt": "x", "n_cache_reuse": -1}).status_code == 400
