@@ -99,8 +99,12 @@ class ServerState:
             self.load_error = str(e)
 
     def _chat_template(self, llm: Llama) -> ChatTemplate:
+        """--chat-template-file, else --chat-template (Jinja text or a built-in name),
+        else the model's template; chatml when there is none. Without --jinja only the
+        built-in formats are used: the model's template picks one by its markers."""
+        from pyllama.chat.builtin import BUILTIN, detect_format
+
         cfg = self.config
-        source = None
         if cfg.chat_template_file:
             with open(cfg.chat_template_file, encoding="utf-8") as f:
                 source = f.read()
@@ -108,9 +112,12 @@ class ServerState:
             source = cfg.chat_template
         else:
             source = llm.metadata.get("tokenizer.chat_template")
+        if not cfg.jinja and source and source.strip() not in BUILTIN:
+            name = detect_format(source)
+            if name is None:
+                log.warning("the chat template is not one of the built-in formats; using chatml (try --jinja)")
+            source = name or "chatml"
         tok = llm.tokenizer
         bos = tok.tokens[tok.bos] if tok.bos >= 0 else ""
         eos = tok.tokens[tok.eos] if tok.eos >= 0 else ""
         return ChatTemplate(source, bos_token=bos, eos_token=eos)
-
-

@@ -257,3 +257,70 @@ BUILTIN: dict[str, Callable[[Messages, bool], str]] = {
     "exaone3": exaone3,
     "granite": granite,
 }
+
+
+def detect_format(template: str | None) -> str | None:
+    """The built-in format a model's Jinja template stands for, by the markers
+    llama.cpp looks for (used without --jinja); None when none matches."""
+    if not template:
+        return None
+    t = template
+
+    def has(*parts: str) -> bool:
+        return all(p in t for p in parts)
+
+    if "<|im_start|>" in t:
+        if "<|im_sep|>" in t:
+            return "phi4"
+        return None if "<end_of_utterance>" in t else "chatml"
+    if t.startswith("mistral") or "[INST]" in t:
+        if "[SYSTEM_PROMPT]" in t:
+            return "mistral-v7"
+        if has("' [INST] ' + system_message") or "[AVAILABLE_TOOLS]" in t:
+            if " [INST]" in t:
+                return "mistral-v1"
+            return "mistral-v3-tekken" if '"[INST]"' in t else "mistral-v3"
+        if "content.strip()" in t:
+            return "llama2-sys-strip"
+        if "bos_token + '[INST]" in t:
+            return "llama2-sys-bos"
+        return "llama2-sys" if "<<SYS>>" in t else "llama2"
+    if has("<|assistant|>", "<|end|>"):
+        return "phi3"
+    if "[gMASK]<sop>" in t:
+        return "chatglm4"
+    if has("<|assistant|>", "<|user|>"):
+        if "<|tool_declare|>" in t:
+            return None
+        return "falcon3" if "</s>" in t else "glmedge"
+    if has("<|user|>", "<|endoftext|>"):
+        return "zephyr"
+    if "bos_token + message['role']" in t:
+        return "monarch"
+    if "<start_of_turn>" in t:
+        return "gemma"
+    if "'\\n\\nAssistant: ' + eos_token" in t:
+        return "orion"
+    if "GPT4 Correct " in t:
+        return "openchat"
+    if has("USER: ", "ASSISTANT: "):
+        return "vicuna-orca" if "SYSTEM: " in t else "vicuna"
+    if has("### Instruction:", "<|EOT|>"):
+        return "deepseek"
+    if has("<|START_OF_TURN_TOKEN|>", "<|USER_TOKEN|>"):
+        return "command-r"
+    if has("<|start_header_id|>", "<|end_header_id|>"):
+        return "llama3"
+    if "[gMASK]sop" in t:
+        return "chatglm3"
+    if "<用户>" in t:
+        return "minicpm"
+    if "'Assistant: ' + message['content'] + eos_token" in t:
+        return "deepseek2"
+    if has("<｜Assistant｜>", "<｜User｜>", "<｜end▁of▁sentence｜>"):
+        return "deepseek3"
+    if has("[|system|]", "[|assistant|]", "[|endofturn|]") and "[|tool|]" not in t:
+        return "exaone3"
+    if "<|start_of_role|>" in t and "<tool_call>" not in t and "<tools>" not in t:
+        return "granite"
+    return None

@@ -52,15 +52,32 @@ def _messages(body: dict) -> list[dict]:
 def render(st, body: dict) -> str:
     msgs = _messages(body)
     add_gen = field(body, "add_generation_prompt", bool, True)
-    if add_gen and body.get("continue_final_message"):
-        raise bad_request("Cannot have 2 or more assistant messages at the end of the list.")
+    cont = field(body, "continue_final_message", bool, False)
+    if add_gen and cont and "add_generation_prompt" in body:
+        raise bad_request("Cannot set both add_generation_prompt and continue_final_message")
     kwargs = body.get("chat_template_kwargs") or {}
     if not isinstance(kwargs, dict):
         raise bad_request("Field 'chat_template_kwargs': expected an object")
     try:
+        if cont:
+            return _continue_final(st, msgs, kwargs)
         return st.template.render(msgs, add_generation_prompt=add_gen, **kwargs)
     except ChatTemplateError as e:
         raise ApiError(400, str(e)) from None
+
+
+def _continue_final(st, msgs: list[dict], kwargs: dict) -> str:
+    """The prompt ends inside the last (assistant) message, so the model continues it:
+    render with a marker in its place and cut the template's closing after it."""
+    if msgs[-1]["role"] != "assistant":
+        raise bad_request("continue_final_message needs the last message to be from the assistant")
+    marker = "\u2063pyllama-continue\u2063"
+    rendered = st.template.render(msgs[:-1] + [{**msgs[-1], "content": marker}], add_generation_prompt=False,
+                                  **kwargs)
+    at = rendered.rfind(marker)
+    if at < 0:
+        raise bad_request("the chat template drops the final message; it cannot be continued")
+    return rendered[:at] + msgs[-1]["content"]
 
 
 @bp.post("/apply-template")

@@ -77,3 +77,13 @@ def test_sandbox_helpers_and_errors():
         ChatTemplate("{% for %}")
     with pytest.raises(ChatTemplateError):  # the sandbox refuses attribute escapes
         ChatTemplate("{{ ''.__class__.__mro__[1].__subclasses__() }}").render(MSGS)
+
+
+def test_detect_format_by_markers(smollm2_path):
+    from pyllama.chat.builtin import detect_format
+    g = GGUFFile(smollm2_path)
+    assert detect_format(g.metadata["tokenizer.chat_template"]) == "chatml"
+    assert detect_format("{{ '<start_of_turn>' + role }}") == "gemma"
+    assert detect_format("{{ '<|start_header_id|>' }}{{ '<|end_header_id|>' }}") == "llama3"
+    assert detect_format("[INST] <<SYS>> {{ x }}") == "llama2-sys"
+    assert detect_format("something else entirely") is None

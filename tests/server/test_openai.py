@@ -85,3 +85,16 @@ def test_stop_and_errors(client):
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="x", messages=[{"role": "user", "content": "x"}], max_tokens=3,
                                        top_logprobs=2)
+
+
+def test_continue_final_message(server):
+    msgs = [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "Hi there, I am"}]
+    prompt = server.post("/apply-template", {"messages": msgs, "continue_final_message": True,
+                                             "add_generation_prompt": False}).json()["prompt"]
+    assert prompt.endswith("<|im_start|>assistant\nHi there, I am")
+    both = server.post("/apply-template", {"messages": msgs, "continue_final_message": True,
+                                           "add_generation_prompt": True})
+    assert both.status_code == 400
+    r = server.post("/v1/chat/completions", {"messages": msgs, "continue_final_message": True,
+                                             "add_generation_prompt": False, "max_tokens": 3})
+    assert r.status_code == 200

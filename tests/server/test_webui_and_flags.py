@@ -68,3 +68,14 @@ def test_n_cmpl(server):
     assert [x["index"] for x in r] == [0, 1, 2, 3]
     assert r[0]["content"] == r[1]["content"] and r[2]["content"] == r[3]["content"]
     assert server.post("/completion", {"prompt": "x", "n_cmpl": 3}).status_code == 400  # above --parallel
+
+
+def test_no_jinja_uses_the_builtin_format_the_template_matches(smollm2_path):
+    s = ServerProcess(smollm2_path, "--no-jinja", "-c", "256")
+    try:
+        msgs = [{"role": "user", "content": "Hi"}]
+        # SmolLM2's Jinja template adds a default system prompt; plain chatml does not
+        assert s.post("/apply-template", {"messages": msgs}).json()["prompt"] == \
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    finally:
+        s.stop()
