@@ -31,6 +31,12 @@ def tokenize_prompt(state, prompt: Any) -> list[int]:
     """One prompt: a string, a token list, or a list mixing both."""
     tok = state.llm.tokenizer
     n_vocab = state.llm.n_vocab
+    if isinstance(prompt, dict):  # {"prompt_string": ..., "multimodal_data": [...]}
+        if prompt.get("multimodal_data"):
+            raise ApiError(501, "This server does not support multimodal input", "not_supported_error")
+        if not isinstance(prompt.get("prompt_string"), str):
+            raise bad_request("\"prompt_string\" must be a string")
+        prompt = prompt["prompt_string"]
     if isinstance(prompt, str):
         ids = tok.tokenize(prompt, add_special=True, parse_special=True)
     elif isinstance(prompt, list):
@@ -60,6 +66,8 @@ def split_prompts(prompt: Any) -> list[Any]:
         if any(isinstance(p, int) and not isinstance(p, bool) for p in prompt):
             return [prompt]
         return list(prompt)
+    if isinstance(prompt, dict):
+        return [prompt]
     return [prompt]
 
 

@@ -52,6 +52,14 @@ def test_response_shape(server):
                               "temperature"]
 
 
+def test_odd_but_valid_input(server):
+    r = server.post("/completion", {"prompt": {"prompt_string": "Hello"}, "n_predict": 2, "n_probs": 10**9,
+                                    "seed": 2**40, "logit_bias": [[1, 1e30]], "samplers": "kx?"})
+    assert r.status_code == 200 and len(r.json()["completion_probabilities"][0]["top_logprobs"]) == 49152
+    assert server.post("/completion", {"prompt": {"prompt_string": "x", "multimodal_data": ["AAAA"]}}) \
+        .status_code == 501
+
+
 def test_prompt_forms(server, llm):
     ids = llm.tokenize("The capital of France is")
     by_text = server.post("/completion", {"prompt": "The capital of France is", "n_predict": 5,
@@ -147,6 +155,15 @@ def test_bad_input_gets_the_error_envelope(server):
         ("/completion", json.dumps({"n_predict": 3}).encode(), 400),
         ("/detokenize", json.dumps({"tokens": [-1]}).encode(), 400),
         ("/tokenize", json.dumps({"content": 5}).encode(), 400),
+        ("/completion", json.dumps({"prompt": {"prompt_string": 5}}).encode(), 400),
+        ("/completion", json.dumps({"prompt": [[1, 2], {"x": 1}]}).encode(), 400),
+        ("/completion", json.dumps({"prompt": "x", "stop": [1]}).encode(), 400),
+        ("/completion", json.dumps({"prompt": "x", "n_predict": -2}).encode(), 400),
+        ("/completion", json.dumps({"prompt": "x", "samplers": 5}).encode(), 400),
+        ("/completion", json.dumps({"prompt": "x", "logit_bias": "no"}).encode(), 400),
+        ("/completion", json.dumps(["not", "an", "object"]).encode(), 400),
+        ("/v1/chat/completions", json.dumps({"messages": [{"role": "user", "content": 7}]}).encode(), 400),
+        ("/v1/chat/completions", json.dumps({"messages": "hi"}).encode(), 400),
     ]
     for path, data, code in cases:
         r = requests.post(server.url + path, data=data, headers={"Content-Type": "application/json"}, timeout=30)
