@@ -71,6 +71,20 @@ def split_prompts(prompt: Any) -> list[Any]:
     return [prompt]
 
 
+def n_choices(state, body: dict, names: tuple[str, ...]) -> int:
+    """How many completions per prompt (`n_cmpl`, or OpenAI's `n`): 1 to --parallel."""
+    n = None
+    for name in names:
+        n = field(body, name, int, None)
+        if n is not None:
+            break
+    n = 1 if n is None else n
+    if not 1 <= n <= state.config.parallel:
+        raise bad_request(f"Field '{name}': Value must be between 1 <= value <= {state.config.parallel}, "
+                          f"but got {n}")
+    return n
+
+
 def check_fits(state, prompt_ids: list[int]) -> None:
     """A prompt must leave room in its slot's context (a 400 before any streaming starts)."""
     n_ctx = state.engine.n_ctx_slot

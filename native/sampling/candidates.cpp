@@ -98,12 +98,17 @@ void top_into(const Candidates& c, size_t k, std::vector<TokenData>& out) {
     select_top(c.data, c.data + c.size, k, out);
 }
 
-void softmax(Candidates& c, bool do_sort) {
-    if (c.size == 0) return;
-    if (do_sort && !c.sorted) keep_top(c, c.size);
+float max_logit(const Candidates& c) {
     float max_l = c.data[0].logit;
     if (!c.sorted)
         for (size_t i = 1; i < c.size; ++i) max_l = std::max(max_l, c.data[i].logit);
+    return max_l;
+}
+
+void softmax(Candidates& c, bool do_sort) {
+    if (c.size == 0) return;
+    if (do_sort && !c.sorted) keep_top(c, c.size);
+    const float max_l = max_logit(c);
     float sum = 0.0f;
     for (size_t i = 0; i < c.size; ++i) {
         const float p = std::exp(c.data[i].logit - max_l);

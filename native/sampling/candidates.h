@@ -27,6 +27,8 @@ struct Candidates {
     void reset(const float* logits, int32_t n_vocab);
 };
 
+// The largest logit (the first one when the list is sorted).
+float max_logit(const Candidates& c);
 // Probabilities from the logits (sorting first when asked and not yet sorted).
 void softmax(Candidates& c, bool do_sort);
 // Leaves the k highest logits, sorted descending (k clamped to size).

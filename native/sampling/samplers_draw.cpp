@@ -64,10 +64,8 @@ void Dist::apply(Candidates& c) {
         c.data[0].p = 1.0f;
         return;
     }
-    float max_l = c.data[0].logit;
-    if (!c.sorted)
-        for (size_t i = 1; i < c.size; ++i) max_l = std::max(max_l, c.data[i].logit);
-    double sum = 0.0;
+    const float max_l = max_logit(c);
+    double sum = 0.0;  // in double, as llama.cpp's draw sums
     for (size_t i = 0; i < c.size; ++i) {
         const float p = std::exp(c.data[i].logit - max_l);
         c.data[i].p = p;

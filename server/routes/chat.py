@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from pyllama.chat import ChatTemplateError
 from pyllama.engine import ErrorEvent, FinalEvent, PartialEvent
@@ -11,8 +11,8 @@ from .. import responses as R
 from ..errors import ApiError, bad_request
 from ..disconnect import watcher
 from ..generation import collect, run
-from ..params import field, task_request
-from ..sse import event
+from ..params import field, n_choices, task_request
+from ..sse import event, stream_response
 from .common import json_body, state
 
 bp = Blueprint("chat", __name__)
@@ -107,9 +107,7 @@ def chat_completions():
         req_body["n_probs"] = top if isinstance(top, int) and not isinstance(top, bool) else 1
     if body.get("max_completion_tokens") is not None and body.get("max_tokens") is None:
         req_body["max_tokens"] = body["max_completion_tokens"]
-    n = field(body, "n", int, 1)
-    if not 1 <= n <= st.config.parallel:
-        raise bad_request(f"Field 'n': Value must be between 1 <= value <= {st.config.parallel}, but got {n}")
+    n = n_choices(st, body, ("n",))
     reqs = [task_request(st, req_body, ids, stream=stream) for _ in range(n)]
     tok = st.llm.tokenizer
     cid, created = R.new_id("chatcmpl"), R.now()
@@ -165,4 +163,4 @@ def chat_completions():
                          "timings": last.timings.to_json()})
         yield event("[DONE]")
 
-    return Response(generate(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return stream_response(generate())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from pyllama.engine import ErrorEvent, FinalEvent, PartialEvent
 
@@ -10,8 +10,8 @@ from .. import responses as R
 from ..errors import ApiError, bad_request
 from ..disconnect import watcher
 from ..generation import collect, run
-from ..params import field, split_prompts, task_request, tokenize_prompt
-from ..sse import event
+from ..params import field, n_choices, split_prompts, task_request, tokenize_prompt
+from ..sse import event, stream_response
 from .common import json_body, state
 
 bp = Blueprint("completion", __name__)
@@ -34,12 +34,7 @@ def completion():
     gone = watcher(request.environ)
     stream = field(body, "stream", bool, False)
     return_tokens = field(body, "return_tokens", bool, False)
-    n_cmpl = field(body, "n_cmpl", int, None)
-    if n_cmpl is None:
-        n_cmpl = field(body, "n", int, 1)
-    if not 1 <= n_cmpl <= st.config.parallel:
-        raise bad_request(f"Field 'n_cmpl': Value must be between 1 <= value <= {st.config.parallel}, "
-                          f"but got {n_cmpl}")
+    n_cmpl = n_choices(st, body, ("n_cmpl", "n"))
     prompts, ids, reqs = _requests(st, body, stream)
     # every prompt n_cmpl times, in prompt order
     prompts = [p for p in prompts for _ in range(n_cmpl)]
@@ -78,7 +73,7 @@ def completion():
                 yield event(ApiError(ev.code, ev.message, ev.type, **ev.extra).body())
                 return
 
-    return _sse(generate())
+    return stream_response(generate())
 
 
 def _pick(obj: dict, fields: list) -> dict:
@@ -94,10 +89,6 @@ def _pick(obj: dict, fields: list) -> dict:
     return out
 
 
-def _sse(gen) -> Response:
-    return Response(gen, mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
-
-
 @bp.post("/v1/completions")
 def v1_completions():
     st = state()
@@ -108,9 +99,7 @@ def v1_completions():
         lp = body["logprobs"]
         if isinstance(lp, bool) or not isinstance(lp, int):
             raise bad_request("Field 'logprobs': expected an integer")
-    n = field(body, "n", int, 1)
-    if not 1 <= n <= st.config.parallel:
-        raise bad_request(f"Field 'n': Value must be between 1 <= value <= {st.config.parallel}, but got {n}")
+    n = n_choices(st, body, ("n",))
     prompts, ids, reqs = _requests(st, body, stream)
     reqs = [r for r in reqs for _ in range(n)]
     tok = st.llm.tokenizer
@@ -156,4 +145,4 @@ def v1_completions():
                          "object": "text_completion", "id": cid, "usage": R.usage(last)})
         yield event("[DONE]")
 
-    return _sse(generate())
+    return stream_response(generate())
