@@ -24,6 +24,7 @@ from . import _native
 from .errors import ContextOverflow, ModelLoadError
 from .gguf_file import GGUFFile
 from .model_loader import LoadProgress, load_model
+from .grammar import GrammarState, compile_grammar
 from .sampling import Sampler, SamplingParams
 from .tokenizer import Tokenizer
 
@@ -177,12 +178,13 @@ class Llama:
 
     def generate(self, prompt: str | Sequence[int], *, max_tokens: int = 128, temperature: float = 0.0,
                  top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05, seed: int | None = None,
-                 sampling: SamplingParams | None = None, seq_id: int = 0, stop_at_eog: bool = True,
-                 keep_cache: bool = False) -> Iterator[int]:
+                 sampling: SamplingParams | None = None, grammar: str | None = None, seq_id: int = 0,
+                 stop_at_eog: bool = True, keep_cache: bool = False) -> Iterator[int]:
         """Yield up to max_tokens generated token ids (greedy when temperature <= 0).
 
         `sampling` gives the whole llama-server sampler chain (it overrides the
-        temperature/top_k/top_p/min_p/seed shortcuts). The prompt is accepted into
+        temperature/top_k/top_p/min_p/seed shortcuts). `grammar` (GBNF) constrains
+        the output; generation ends when the grammar allows nothing but the end. The prompt is accepted into
         the chain, so repetition penalties see it. The sequence's cache is cleared
         first unless keep_cache, in which case the prompt continues what the cache
         holds. Stops early at an end-of-generation token (not yielded) when
@@ -198,6 +200,7 @@ class Llama:
                                       seed=-1 if seed is None else seed)
         sampler = Sampler(sampling, self.n_vocab, n_ctx=self.n_ctx, tokenizer=self.tokenizer)
         sampler.accept(ids)
+        state = GrammarState(compile_grammar(grammar, self.tokenizer), self.tokenizer) if grammar else None
         self.timings = Timings(n_prompt=len(ids))
         t0 = time.perf_counter()
         logits = self.eval(ids, seq_id=seq_id)
@@ -205,7 +208,10 @@ class Llama:
         self.timings.prompt_s = t1 - t0
         pos = self.kv.seq_pos_max(seq_id) + 1
         for _ in range(max_tokens):
-            tok = sampler(logits)
+            tok = sampler.sample(logits, state.filter if state is not None else None)
+            sampler.accept(tok)
+            if state is not None:
+                state.accept(tok)
             if stop_at_eog and self.tokenizer.is_eog(tok):
                 break
             self.timings.n_generated += 1

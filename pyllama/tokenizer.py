@@ -339,6 +339,28 @@ class Tokenizer:
             return bytes([int(text[3:5], 16)])
         return b""
 
+    def all_pieces(self, special: bool = True) -> list[bytes]:
+        """piece(t, special) for every token, computed in bulk (grammars need them all)."""
+        out: list[bytes] = [b""] * len(self.tokens)
+        attrs = self.attrs
+        tokens = self.tokens
+        rest = []
+        normal = np.flatnonzero(attrs & int(Attr.NORMAL)).tolist()
+        if self.kind == "bpe":
+            table = _BYTE_TABLE
+            for i in normal:
+                try:
+                    out[i] = tokens[i].translate(table).encode("latin-1")
+                except UnicodeEncodeError:  # a character outside GPT-2's byte map
+                    rest.append(i)
+        else:
+            for i in normal:
+                out[i] = tokens[i].replace(SPACE, " ").encode("utf-8", "surrogateescape")
+        others = np.flatnonzero((attrs & int(Attr.NORMAL)) == 0).tolist()
+        for i in rest + others:
+            out[i] = self.piece(i, special)
+        return out
+
     def detokenize(self, ids: Sequence[int], remove_special: bool = False, unparse_special: bool = False) -> str:
         """Text of a token sequence (llama_detokenize): leading space of an SPM prefix
         removed, optional BOS/EOS removal, llama.cpp's space clean-up for BPE/WPM."""
@@ -362,6 +384,9 @@ class Tokenizer:
 
     def stream_decoder(self, special: bool = False) -> "StreamDecoder":
         return StreamDecoder(self, special)
+
+
+_BYTE_TABLE = {ord(ch): b for ch, b in CHAR_TO_BYTE.items()}  # GPT-2 stand-in -> code point of its byte
 
 
 def _clean_spaces(t: bytes) -> bytes:

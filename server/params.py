@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pyllama.engine import TaskRequest
+from pyllama.grammar import GrammarError, compile_grammar
 from pyllama.sampling import SamplingError, SamplingParams
 
 from .errors import ApiError, bad_request
@@ -129,8 +130,16 @@ def task_request(state, body: dict, prompt_ids: list[int], *, stream: bool) -> T
         raise bad_request(f"Field 'n_cache_reuse': Value must be between 0 <= value <= {INT32_MAX}, "
                           f"but got {n_cache_reuse}")
     t_max = field(body, "t_max_predict_ms", int, -1)
+    grammar = None
+    text = field(body, "grammar", str, "")
+    if text:
+        try:
+            grammar = compile_grammar(text, state.llm.tokenizer)
+        except GrammarError as e:
+            raise bad_request(f"invalid grammar: {e}") from None
     return TaskRequest(prompt=prompt_ids, sampling=sampling, n_predict=n_predict, stop=stops, stream=stream,
                        cache_prompt=field(body, "cache_prompt", bool, True), id_slot=field(body, "id_slot", int, -1),
                        n_cache_reuse=n_cache_reuse,
                        n_keep=n_keep, n_discard=n_discard, n_indent=max(0, n_indent), t_max_predict_ms=t_max,
-                       ignore_eos=sampling.ignore_eos)
+                       ignore_eos=sampling.ignore_eos, grammar=grammar,
+                       grammar_text=text)

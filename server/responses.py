@@ -50,7 +50,7 @@ def generation_settings(req: TaskRequest, n_ctx: int, model: str, seed: int) -> 
         "stop": list(req.stop), "max_tokens": req.n_predict, "n_predict": req.n_predict, "n_keep": req.n_keep,
         "n_discard": req.n_discard, "ignore_eos": s.ignore_eos, "stream": req.stream,
         "logit_bias": [[t, b if math.isfinite(b) else False] for t, b in s.logit_bias],
-        "n_probs": s.n_probs, "min_keep": s.min_keep, "grammar": "", "grammar_lazy": False,
+        "n_probs": s.n_probs, "min_keep": s.min_keep, "grammar": req.grammar_text, "grammar_lazy": False,
         "grammar_triggers": [], "preserved_tokens": [], "chat_format": "Content-only",
         "reasoning_format": "none", "reasoning_in_content": False, "generation_prompt": "",
         "samplers": list(s.samplers), "speculative.types": "none", "timings_per_token": False,

@@ -10,6 +10,7 @@ void register_tokenizer(py::module_& m);
 void register_kv_cache(py::module_& m);
 void register_model(py::module_& m);
 void register_sampling(py::module_& m);
+void register_grammar(py::module_& m);
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "pyllama native core: GGUF parsing, quantized kernels, transformer ops, tokenizer";
@@ -20,4 +21,5 @@ PYBIND11_MODULE(_native, m) {
     register_kv_cache(m);
     register_model(m);
     register_sampling(m);
+    register_grammar(m);
 }

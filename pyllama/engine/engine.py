@@ -260,8 +260,10 @@ class Engine:
 
     def _sample(self, s: Slot, logits) -> None:
         req = s.task.request
-        tok = s.sampler.sample(logits)
+        tok = s.sampler.sample(logits, s.grammar.filter if s.grammar is not None else None)
         s.sampler.accept(tok)
+        if s.grammar is not None:
+            s.grammar.accept(tok)
         probs = s.sampler.probs(logits, tok) if req.sampling.n_probs > 0 else None
         done = s.add_token(tok, self.llm.tokenizer.is_eog(tok), probs, self.config.context_shift)
         self.stats.n_predicted += 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from ..grammar import GrammarState
 from ..sampling import Sampler, TokenProbs
 from ..tokenizer import StreamDecoder
 from .task import CompletionResult, Task, Timings
@@ -58,6 +59,7 @@ class Slot:
         self.n_cached = n_cached
         self.sampler = Sampler(req.sampling, n_vocab, n_ctx=self.n_ctx, tokenizer=tokenizer)
         self.sampler.accept(req.prompt)
+        self.grammar = GrammarState(req.grammar, tokenizer) if req.grammar is not None else None
         self.decoder = StreamDecoder(tokenizer)
         self.tokens: list[int] = []
         self.n_decoded = 0

@@ -29,6 +29,8 @@ class TaskRequest:
     n_indent: int = 0             # stop at a line indented less than this (code completion)
     t_max_predict_ms: int = -1
     ignore_eos: bool = False
+    grammar: object = None        # a parsed grammar (pyllama.grammar.compile_grammar) the output must follow
+    grammar_text: str = ""        # its GBNF source, as reported back
 
 
 @dataclass

@@ -186,3 +186,17 @@ def test_prompt_beyond_the_context(server):
             err = r.json()["error"]
             assert err["type"] == "exceed_context_size_error" and err["n_ctx"] == 2048
             assert err["n_prompt_tokens"] > 2048 and "exceeds the available context size" in err["message"]
+
+
+def test_grammar_field(server):
+    g = 'root ::= "The answer is " ("yes" | "no") "."'
+    for seed in range(3):
+        r = server.post("/completion", {"prompt": "Is water wet?", "grammar": g, "temperature": 1.0, "seed": seed,
+                                        "n_predict": 20}).json()
+        assert r["content"] in ("The answer is yes.", "The answer is no.") and r["stop_type"] == "eos"
+        assert r["generation_settings"]["grammar"] == g
+    bad = server.post("/completion", {"prompt": "x", "grammar": "root ::= (\"a\""})
+    assert bad.status_code == 400 and "invalid grammar" in bad.json()["error"]["message"]
+    r = server.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "Yes or no?"}],
+                                             "grammar": 'root ::= "yes" | "no"', "max_tokens": 5})
+    assert r.json()["choices"][0]["message"]["content"] in ("yes", "no")

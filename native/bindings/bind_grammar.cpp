@@ -1,0 +1,79 @@
+// GBNF grammars: parse_grammar, GrammarVocab, GrammarMatcher and the sampler-chain
+// filter built on it.
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "../grammar/grammar.h"
+#include "../grammar/matcher.h"
+
+namespace py = pybind11;
+using namespace pyllama;
+
+void register_grammar(py::module_& m) {
+    py::register_exception<GrammarError>(m, "GrammarError", PyExc_ValueError);
+
+    py::class_<Grammar, std::shared_ptr<Grammar>>(m, "Grammar", "A parsed GBNF grammar")
+        .def_property_readonly("n_rules", [](const Grammar& g) { return g.rules.size(); })
+        .def_property_readonly("rule_names", [](const Grammar& g) {
+            std::vector<std::string> out;
+            for (const auto& kv : g.symbols) out.push_back(kv.first);
+            return out;
+        });
+
+    m.def(
+        "parse_grammar",
+        [](const std::string& text, const std::string& root, const py::object& token_id) {
+            std::function<int32_t(std::string_view)> lookup;
+            if (!token_id.is_none())
+                lookup = [&token_id](std::string_view s) { return token_id(py::str(std::string(s))).cast<int32_t>(); };
+            return std::make_shared<Grammar>(parse_grammar(text, root, lookup));
+        },
+        py::arg("text"), py::arg("root") = "root", py::arg("token_id") = py::none(),
+        "Parse GBNF text; token_id(text) -> id resolves <token> references. Raises GrammarError.");
+
+    py::class_<GrammarVocab, std::shared_ptr<GrammarVocab>>(m, "GrammarVocab",
+                                                            "Token texts (bytes) and end-of-generation ids")
+        .def(py::init([](const std::vector<py::bytes>& pieces, const std::vector<int32_t>& eog) {
+                 std::vector<std::string> ps;
+                 ps.reserve(pieces.size());
+                 for (const auto& p : pieces) ps.emplace_back(p);
+                 return std::make_shared<GrammarVocab>(std::move(ps), eog);
+             }),
+             py::arg("pieces"), py::arg("eog"))
+        .def("__len__", &GrammarVocab::size);
+
+    py::class_<GrammarMatcher, std::shared_ptr<GrammarMatcher>>(m, "GrammarMatcher",
+                                                                "A grammar's state over generated tokens")
+        .def(py::init([](std::shared_ptr<Grammar> g, std::shared_ptr<GrammarVocab> v) {
+                 return std::make_shared<GrammarMatcher>(std::move(g), std::move(v));
+             }),
+             py::arg("grammar"), py::arg("vocab"))
+        .def("allows", &GrammarMatcher::allows, py::arg("token"))
+        .def("accept", &GrammarMatcher::accept, py::arg("token"),
+             "Advance over the token; False (state unchanged) when the grammar refuses it.")
+        .def("accept_text", &GrammarMatcher::accept_text, py::arg("text"))
+        .def("complete", &GrammarMatcher::complete)
+        .def("finished", &GrammarMatcher::finished)
+        .def(
+            "allowed_mask",
+            [](const GrammarMatcher& self, int32_t n_vocab) {
+                std::vector<float> zeros((size_t)n_vocab, 0.0f);
+                Candidates c;
+                c.reset(zeros.data(), n_vocab);
+                {
+                    py::gil_scoped_release release;
+                    self.reject(c);
+                }
+                py::array_t<bool> out(n_vocab);
+                auto o = out.mutable_unchecked<1>();
+                for (int32_t i = 0; i < n_vocab; ++i) o(i) = c.buf[(size_t)i].logit != -INFINITY;
+                return out;
+            },
+            py::arg("n_vocab"), "Which tokens the grammar allows now.")
+        .def("filter", [](std::shared_ptr<GrammarMatcher> self) { return GrammarFilter(self); },
+             "A TokenFilter for SamplerChain.sample");
+
+    py::class_<GrammarFilter, TokenFilter>(m, "GrammarFilter", "A grammar as the sampler chain's token filter");
+}
