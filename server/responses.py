@@ -35,6 +35,11 @@ def probs_json(tokenizer, probs: list[TokenProbs], post_sampling: bool) -> list[
     return out
 
 
+def openai_logprobs(tokenizer, probs: list[TokenProbs], post_sampling: bool) -> dict | None:
+    """OpenAI's `logprobs` object for generated tokens, or null when none were asked."""
+    return {"content": probs_json(tokenizer, probs, post_sampling)} if probs else None
+
+
 def generation_settings(req: TaskRequest, n_ctx: int, model: str, seed: int) -> dict:
     s = req.sampling
     return {

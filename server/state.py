@@ -4,11 +4,13 @@ the chat template, and the load state /health reports."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 
 from pyllama.chat import ChatTemplate
 from pyllama.engine import Engine, EngineConfig
+from pyllama.engine.bridge import original
 from pyllama.llama import Llama
 from pyllama.model_registry import resolve_model
 from pyllama.sampling import SamplingParams
@@ -68,18 +70,11 @@ class ServerState:
 
     @property
     def alias(self) -> str:
-        import os
         return self.config.alias or os.path.basename(self.model_path or self.config.model)
 
     def load_in_background(self) -> None:
         """Load the model on an OS thread (the port is already open; /health says 503)."""
-        try:
-            from gevent import monkey
-            start = monkey.get_original("_thread", "start_new_thread")
-        except ImportError:
-            import _thread
-            start = _thread.start_new_thread
-        start(self._load, ())
+        original("_thread", "start_new_thread")(self._load, ())
 
     def _load(self) -> None:
         cfg = self.config

@@ -11,20 +11,11 @@ from dataclasses import dataclass
 
 from ..errors import ContextOverflow
 from ..llama import Batch, Llama
+from .bridge import original
 from .slot import GENERATING, IDLE, PROMPT, Slot, common_prefix
 from .task import ErrorEvent, FinalEvent, PartialEvent, Task
 
 log = logging.getLogger(__name__)
-
-
-def _original(module: str, name: str):
-    """The unpatched primitive when gevent has monkey-patched the stdlib."""
-    try:
-        from gevent import monkey
-        return monkey.get_original(module, name)
-    except ImportError:  # gevent absent: the stdlib is the original
-        import importlib
-        return getattr(importlib.import_module(module), name)
 
 
 @dataclass
@@ -61,15 +52,15 @@ class Engine:
         self.n_ctx_slot = llm.n_ctx // config.n_parallel
         self.slots = [Slot(i, self.n_ctx_slot) for i in range(config.n_parallel)]
         self.stats = Stats()
-        self._lock = _original("threading", "Lock")()
-        self._wake = _original("threading", "Event")()
+        self._lock = original("threading", "Lock")()
+        self._wake = original("threading", "Event")()
         self._pending: collections.deque[Task] = collections.deque()
         self._stop = False
         self._thread = None
 
     # -- any thread ---------------------------------------------------------------
     def start(self) -> None:
-        start_new_thread = _original("_thread", "start_new_thread")
+        start_new_thread = original("_thread", "start_new_thread")
         start_new_thread(self._run, ())
 
     def shutdown(self) -> None:

@@ -114,7 +114,7 @@ def chat_completions():
     base = {"created": created, "id": cid, "model": st.alias, "system_fingerprint": R.FINGERPRINT}
 
     def logprobs(i, probs):
-        return {"content": R.probs_json(tok, probs, reqs[i].sampling.post_sampling_probs)} if probs else None
+        return R.openai_logprobs(tok, probs, reqs[i].sampling.post_sampling_probs)
 
     if not stream:
         results = collect(st.engine, reqs, gone)

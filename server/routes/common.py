@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import current_app, request
 
 from ..errors import ApiError, bad_request
@@ -18,7 +20,6 @@ def state():
 
 def json_body() -> dict:
     data = request.get_data(cache=True)
-    import json
     try:
         body = json.loads(data or b"{}")
     except (ValueError, UnicodeDecodeError) as e:

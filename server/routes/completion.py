@@ -107,9 +107,7 @@ def v1_completions():
     include_usage = isinstance(body.get("stream_options"), dict) and body["stream_options"].get("include_usage")
 
     def logprobs(r, probs):
-        if not probs:
-            return None
-        return {"content": R.probs_json(tok, probs, r.sampling.post_sampling_probs)}
+        return R.openai_logprobs(tok, probs, r.sampling.post_sampling_probs)
 
     if not stream:
         results = collect(st.engine, reqs, gone)

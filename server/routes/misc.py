@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from pyllama import __version__
+from pyllama.engine import TaskRequest
 
 from .. import responses as R
 from ..errors import ApiError, bad_request
@@ -47,11 +48,9 @@ def models():
 def props():
     st = state()
     tok = st.llm.tokenizer
-    from ..responses import generation_settings
-    from pyllama.engine import TaskRequest
     req = TaskRequest(prompt=[], sampling=st.config.sampling, n_predict=st.config.n_predict)
     return jsonify({
-        "default_generation_settings": {"params": generation_settings(req, st.engine.n_ctx_slot, st.alias,
+        "default_generation_settings": {"params": R.generation_settings(req, st.engine.n_ctx_slot, st.alias,
                                                                       R.reported_seed(req)),
                                         "n_ctx": st.engine.n_ctx_slot},
         "total_slots": st.config.parallel,
