@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "../tokenizer/unicode.h"
 #include "grammar.h"
 
 namespace pyllama {
@@ -126,8 +127,7 @@ private:
             }
         }
         const unsigned char c = (unsigned char)src_[pos];
-        static const int lens[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-        const int n = lens[c >> 4];
+        const int n = (int)utf8_len(c);
         uint32_t cp = n == 1 ? c : c & (0xFFu >> (n + 1));
         ++pos;
         for (int i = 1; i < n; ++i, ++pos) {

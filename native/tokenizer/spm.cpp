@@ -3,13 +3,10 @@
 #include <cstdio>
 #include <queue>
 
+#include "unicode.h"
+
 namespace pyllama {
 namespace {
-
-size_t utf8_len(unsigned char c) {
-    static const size_t lens[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-    return lens[c >> 4];
-}
 
 struct Symbol {
     int32_t prev, next;
