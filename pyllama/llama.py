@@ -13,6 +13,7 @@ every sequence has seen, so a sequence continues by decoding only new tokens.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -115,6 +116,7 @@ class Llama:
         except ValueError as e:
             raise ModelLoadError(f"'{self.path}': {e}") from None
         self.n_vocab: int = self._model.n_vocab
+        self.n_params: int = sum(math.prod(t.shape) for t in self.gguf.tensors.values())
         self.timings = Timings()
         self._last_logits: np.ndarray | None = None
 

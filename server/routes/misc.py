@@ -31,8 +31,8 @@ def models():
     llm = st.llm
     hp = llm.hparams
     meta = {"vocab_type": {"spm": 1, "bpe": 2, "wpm": 3}.get(llm.tokenizer.kind, 0), "n_vocab": llm.n_vocab,
-            "n_ctx_train": int(getattr(hp, "n_ctx_train", 0) or 0), "n_embd": int(getattr(hp, "n_embd", 0) or 0),
-            "n_params": int(llm._model.n_params) if hasattr(llm._model, "n_params") else 0,
+            "n_ctx_train": hp.n_ctx_train, "n_embd": hp.n_embd,
+            "n_params": llm.n_params,
             "size": os.path.getsize(st.model_path)}
     return jsonify({
         "models": [{"name": st.alias, "model": st.alias, "modified_at": "", "size": "", "digest": "", "type": "model",

@@ -24,7 +24,9 @@ def test_models(client, server):
     models = client.models.list()
     assert models.data[0].id == "SmolLM2-135M-Instruct.Q4_1.gguf"
     raw = server.get("/v1/models").json()
-    assert raw["data"][0]["meta"]["n_vocab"] == 49152
+    meta = raw["data"][0]["meta"]
+    assert meta["n_vocab"] == 49152 and meta["n_embd"] == 576
+    assert meta["n_params"] == 134_515_008  # llama-bench: 134.52 M
 
 
 def test_chat_completion_renders_the_template_like_llama_server(client, server):
