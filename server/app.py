@@ -18,11 +18,10 @@ from .state import ServerConfig, ServerState
 PUBLIC = {"/health", "/v1/health"}
 
 
-def _is_public(path: str) -> bool:
-    """Health checks and the web UI's files need no key (its API calls do)."""
-    return path in PUBLIC or not path.startswith(("/v1/", "/completion", "/chat", "/tokenize", "/detokenize",
-                                                  "/apply-template", "/props", "/slots", "/metrics", "/models",
-                                                  "/embedding", "/infill", "/rerank"))
+def _is_public() -> bool:
+    """Health checks and the web UI's files need no key; everything else does, so a
+    new API route is protected without being listed anywhere."""
+    return request.path in PUBLIC or request.blueprint == "webui"
 
 
 def create_app(config: ServerConfig | None = None, *, load: bool = True) -> Flask:
@@ -44,7 +43,7 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True) -> Flas
     def _auth():
         if request.method == "OPTIONS":
             return _preflight()
-        if not config.api_keys or _is_public(request.path) or not st.ready:
+        if not config.api_keys or _is_public() or not st.ready:
             return None  # while loading, every route answers 503 before any key check
         given = request.headers.get("X-Api-Key") or request.headers.get("Authorization", "")
         if given.startswith("Bearer "):

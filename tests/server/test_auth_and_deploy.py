@@ -34,6 +34,7 @@ def test_api_keys(keyed):
         assert keyed.post("/completion", body, headers=headers).status_code == 200, headers
     assert keyed.get("/health").status_code == 200 and keyed.get("/v1/health").status_code == 200
     assert keyed.get("/v1/models").status_code == 401
+    assert keyed.get("/").status_code == 200 and keyed.get("/slots").status_code == 401  # the web UI page is public
 
 
 def test_cors_preflight_needs_no_key(keyed):
