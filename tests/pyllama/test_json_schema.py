@@ -1,0 +1,241 @@
+"""JSON Schema -> GBNF: every string a converted grammar can produce parses and
+validates against its schema (random walks over a character vocabulary, for the
+whole corpus and for regex patterns), chosen valid documents are accepted, and
+schemas that make no sense or cannot be honoured are refused with a reason."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import random
+import re
+import uuid
+
+import jsonschema
+import numpy as np
+import pytest
+
+from pyllama.grammar import GrammarError, compile_grammar
+from pyllama.schema import SchemaError, schema_to_grammar
+from helpers.schema_corpus import CORPUS
+from pyllama import _native
+
+CHARS = [chr(c) for c in range(0x20, 0x7F)] + ["\n", "\t", "é", "名", "前", "ï", "😀"]
+MULTI = ['{"', '":', ', "', "00", "null", "true", "false", '\\"', "\\u00e9", '"}', "-1", ".5", "12"]
+PIECES = [c.encode() for c in CHARS + MULTI]
+EOG = len(PIECES)
+VOCAB = _native.GrammarVocab(PIECES + [b""], [EOG])
+CLOSERS = [PIECES.index(c.encode()) for c in '"}]']
+
+
+def walk(grammar, rng: random.Random, max_steps: int = 3000) -> str | None:
+    """A random string of the grammar, leaning towards closing what is open."""
+    m = _native.GrammarMatcher(grammar, VOCAB)
+    out = b""
+    for _ in range(max_steps):
+        allowed = np.flatnonzero(m.allowed_mask(EOG + 1))
+        if len(allowed) == 0:
+            raise AssertionError(f"dead end after {out!r}")
+        if EOG in allowed and rng.random() < 0.5:
+            return out.decode()
+        closers = [t for t in CLOSERS if t in allowed]
+        pool = [t for t in allowed if t != EOG] or [EOG]
+        t = rng.choice(closers) if closers and rng.random() < 0.3 else int(rng.choice(pool))
+        if t == EOG:
+            return out.decode()
+        assert m.accept(t)
+        out += PIECES[t]
+    return None
+
+
+def check_formats(value, schema) -> None:
+    """The formats jsonschema only checks with optional packages, checked here."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            sub = schema.get("properties", {}).get(k, {}) if isinstance(schema, dict) else {}
+            check_formats(v, sub)
+    if isinstance(schema, dict) and isinstance(value, str):
+        fmt = schema.get("format")
+        if fmt == "date":
+            datetime.date.fromisoformat(value)
+        elif fmt == "time":
+            assert re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)", value)
+        elif fmt == "date-time":
+            d, t = value.split("T")
+            datetime.date.fromisoformat(d)
+            check_formats(t, {"format": "time"})
+        elif fmt == "uuid":
+            uuid.UUID(value)
+
+
+def openapi_nullable(schema):
+    """jsonschema does not know OpenAPI's `nullable`: spell it as a type list for validation."""
+    if isinstance(schema, list):
+        return [openapi_nullable(x) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: openapi_nullable(v) for k, v in schema.items() if k != "nullable"}
+    if schema.get("nullable") is True and isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+# jsonschema checks "time" the draft-3 way (no offset) without optional packages: check_formats does it
+FORMAT_CHECKER = jsonschema.FormatChecker(formats=("date", "uuid", "regex"))
+
+
+def validate(text: str, schema) -> None:
+    value = json.loads(text)
+    jsonschema.Draft202012Validator(openapi_nullable(schema), format_checker=FORMAT_CHECKER).validate(value)
+    check_formats(value, schema)
+
+
+@pytest.mark.parametrize("name,schema,_prompt", CORPUS, ids=[c[0] for c in CORPUS])
+def test_every_walk_validates(name, schema, _prompt):
+    grammar = compile_grammar(schema_to_grammar(schema))
+    rng = random.Random(name)
+    done = 0
+    for _ in range(25):
+        out = walk(grammar, rng)
+        if out is None:
+            continue
+        validate(out, schema)
+        done += 1
+    assert done >= 15
+
+
+ACCEPTED = [
+    ({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}},
+     ['{}', '{"a": 1}', '{"b": "x"}', '{ "a" : -3,\n  "b":"\\u00e9" }']),
+    ({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"],
+      "additionalProperties": True}, ['{"a": 1, "zz": [1, {"q": null}]}', '{"a": 0, "ab": 2}']),
+    ({"type": "number", "minimum": -1.5, "maximum": 2}, ["-1.5", "-1", "0", "1.999", "2", "0.25"]),
+    ({"type": "integer", "exclusiveMinimum": -3, "maximum": 17}, ["-2", "0", "9", "17"]),
+    ({"type": "string", "pattern": "^a+(b|c)?$"}, ['"a"', '"aaab"', '"ac"']),
+    ({"type": "string", "pattern": "^[^a-z]$"}, ['"A"', '"\\""', '"\\\\"', '"é"']),
+    ({"type": "string", "pattern": "^\\s\\w\\d$"}, ['" a1"', '"\\tZ0"', '"\\n_9"']),
+    ({"type": "string", "format": "date"}, ['"2024-02-28"', '"1999-12-31"', '"2023-04-30"']),
+    ({"type": "array", "items": {"type": "boolean"}, "minItems": 1, "maxItems": 2}, ["[true]", "[true, false]"]),
+    ({"prefixItems": [{"const": 1}], "items": {"type": "string"}}, ['[1]', '[1, "a", "b"]']),
+    ({"type": ["integer", "null"]}, ["null", "5"]),
+]
+
+REJECTED = [
+    ({"type": "object", "properties": {"a": {"type": "integer"}}}, ['{"b": 1}', '{"a": 1.5}', '{"a": 1, "a": 2}']),
+    ({"type": "number", "minimum": -1.5, "maximum": 2}, ["-1.6", "2.01", "-0", "1e1", "3"]),
+    ({"type": "integer", "exclusiveMinimum": -3, "maximum": 17}, ["-3", "18", "017", "-0"]),
+    ({"type": "string", "pattern": "^a+(b|c)?$"}, ['""', '"abc"', '"b"']),
+    ({"type": "string", "format": "date"}, ['"2024-02-30"', '"2023-04-31"', '"2023-13-01"']),
+    ({"type": "array", "items": {"type": "boolean"}, "minItems": 1, "maxItems": 2}, ["[]", "[true, true, true]"]),
+    ({"type": "object", "properties": {"k": {"type": "string"}}, "additionalProperties": {"type": "integer"}},
+     ['{"k": 1}', '{"x": "s"}']),
+]
+
+
+def accepts(grammar, text: str) -> bool:
+    m = _native.GrammarMatcher(grammar, VOCAB)
+    return m.accept_text(text) and m.complete()
+
+
+@pytest.mark.parametrize("schema,docs", ACCEPTED)
+def test_valid_documents_are_accepted(schema, docs):
+    grammar = compile_grammar(schema_to_grammar(schema))
+    for doc in docs:
+        jsonschema.validate(json.loads(doc), schema)
+        assert accepts(grammar, doc), doc
+
+
+@pytest.mark.parametrize("schema,docs", REJECTED)
+def test_invalid_documents_are_refused(schema, docs):
+    grammar = compile_grammar(schema_to_grammar(schema))
+    for doc in docs:
+        assert not accepts(grammar, doc), doc
+
+
+PATTERNS = [
+    r"^\d{3}-\d{2}$", r"^[A-Za-z_][A-Za-z0-9_]*$", r"^(foo|bar)+baz?$", r"^.{2,5}$", r"^[^\s@]{1,4}@[a-z]{1,3}\.com$",
+    r"^a.c$", r"^(?:x|yz){2}$", r"^[\w.-]+$", r"^\$\d+(\.\d\d)?$", r"^[\u00e0-\u00ff]+$", r"ab", r"^ab", r"cd$",
+    r"^x|y$", r"^[\]\-\\]+$", r"^(?<word>[a-c]+)!$", r"^\x41\u0042\t$", r"^[^\"]*$", r"^\S+\s\S+$",
+    r"^(a|)b$", r"^a{2,}?$",
+]
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_pattern_walks_match(pattern):
+    grammar = compile_grammar(schema_to_grammar({"type": "string", "pattern": pattern}))
+    rng = random.Random(pattern)
+    done = 0
+    for _ in range(40):
+        out = walk(grammar, rng)
+        if out is None:
+            continue
+        value = json.loads(out)
+        assert re.search(pattern.replace("(?<", "(?P<"), value), (pattern, out)
+        done += 1
+    assert done >= 20
+
+
+INVALID = [
+    ({"type": "strin"}, "unrecognized type"),
+    ({"type": 5}, "type must be"),
+    ({"type": []}, "type must be"),
+    ({"type": "string", "minLength": -1}, "minLength"),
+    ({"type": "string", "minLength": 5, "maxLength": 2}, "minLength is greater"),
+    ({"type": "array", "minItems": 3, "maxItems": 1}, "minItems is greater"),
+    ({"type": "integer", "minimum": 5, "maximum": 4}, "no integer"),
+    ({"type": "integer", "minimum": 1.2, "maximum": 1.8}, "no integer"),
+    ({"type": "number", "exclusiveMinimum": 1, "exclusiveMaximum": 1}, "no number"),
+    ({"type": "number", "minimum": "0"}, "minimum must be a number"),
+    ({"enum": []}, "enum"),
+    ({"type": "string", "enum": [1, 2]}, "no enum value"),
+    ({"$ref": "#/$defs/missing"}, "cannot resolve"),
+    ({"$ref": "https://example.com/schema.json"}, "only references into the same document"),
+    ({"properties": []}, "properties must be an object"),
+    ({"required": "a"}, "required must be"),
+    ({"type": "object", "required": ["z"], "additionalProperties": False}, "not allowed by additionalProperties"),
+    ({"anyOf": []}, "anyOf must be"),
+    ({"allOf": [{"type": "string"}, {"type": "integer"}]}, "exclude each other"),
+    ({"type": "string", "pattern": "^(?=a)a$"}, "lookaround"),
+    ({"type": "string", "pattern": "^(a)\\1$"}, "not supported"),
+    ({"type": "string", "pattern": "^\\bword$"}, "not supported"),
+    ({"type": "string", "pattern": "^a(b"}, "missing )"),
+    ({"type": "string", "pattern": "^[z-a]$"}, "out of order"),
+    ({"type": "string", "pattern": "^*$"}, "nothing to repeat"),
+    ({"type": "string", "minLength": 5000}, "at most"),
+    (False, "matches nothing"),
+    ("string", "must be an object"),
+]
+
+
+@pytest.mark.parametrize("schema,message", INVALID)
+def test_invalid_schemas_say_why(schema, message):
+    with pytest.raises(SchemaError, match=re.escape(message)):
+        schema_to_grammar(schema)
+
+
+def test_deep_and_self_referencing_schemas_fail_cleanly():
+    deep: dict = {"type": "string"}
+    for _ in range(10_000):
+        deep = {"type": "array", "items": deep}
+    with pytest.raises(SchemaError, match="nested too deeply"):
+        schema_to_grammar(deep)
+    with pytest.raises(GrammarError, match="left recursion|left-recursive"):
+        compile_grammar(schema_to_grammar({"$ref": "#"}))
+    cyclic = {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"allOf": [{"$ref": "#/$defs/a"}]}}, "$ref": "#/$defs/a"}
+    with pytest.raises(SchemaError, match="too deep"):
+        schema_to_grammar(cyclic)
+
+
+def test_recursive_refs_expand_once():
+    schema = {"$defs": {"t": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/t"}}}}},
+              "$ref": "#/$defs/t"}
+    gbnf = schema_to_grammar(schema)
+    assert gbnf.count("::=") < 15
+    grammar = compile_grammar(gbnf)
+    assert accepts(grammar, '{"kids": [{"kids": [{}, {"kids": []}]}]}')
+    assert not accepts(grammar, '{"kids": [{"kid": []}]}')
+
+
+def test_large_lengths_are_capped_not_refused():
+    grammar = compile_grammar(schema_to_grammar({"type": "string", "maxLength": 100000}))
+    assert accepts(grammar, json.dumps("x" * 900))
