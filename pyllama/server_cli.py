@@ -49,6 +49,10 @@ FLAGS: list[tuple] = [
     (("--chat-template-file",), "chat_template_file", str, "", "LLAMA_ARG_CHAT_TEMPLATE_FILE",
      "file with a Jinja chat template"),
     (("--path",), "path", str, "", "LLAMA_ARG_STATIC_PATH", "directory of static files to serve"),
+    (("--grammar",), "grammar", str, "", None, "default GBNF grammar for requests that bring no constraint"),
+    (("--grammar-file",), "grammar_file", str, "", None, "file with the default GBNF grammar"),
+    (("-j", "--json-schema"), "json_schema", str, "", None, "default JSON schema (e.g. {} for any JSON object)"),
+    (("-jf", "--json-schema-file"), "json_schema_file", str, "", None, "file with the default JSON schema"),
 ]
 # (on flags, off flags, dest, default, environment variable, help)
 SWITCHES: list[tuple] = [

@@ -2,7 +2,37 @@
 
 from __future__ import annotations
 
+import json
+
+from .grammar import GrammarError, compile_grammar
 from .sampling import SamplingParams
+from .schema import SchemaError, schema_to_grammar
+
+
+def default_grammar(v: dict) -> str:
+    """The grammar for requests that bring none: --grammar(-file) or --json-schema(-file)."""
+    text = v["grammar"]
+    if v["grammar_file"]:
+        with open(v["grammar_file"], encoding="utf-8") as f:
+            text = f.read()
+    schema_text = v["json_schema"]
+    if v["json_schema_file"]:
+        with open(v["json_schema_file"], encoding="utf-8") as f:
+            schema_text = f.read()
+    if schema_text:
+        if text:
+            raise ValueError("--grammar and --json-schema exclude each other")
+        try:
+            schema = json.loads(schema_text)
+            text = schema_to_grammar({"type": "object"} if schema == {} else schema)
+        except (json.JSONDecodeError, SchemaError) as e:
+            raise ValueError(f"--json-schema: {e}") from None
+    if text and "<" not in text:  # token references need the model's vocabulary: checked per request
+        try:
+            compile_grammar(text)
+        except GrammarError as e:
+            raise ValueError(f"--grammar: {e}") from None
+    return text
 
 
 def build_config(v: dict):
@@ -31,4 +61,4 @@ def build_config(v: dict):
         ssl_key_file=v["ssl_key_file"], ssl_cert_file=v["ssl_cert_file"], timeout=v["timeout"],
         metrics=v["metrics"], slots=v["slots"], props=v["props"], chat_template=v["chat_template"],
         chat_template_file=v["chat_template_file"], jinja=v["jinja"], webui=v["webui"], path=v["path"],
-        log_disable=v["log_disable"], verbose=v["verbose"], sampling=sampling)
+        log_disable=v["log_disable"], verbose=v["verbose"], sampling=sampling, grammar=default_grammar(v))

@@ -428,13 +428,14 @@ class StreamDecoder:
     sequences are complete. A character split over several tokens comes out whole
     with the token that completes it; invalid bytes become U+FFFD."""
 
-    def __init__(self, tok: Tokenizer, special: bool = False):
+    def __init__(self, tok: Tokenizer, special: bool = False, shown: Iterable[int] = ()):
         self.tok = tok
         self.special = special
+        self.shown = frozenset(shown)  # special tokens rendered anyway (a request's preserved_tokens)
         self._dec = codecs.getincrementaldecoder("utf-8")("replace")
 
     def feed(self, tid: int) -> str:
-        return self._dec.decode(self.tok.piece(tid, self.special))
+        return self._dec.decode(self.tok.piece(tid, self.special or tid in self.shown))
 
     def feed_many(self, ids: Iterable[int]) -> str:
         return "".join(self.feed(t) for t in ids)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from pyllama.engine import TaskRequest
-from pyllama.grammar import GrammarError, compile_grammar
 from pyllama.sampling import SamplingError, SamplingParams
 
+from .constraints import Constraint, parse_constraint
 from .errors import ApiError, bad_request
 
 INT32_MAX = 2**31 - 1
@@ -95,7 +95,9 @@ def check_fits(state, prompt_ids: list[int]) -> None:
                        n_prompt_tokens=len(prompt_ids), n_ctx=n_ctx)
 
 
-def task_request(state, body: dict, prompt_ids: list[int], *, stream: bool) -> TaskRequest:
+def task_request(state, body: dict, prompt_ids: list[int], *, stream: bool,
+                 constraint: Constraint | None = None) -> TaskRequest:
+    """One task; `constraint` (parse_constraint, once per HTTP request) defaults to the native API's."""
     check_fits(state, prompt_ids)
     cfg = state.config
     n_predict = field(body, "n_predict", int, None)
@@ -130,16 +132,11 @@ def task_request(state, body: dict, prompt_ids: list[int], *, stream: bool) -> T
         raise bad_request(f"Field 'n_cache_reuse': Value must be between 0 <= value <= {INT32_MAX}, "
                           f"but got {n_cache_reuse}")
     t_max = field(body, "t_max_predict_ms", int, -1)
-    grammar = None
-    text = field(body, "grammar", str, "")
-    if text:
-        try:
-            grammar = compile_grammar(text, state.llm.tokenizer)
-        except GrammarError as e:
-            raise bad_request(f"invalid grammar: {e}") from None
+    c = constraint if constraint is not None else parse_constraint(state, body, openai=False)
     return TaskRequest(prompt=prompt_ids, sampling=sampling, n_predict=n_predict, stop=stops, stream=stream,
                        cache_prompt=field(body, "cache_prompt", bool, True), id_slot=field(body, "id_slot", int, -1),
                        n_cache_reuse=n_cache_reuse,
                        n_keep=n_keep, n_discard=n_discard, n_indent=max(0, n_indent), t_max_predict_ms=t_max,
-                       ignore_eos=sampling.ignore_eos, grammar=grammar,
-                       grammar_text=text)
+                       ignore_eos=sampling.ignore_eos, grammar=c.grammar, grammar_text=c.text,
+                       grammar_lazy=c.lazy, trigger_tokens=c.trigger_tokens, trigger_patterns=c.trigger_patterns,
+                       grammar_triggers=c.triggers, preserved_tokens=c.preserved)

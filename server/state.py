@@ -52,6 +52,7 @@ class ServerConfig:
     log_disable: bool = False
     verbose: bool = False
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    grammar: str = ""             # GBNF for requests that bring no constraint (--grammar, --json-schema)
 
 
 class ServerState:

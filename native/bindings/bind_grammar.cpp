@@ -42,7 +42,21 @@ void register_grammar(py::module_& m) {
                  return std::make_shared<GrammarVocab>(std::move(ps), eog);
              }),
              py::arg("pieces"), py::arg("eog"))
-        .def("__len__", &GrammarVocab::size);
+        .def("__len__", &GrammarVocab::size)
+        .def(
+            "piece",
+            [](const GrammarVocab& v, int32_t id) {
+                if (id < 0 || (size_t)id >= v.size()) throw py::index_error("token id out of range");
+                return py::bytes(v.piece(id));
+            },
+            py::arg("token"), "The token's text as the grammar sees it")
+        .def(
+            "is_eog",
+            [](const GrammarVocab& v, int32_t id) {
+                if (id < 0 || (size_t)id >= v.size()) throw py::index_error("token id out of range");
+                return v.is_eog(id);
+            },
+            py::arg("token"));
 
     py::class_<GrammarMatcher, std::shared_ptr<GrammarMatcher>>(m, "GrammarMatcher",
                                                                 "A grammar's state over generated tokens")

@@ -59,8 +59,9 @@ class Slot:
         self.n_cached = n_cached
         self.sampler = Sampler(req.sampling, n_vocab, n_ctx=self.n_ctx, tokenizer=tokenizer)
         self.sampler.accept(req.prompt)
-        self.grammar = GrammarState(req.grammar, tokenizer) if req.grammar is not None else None
-        self.decoder = StreamDecoder(tokenizer)
+        self.grammar = GrammarState(req.grammar, tokenizer, lazy=req.grammar_lazy, trigger_tokens=req.trigger_tokens,
+                                    trigger_patterns=req.trigger_patterns) if req.grammar is not None else None
+        self.decoder = StreamDecoder(tokenizer, shown=req.preserved_tokens)
         self.tokens: list[int] = []
         self.n_decoded = 0
         self.text = ""

@@ -31,6 +31,11 @@ class TaskRequest:
     ignore_eos: bool = False
     grammar: object = None        # a parsed grammar (pyllama.grammar.compile_grammar) the output must follow
     grammar_text: str = ""        # its GBNF source, as reported back
+    grammar_lazy: bool = False    # the grammar waits for a trigger
+    trigger_tokens: list[int] = field(default_factory=list)
+    trigger_patterns: list = field(default_factory=list)   # compiled (pyllama.grammar.compile_trigger)
+    grammar_triggers: list[dict] = field(default_factory=list)  # as reported back
+    preserved_tokens: list[int] = field(default_factory=list)   # special tokens shown in the text
 
 
 @dataclass

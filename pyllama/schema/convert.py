@@ -375,7 +375,7 @@ class Converter:
             extra = not props  # llama.cpp: declared properties close the object unless told otherwise
         if not isinstance(extra, (bool, dict)):
             raise SchemaError("additionalProperties must be a boolean or a schema")
-        if not props and extra is True and not required:
+        if not props and extra is True and not required and not ({"minProperties", "maxProperties"} & s.keys()):
             return self.add_rule(rule_name, self.primitive("object"))
         kv: dict[str, str] = {}
         for key in list(props) + [r for r in required if r not in props]:
@@ -386,18 +386,37 @@ class Converter:
             else:
                 value = self.visit(extra, sub + key) if isinstance(extra, dict) else self.primitive("value")
             kv[key] = self.add_rule(f"{sub}{key}-kv", f'{literal(_dump(key))} space ":" space {value}')
-        req = [k for k in kv if k in required]
-        opt = [k for k in kv if k not in required]
+        # min/maxProperties: promote the first optional members, drop the last ones, bound the extra ones
+        min_p, max_p = _count(s, "minProperties", 0), _count(s, "maxProperties", None)
+        n_req = sum(1 for k in kv if k in required)
+        if max_p is not None and n_req > max_p:
+            raise SchemaError("more properties are required than maxProperties allows")
+        promoted = [k for k in kv if k not in required][:max(0, min_p - n_req)]
+        req = [k for k in kv if k in required or k in promoted]
+        opt = [k for k in kv if k not in req]
+        if max_p is not None:
+            opt = opt[:max(0, max_p - len(req))]
+        extra_lo = max(0, min_p - len(req))
+        extra_hi = None if max_p is None else max_p - len(req) - len(opt)
+        if extra_lo and (extra is False or extra_hi is not None and extra_hi < extra_lo):
+            raise SchemaError("minProperties cannot be met with the properties allowed")
         extra_kv = None
-        if extra is not False:
+        if extra is not False and extra_hi != 0:
             value = self.visit(extra, f"{sub}additional-value") if isinstance(extra, dict) and extra else \
                 self.primitive("value")
             key_rule = self.add_rule(f"{sub}additional-k", self.not_strings(list(kv))) if kv else \
                 self.primitive("string")
             extra_kv = self.add_rule(f"{sub}additional-kv", f'{key_rule} ":" space {value}')
         body = ' "," space '.join(kv[k] for k in req)
+        if extra_lo:  # no optional members are left: the extra ones make up the count
+            first = 0 if req else 1
+            top = None if extra_hi is None else extra_hi - first
+            more = f'( "," space {extra_kv} ){_quantifier(extra_lo - first, top)}'
+            body = f"{body} {more}" if req else f"{extra_kv} {more}"
+            return self.add_rule(rule_name, f'"{{" space {body} space "}}"')
         # optional members follow in order, any subset; additional ones come last
-        chain = [(kv[k], "?", k) for k in opt] + ([(extra_kv, "*", "additional")] if extra_kv else [])
+        extra_q = _quantifier(0, extra_hi)
+        chain = [(kv[k], "?", k) for k in opt] + ([(extra_kv, extra_q, "additional")] if extra_kv else [])
         rests: list[str] = [""] * (len(chain) + 1)
         for i in range(len(chain) - 1, -1, -1):
             rule, q, key = chain[i]
@@ -407,8 +426,10 @@ class Converter:
             body += " " + rests[0]
         elif chain:
             firsts = []
-            for i, (rule, q, _key) in enumerate(chain):
-                first = rule + (f' ( "," space {rule} )*' if q == "*" else "")
+            for i, (rule, q, key) in enumerate(chain):
+                first = rule
+                if key == "additional" and extra_hi != 1:
+                    first += f' ( "," space {rule} ){_quantifier(0, None if extra_hi is None else extra_hi - 1)}'
                 firsts.append(first + (f" {rests[i + 1]}" if rests[i + 1] else ""))
             body = "( " + " | ".join(firsts) + " )?"
         return self.add_rule(rule_name, f'"{{" space {body} space "}}"' if body else '"{" space "}"')

@@ -89,8 +89,14 @@ def integer_grammar(lo: int | None, hi: int | None) -> str:
 # A fraction's digit string f is compared with a bound's fraction digits as if padded with zeros.
 # A lower constraint is None (free), NONZERO (f must not be all zeros) or a digit string; an upper
 # one is None, ZEROS (f must be all zeros) or a digit string. Strings are stripped of trailing zeros.
+# A fraction gets at most SIGNIFICANT minus the integer part's digits (so a double still tells it
+# from a bound it must differ from: 0.5000000000000000001 would parse as 0.5).
 NONZERO, ZEROS = object(), object()  # sentinels, never digit strings
-TAIL = MAX_DIGITS - 1
+SIGNIFICANT = 15
+
+
+def _room(int_part: int) -> int:
+    return max(1, SIGNIFICANT - len(str(int_part)))
 
 
 def _lower_after(rest: str, inclusive: bool):
@@ -103,17 +109,15 @@ def _upper_after(rest: str, inclusive: bool):
     return rest if rest else (ZEROS if inclusive else False)  # False: nothing can follow
 
 
-def _fraction(low, high, li: bool, hi: bool) -> tuple[bool, list[str]]:
-    """(may f be empty, alternatives for a non-empty f) under the constraints."""
-    if low is None and high is None:
-        return True, [f"[0-9]{{1,{MAX_DIGITS}}}"]
-    if low is NONZERO and high is None:
-        return False, [f"[0-9]{{0,{TAIL}}} [1-9]"]
-    if low is None and high is ZEROS:
-        return True, []
-    if low is NONZERO and high is ZEROS:
-        return False, []
+def _fraction(low, high, li: bool, hi: bool, room: int) -> tuple[bool, list[str]]:
+    """(may f be empty, alternatives for a non-empty f of at most `room` digits) under the constraints."""
     eps = low is None  # an empty f is all zeros: below any digit-string lower bound, within any upper one
+    if room <= 0 or (low is None and high is ZEROS) or (low is NONZERO and high is ZEROS):
+        return eps, []
+    if low is None and high is None:
+        return True, [f"[0-9]{{1,{room}}}" if room > 1 else "[0-9]"]
+    if low is NONZERO and high is None:
+        return False, [f"[0-9]{{0,{room - 1}}} [1-9]" if room > 1 else "[1-9]"]
     groups: dict[tuple, list[int]] = {}
     for c in range(10):
         if isinstance(low, str):
@@ -143,7 +147,7 @@ def _fraction(low, high, li: bool, hi: bool) -> tuple[bool, list[str]]:
     for (nlow, nhigh), digits in groups.items():
         cls = _digit_class(digits[0], digits[-1]) if digits == list(range(digits[0], digits[-1] + 1)) \
             else "[" + "".join(map(str, digits)) + "]"
-        empty_ok, rest = _fraction(nlow, nhigh, li, hi)
+        empty_ok, rest = _fraction(nlow, nhigh, li, hi, room - 1)
         if empty_ok:
             alts.append(cls if not rest else f"{cls} ({' | '.join(rest)})?")
         elif rest:
@@ -151,8 +155,8 @@ def _fraction(low, high, li: bool, hi: bool) -> tuple[bool, list[str]]:
     return eps, alts
 
 
-def _with_fraction(int_part: str, low, high, li: bool, hi: bool) -> str | None:
-    empty_ok, alts = _fraction(low, high, li, hi)
+def _with_fraction(int_part: str, low, high, li: bool, hi: bool, room: int) -> str | None:
+    empty_ok, alts = _fraction(low, high, li, hi, room)
     if not alts:
         return int_part if empty_ok else None
     frac = f'"." ({" | ".join(alts)})'
@@ -170,22 +174,22 @@ def _magnitude(a: Decimal, a_incl: bool, b: Decimal | None, b_incl: bool) -> lis
     ai, af = _split(a)
     low = _lower_after(af, a_incl)
     if b is None:
-        alts = [_with_fraction(f'"{ai}"', low, None, a_incl, True)]
-        if ai < 10 ** MAX_DIGITS - 1:
-            alts.append(_with_fraction(f"({int_range(ai + 1, None)})", None, None, True, True))
+        alts = [_with_fraction(f'"{ai}"', low, None, a_incl, True, _room(ai))]
+        if ai < 10 ** MAX_DIGITS - 1:  # no bound above: any fraction stays in range
+            alts.append(_with_fraction(f"({int_range(ai + 1, None)})", None, None, True, True, SIGNIFICANT))
         return [x for x in alts if x]
     bi, bf = _split(b)
     high = _upper_after(bf, b_incl)
     if ai == bi:
         if high is False:
             return []
-        one = _with_fraction(f'"{ai}"', low, high, a_incl, b_incl)
+        one = _with_fraction(f'"{ai}"', low, high, a_incl, b_incl, _room(ai))
         return [one] if one else []
-    alts = [_with_fraction(f'"{ai}"', low, None, a_incl, True)]
+    alts = [_with_fraction(f'"{ai}"', low, None, a_incl, True, _room(ai))]
     if ai + 1 <= bi - 1:
-        alts.append(_with_fraction(f"({int_range(ai + 1, bi - 1)})", None, None, True, True))
+        alts.append(_with_fraction(f"({int_range(ai + 1, bi - 1)})", None, None, True, True, _room(bi - 1)))
     if high is not False:
-        alts.append(_with_fraction(f'"{bi}"', None, high, True, b_incl))
+        alts.append(_with_fraction(f'"{bi}"', None, high, True, b_incl, _room(bi)))
     return [x for x in alts if x]
 
 

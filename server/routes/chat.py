@@ -9,6 +9,7 @@ from pyllama.engine import ErrorEvent, FinalEvent, PartialEvent
 
 from .. import responses as R
 from ..errors import ApiError, bad_request
+from ..constraints import parse_constraint
 from ..disconnect import watcher
 from ..generation import collect, run
 from ..params import field, n_choices, task_request
@@ -108,7 +109,8 @@ def chat_completions():
     if body.get("max_completion_tokens") is not None and body.get("max_tokens") is None:
         req_body["max_tokens"] = body["max_completion_tokens"]
     n = n_choices(st, body, ("n",))
-    reqs = [task_request(st, req_body, ids, stream=stream) for _ in range(n)]
+    constraint = parse_constraint(st, req_body, openai=True)
+    reqs = [task_request(st, req_body, ids, stream=stream, constraint=constraint) for _ in range(n)]
     tok = st.llm.tokenizer
     cid, created = R.new_id("chatcmpl"), R.now()
     base = {"created": created, "id": cid, "model": st.alias, "system_fingerprint": R.FINGERPRINT}

@@ -8,6 +8,7 @@ from pyllama.engine import ErrorEvent, FinalEvent, PartialEvent
 
 from .. import responses as R
 from ..errors import ApiError, bad_request
+from ..constraints import parse_constraint
 from ..disconnect import watcher
 from ..generation import collect, run
 from ..params import field, n_choices, split_prompts, task_request, tokenize_prompt
@@ -17,12 +18,13 @@ from .common import json_body, state
 bp = Blueprint("completion", __name__)
 
 
-def _requests(st, body: dict, stream: bool):
+def _requests(st, body: dict, stream: bool, openai: bool):
     if "prompt" not in body or body["prompt"] is None:
         raise bad_request("\"prompt\" is required")
     prompts = split_prompts(body["prompt"])
     ids = [tokenize_prompt(st, p) for p in prompts]
-    reqs = [task_request(st, body, p, stream=stream) for p in ids]
+    constraint = parse_constraint(st, body, openai=openai)
+    reqs = [task_request(st, body, p, stream=stream, constraint=constraint) for p in ids]
     return prompts, ids, reqs
 
 
@@ -35,7 +37,7 @@ def completion():
     stream = field(body, "stream", bool, False)
     return_tokens = field(body, "return_tokens", bool, False)
     n_cmpl = n_choices(st, body, ("n_cmpl", "n"))
-    prompts, ids, reqs = _requests(st, body, stream)
+    prompts, ids, reqs = _requests(st, body, stream, openai=False)
     # every prompt n_cmpl times, in prompt order
     prompts = [p for p in prompts for _ in range(n_cmpl)]
     ids = [p for p in ids for _ in range(n_cmpl)]
@@ -100,7 +102,7 @@ def v1_completions():
         if isinstance(lp, bool) or not isinstance(lp, int):
             raise bad_request("Field 'logprobs': expected an integer")
     n = n_choices(st, body, ("n",))
-    prompts, ids, reqs = _requests(st, body, stream)
+    prompts, ids, reqs = _requests(st, body, stream, openai=True)
     reqs = [r for r in reqs for _ in range(n)]
     tok = st.llm.tokenizer
     cid, created = R.new_id("cmpl"), R.now()

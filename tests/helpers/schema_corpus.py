@@ -6,6 +6,17 @@ anyOf / oneOf / allOf, nullable types and local (also recursive) $refs."""
 
 from __future__ import annotations
 
+import datetime
+import json
+import re
+import uuid
+
+import jsonschema
+
+# Schemas that allow documents of any size: a small model may still be writing one when the token
+# budget runs out (the grammar walks in tests/pyllama check that every finished one validates).
+UNBOUNDED = {"any-object", "recursive-tree", "recursive-list"}
+
 CORPUS: list[tuple[str, dict, str]] = [
     ("any-object", {}, "Describe a book as JSON."),
     ("string", {"type": "string", "maxLength": 40}, "Give a city name as a JSON string."),
@@ -24,12 +35,16 @@ CORPUS: list[tuple[str, dict, str]] = [
                        "d": {"type": "string", "maxLength": 8}}}, "Give an object as JSON."),
     ("additional-typed", {
         "type": "object", "properties": {"id": {"type": "integer", "minimum": 1, "maximum": 999}},
-        "required": ["id"], "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 9}}, "Give some counters as JSON."),
+        "required": ["id"], "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 9},
+        "maxProperties": 4}, "Give some counters as JSON."),
     ("additional-false", {
         "type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
         "required": ["x", "y"], "additionalProperties": False}, "Give a point as JSON."),
+    ("property-counts", {"type": "object", "properties": {"p": {"type": "boolean"}, "q": {"type": "boolean"}},
+                         "additionalProperties": {"type": "boolean"}, "minProperties": 1, "maxProperties": 3},
+     "Give a few flags as JSON."),
     ("required-undeclared", {"type": "object", "required": ["kind"], "properties": {},
-                             "additionalProperties": {"type": "string", "maxLength": 12}},
+                             "additionalProperties": {"type": "string", "maxLength": 12}, "maxProperties": 3},
      "Give an object with a kind as JSON."),
     ("enum", {"type": "string", "enum": ["red", "green", "blue"]}, "Pick a colour as JSON."),
     ("enum-mixed", {"enum": [1, "two", None, True, {"k": [3]}]}, "Pick a value as JSON."),
@@ -104,3 +119,45 @@ CORPUS: list[tuple[str, dict, str]] = [
                                                        "naïve \"q\"": {"type": "boolean"}},
                       "required": ["名前", "naïve \"q\""]}, "Give a record as JSON."),
 ]
+
+
+def check_formats(value, schema) -> None:
+    """The formats jsonschema only checks with optional packages, checked here."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            sub = schema.get("properties", {}).get(k, {}) if isinstance(schema, dict) else {}
+            check_formats(v, sub)
+    if isinstance(schema, dict) and isinstance(value, str):
+        fmt = schema.get("format")
+        if fmt == "date":
+            datetime.date.fromisoformat(value)
+        elif fmt == "time":
+            assert re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)", value)
+        elif fmt == "date-time":
+            d, t = value.split("T")
+            datetime.date.fromisoformat(d)
+            check_formats(t, {"format": "time"})
+        elif fmt == "uuid":
+            uuid.UUID(value)
+
+
+def openapi_nullable(schema):
+    """jsonschema does not know OpenAPI's `nullable`: spell it as a type list for validation."""
+    if isinstance(schema, list):
+        return [openapi_nullable(x) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: openapi_nullable(v) for k, v in schema.items() if k != "nullable"}
+    if schema.get("nullable") is True and isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+# jsonschema checks "time" the draft-3 way (no offset) without optional packages: check_formats does it
+FORMAT_CHECKER = jsonschema.FormatChecker(formats=("date", "uuid", "regex"))
+
+
+def validate(text: str, schema) -> None:
+    value = json.loads(text)
+    jsonschema.Draft202012Validator(openapi_nullable(schema), format_checker=FORMAT_CHECKER).validate(value)
+    check_formats(value, schema)

@@ -5,11 +5,9 @@ schemas that make no sense or cannot be honoured are refused with a reason."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import random
 import re
-import uuid
 
 import jsonschema
 import numpy as np
@@ -17,7 +15,7 @@ import pytest
 
 from pyllama.grammar import GrammarError, compile_grammar
 from pyllama.schema import SchemaError, schema_to_grammar
-from helpers.schema_corpus import CORPUS
+from helpers.schema_corpus import CORPUS, validate
 from pyllama import _native
 
 CHARS = [chr(c) for c in range(0x20, 0x7F)] + ["\n", "\t", "é", "名", "前", "ï", "😀"]
@@ -48,48 +46,6 @@ def walk(grammar, rng: random.Random, max_steps: int = 3000) -> str | None:
     return None
 
 
-def check_formats(value, schema) -> None:
-    """The formats jsonschema only checks with optional packages, checked here."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            sub = schema.get("properties", {}).get(k, {}) if isinstance(schema, dict) else {}
-            check_formats(v, sub)
-    if isinstance(schema, dict) and isinstance(value, str):
-        fmt = schema.get("format")
-        if fmt == "date":
-            datetime.date.fromisoformat(value)
-        elif fmt == "time":
-            assert re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)", value)
-        elif fmt == "date-time":
-            d, t = value.split("T")
-            datetime.date.fromisoformat(d)
-            check_formats(t, {"format": "time"})
-        elif fmt == "uuid":
-            uuid.UUID(value)
-
-
-def openapi_nullable(schema):
-    """jsonschema does not know OpenAPI's `nullable`: spell it as a type list for validation."""
-    if isinstance(schema, list):
-        return [openapi_nullable(x) for x in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: openapi_nullable(v) for k, v in schema.items() if k != "nullable"}
-    if schema.get("nullable") is True and isinstance(out.get("type"), str):
-        out["type"] = [out["type"], "null"]
-    return out
-
-
-# jsonschema checks "time" the draft-3 way (no offset) without optional packages: check_formats does it
-FORMAT_CHECKER = jsonschema.FormatChecker(formats=("date", "uuid", "regex"))
-
-
-def validate(text: str, schema) -> None:
-    value = json.loads(text)
-    jsonschema.Draft202012Validator(openapi_nullable(schema), format_checker=FORMAT_CHECKER).validate(value)
-    check_formats(value, schema)
-
-
 @pytest.mark.parametrize("name,schema,_prompt", CORPUS, ids=[c[0] for c in CORPUS])
 def test_every_walk_validates(name, schema, _prompt):
     grammar = compile_grammar(schema_to_grammar(schema))
@@ -118,17 +74,23 @@ ACCEPTED = [
     ({"type": "array", "items": {"type": "boolean"}, "minItems": 1, "maxItems": 2}, ["[true]", "[true, false]"]),
     ({"prefixItems": [{"const": 1}], "items": {"type": "string"}}, ['[1]', '[1, "a", "b"]']),
     ({"type": ["integer", "null"]}, ["null", "5"]),
+    ({"type": "object", "additionalProperties": {"type": "integer"}, "minProperties": 1, "maxProperties": 2},
+     ['{"a": 1}', '{"a": 1, "b": 2}']),
 ]
 
 REJECTED = [
     ({"type": "object", "properties": {"a": {"type": "integer"}}}, ['{"b": 1}', '{"a": 1.5}', '{"a": 1, "a": 2}']),
     ({"type": "number", "minimum": -1.5, "maximum": 2}, ["-1.6", "2.01", "-0", "1e1", "3"]),
     ({"type": "integer", "exclusiveMinimum": -3, "maximum": 17}, ["-3", "18", "017", "-0"]),
+    # digits a double cannot tell from the bound
+    ({"type": "number", "exclusiveMinimum": 0.5, "exclusiveMaximum": 9}, ["0.50000000000000001", "8.9999999999999999"]),
     ({"type": "string", "pattern": "^a+(b|c)?$"}, ['""', '"abc"', '"b"']),
     ({"type": "string", "format": "date"}, ['"2024-02-30"', '"2023-04-31"', '"2023-13-01"']),
     ({"type": "array", "items": {"type": "boolean"}, "minItems": 1, "maxItems": 2}, ["[]", "[true, true, true]"]),
     ({"type": "object", "properties": {"k": {"type": "string"}}, "additionalProperties": {"type": "integer"}},
      ['{"k": 1}', '{"x": "s"}']),
+    ({"type": "object", "additionalProperties": {"type": "integer"}, "minProperties": 1, "maxProperties": 2},
+     ['{}', '{"a": 1, "b": 2, "c": 3}']),
 ]
 
 
