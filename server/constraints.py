@@ -46,6 +46,8 @@ def grammar_for_schema(schema) -> str:
         return _schema_grammar(json.dumps(schema))
     except SchemaError as e:
         raise bad_request(f'"json_schema": {e}') from None
+    except RecursionError:
+        raise bad_request('"json_schema": schema nested too deeply') from None
 
 
 def _response_format_schema(body: dict, schema):

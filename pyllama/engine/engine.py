@@ -254,9 +254,9 @@ class Engine:
         tok = s.sampler.sample(logits, s.grammar.filter if s.grammar is not None else None)
         s.sampler.accept(tok)
         if s.grammar is not None and not s.grammar.accept(tok):
-            # only a lazy grammar can refuse: the text that triggered it does not fit it
-            self._fail(s, ErrorEvent(500, "the text that triggered the lazy grammar does not fit the grammar",
-                                     "server_error"))
+            # a lazy grammar's trigger text that does not fit it, or a grammar that allows no token at all
+            self._fail(s, ErrorEvent(500, "the generated text does not fit the grammar (the text that triggered a "
+                                          "lazy grammar, or a grammar that allows no token here)", "server_error"))
             return
         probs = s.sampler.probs(logits, tok) if req.sampling.n_probs > 0 else None
         done = s.add_token(tok, self.llm.tokenizer.is_eog(tok), probs, self.config.context_shift)

@@ -24,6 +24,8 @@ def json_body() -> dict:
         body = json.loads(data or b"{}")
     except (ValueError, UnicodeDecodeError) as e:
         raise bad_request(f"JSON parse error: {e}") from None
+    except RecursionError:
+        raise bad_request("JSON parse error: the body is nested too deeply") from None
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object")
     return body
