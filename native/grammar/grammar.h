@@ -51,6 +51,7 @@ struct Grammar {
     std::vector<GRule> rules;
     std::map<std::string, uint32_t> symbols;  // rule name -> id (generated ones included)
     uint32_t root = 0;
+    uint64_t uid = 0;  // unique per parse: token masks are cached under it
     std::string name_of(uint32_t id) const;
 };
 

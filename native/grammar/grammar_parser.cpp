@@ -4,6 +4,8 @@
 #include "../tokenizer/unicode.h"
 #include "grammar.h"
 
+#include <atomic>
+
 namespace pyllama {
 
 std::string Grammar::name_of(uint32_t id) const {
@@ -423,9 +425,13 @@ private:
 
 }  // namespace
 
+static std::atomic<uint64_t> next_uid{1};
+
 Grammar parse_grammar(std::string_view src, const std::string& root,
                       const std::function<int32_t(std::string_view)>& token_id, const GrammarLimits& limits) {
-    return Parser(src, token_id, limits).run(root);
+    Grammar g = Parser(src, token_id, limits).run(root);
+    g.uid = next_uid.fetch_add(1);
+    return g;
 }
 
 }  // namespace pyllama

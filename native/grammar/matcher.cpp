@@ -280,7 +280,56 @@ void GrammarMatcher::reject_for_stack(const GStack& stack, const std::vector<Can
     for (const Cand& c : still) rejects.push_back({c.index, c.cps - 1, c.partial, c.id});
 }
 
+std::shared_ptr<const std::vector<uint64_t>> MaskCache::find(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = masks_.find(key);
+    return it == masks_.end() ? nullptr : it->second;
+}
+
+void MaskCache::put(const std::string& key, std::shared_ptr<const std::vector<uint64_t>> mask) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (masks_.size() >= kMaxEntries) masks_.clear();
+    masks_.emplace(key, std::move(mask));
+}
+
+std::shared_ptr<const std::vector<uint64_t>> GrammarMatcher::full_mask() const {
+    std::string key;
+    auto put = [&key](const void* p, size_t n) { key.append(static_cast<const char*>(p), n); };
+    put(&grammar_->uid, sizeof grammar_->uid);
+    put(&partial_.value, sizeof partial_.value);
+    put(&partial_.n_remain, sizeof partial_.n_remain);
+    for (const GStack& s : stacks_) {
+        const size_t n = s.size();
+        put(&n, sizeof n);
+        put(s.data(), n * sizeof(const GElem*));
+    }
+    if (auto hit = vocab_->masks().find(key)) return hit;
+    const size_t n_vocab = vocab_->size();
+    std::vector<float> zeros(n_vocab, 0.0f);
+    Candidates all;
+    all.reset(zeros.data(), (int32_t)n_vocab);
+    reject_direct(all);
+    auto bits = std::make_shared<std::vector<uint64_t>>((n_vocab + 63) / 64, 0);
+    for (size_t i = 0; i < n_vocab; ++i)
+        if (all.data[i].logit != -INFINITY) (*bits)[(size_t)all.data[i].id >> 6] |= 1ull << (all.data[i].id & 63);
+    vocab_->masks().put(key, bits);
+    return bits;
+}
+
 void GrammarMatcher::reject(Candidates& cands) const {
+    if (cands.size * 4 < vocab_->size()) {  // a few candidates: check them alone
+        reject_direct(cands);
+        return;
+    }
+    const auto bits = full_mask();
+    for (size_t i = 0; i < cands.size; ++i) {
+        TokenData& t = cands.data[i];
+        if (t.id < 0 || (size_t)t.id >= vocab_->size() || !(((*bits)[(size_t)t.id >> 6] >> (t.id & 63)) & 1))
+            t.logit = -INFINITY;
+    }
+}
+
+void GrammarMatcher::reject_direct(Candidates& cands) const {
     const bool allow_eog = complete();
     std::deque<std::vector<uint32_t>> decoded;  // stable storage when a partial character is pending
     std::vector<Cand> todo;

@@ -6,7 +6,9 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "../sampling/chain.h"
@@ -22,6 +24,20 @@ struct PartialUtf8 {
 // The vocabulary as the grammar sees it: every token's text as code points (for
 // the common case of no pending partial character), its trailing partial
 // sequence, and the end-of-generation tokens.
+// Full-vocabulary token masks by grammar state (grammar, stacks, partial character).
+// States recur (every character inside a JSON string leaves the same stacks), and a
+// mask over a large vocabulary costs tens of milliseconds; a cached one, microseconds.
+class MaskCache {
+public:
+    static constexpr size_t kMaxEntries = 256;  // 32 KiB each for a 262k vocabulary
+    std::shared_ptr<const std::vector<uint64_t>> find(const std::string& key);
+    void put(const std::string& key, std::shared_ptr<const std::vector<uint64_t>> mask);
+
+private:
+    std::mutex mu_;
+    std::unordered_map<std::string, std::shared_ptr<const std::vector<uint64_t>>> masks_;
+};
+
 class GrammarVocab {
 public:
     GrammarVocab(std::vector<std::string> pieces, const std::vector<int32_t>& eog);
@@ -31,8 +47,10 @@ public:
     // code points of the token decoded from a fresh start, 0-terminated
     const uint32_t* code_points(int32_t id) const { return cps_.data() + offsets_[(size_t)id]; }
     PartialUtf8 trailing(int32_t id) const { return trailing_[(size_t)id]; }
+    MaskCache& masks() const { return *masks_; }
 
 private:
+    std::shared_ptr<MaskCache> masks_ = std::make_shared<MaskCache>();
     std::vector<std::string> pieces_;
     std::vector<uint8_t> eog_;
     std::vector<uint32_t> cps_;
@@ -71,6 +89,8 @@ private:
     };
     std::vector<GStack> advance_over(const std::vector<GStack>& stacks, const uint32_t* cps) const;
     void reject_for_stack(const GStack& stack, const std::vector<Cand>& cands, std::vector<Cand>& rejects) const;
+    void reject_direct(Candidates& c) const;
+    std::shared_ptr<const std::vector<uint64_t>> full_mask() const;  // bit per token: allowed now
 
     std::shared_ptr<const Grammar> grammar_;
     std::shared_ptr<const GrammarVocab> vocab_;
