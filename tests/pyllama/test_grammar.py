@@ -193,3 +193,14 @@ def test_mask_cost_on_gemma_vocabulary(gemma3_path):
     for t in allowed[:200]:
         text = tok.piece(int(t), True).decode("utf-8", "replace")
         assert re.fullmatch(r"[0-9]+\.?", text), text
+
+
+def test_cached_masks_belong_to_their_grammar():
+    vocab = _native.GrammarVocab([b"a", b"b", b"ab", b""], [3])
+    for _ in range(3):  # fresh grammars at the same state, over and over: never another's mask
+        for text, allowed in (('root ::= "a" "b"', [True, False, True, False]),
+                              ('root ::= "b"', [False, True, False, False])):
+            m = _native.GrammarMatcher(compile_grammar(text), vocab)
+            assert list(m.allowed_mask(4)) == allowed
+    m = _native.GrammarMatcher(compile_grammar('root ::= "a" "b"'), vocab)
+    assert m.accept(0) and list(m.allowed_mask(4)) == [False, True, False, False]
