@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import random
 import re
+from decimal import Decimal
+from math import ceil, floor
 
 import jsonschema
 import numpy as np
@@ -193,3 +195,50 @@ def test_recursive_refs_expand_once():
 def test_large_lengths_are_capped_not_refused():
     grammar = compile_grammar(schema_to_grammar({"type": "string", "maxLength": 100000}))
     assert accepts(grammar, json.dumps("x" * 900))
+
+
+NUMBER_STRINGS = ["0", "1", "-1", "0.5", "0.50", "0.4", "0.6", "-0.25", "-0.3", "-0.2", "2.125", "2.1251", "2.124",
+                  "10", "10.0", "10.01", "-10", "-10.1", "99.9", "99.91", "0.05", "0.049", "0.051", "3", "3.0", "-3.5",
+                  "-3.49", "-3.51", "100", "100.5", "0.001", "0.0009", "5", "50", "-50", "1000", "-1000", "7.77"]
+BOUNDS = ["0", "1", "-1", "0.5", "-0.25", "2.125", "10", "-10", "99.9", "0.05", "-3.5", "100", "0.001"]
+
+
+def test_bounded_numbers_match_exactly_the_values_in_range():
+    """Every (inclusive or exclusive) pair of bounds: the grammar takes a number string iff its value
+    is in range (the strings all have a form the grammar writes: no exponent, no -0)."""
+    rng = random.Random(3)
+    for _ in range(150):
+        lo, hi = rng.choice([None] + BOUNDS), rng.choice([None] + BOUNDS)
+        if lo is not None and hi is not None and Decimal(lo) > Decimal(hi):
+            lo, hi = hi, lo
+        schema = {"type": "number"}
+        lo_excl, hi_excl = rng.random() < 0.5, rng.random() < 0.5
+        if lo is not None:
+            schema["exclusiveMinimum" if lo_excl else "minimum"] = float(lo)
+        if hi is not None:
+            schema["exclusiveMaximum" if hi_excl else "maximum"] = float(hi)
+        try:
+            grammar = compile_grammar(schema_to_grammar(schema))
+        except SchemaError:
+            assert lo == hi and (lo_excl or hi_excl)
+            continue
+        for s in NUMBER_STRINGS:
+            v = Decimal(s)
+            inside = (lo is None or (v > Decimal(lo) if lo_excl else v >= Decimal(lo))) and \
+                (hi is None or (v < Decimal(hi) if hi_excl else v <= Decimal(hi)))
+            if accepts(grammar, s):
+                assert inside, (schema, s)
+            elif inside and s.rstrip("0") == s and not s.endswith("."):  # trailing zeros: a subset is fine
+                raise AssertionError(f"{schema} refuses {s}")
+        schema["type"] = "integer"
+        grammar = compile_grammar(schema_to_grammar(schema)) if _has_integer(lo, hi, lo_excl, hi_excl) else None
+        for v in range(-1100, 1100, 13):
+            inside = (lo is None or (v > Decimal(lo) if lo_excl else v >= Decimal(lo))) and \
+                (hi is None or (v < Decimal(hi) if hi_excl else v <= Decimal(hi)))
+            assert (grammar is not None and accepts(grammar, str(v))) == inside, (schema, v)
+
+
+def _has_integer(lo, hi, lo_excl, hi_excl) -> bool:
+    a = None if lo is None else (floor(Decimal(lo)) + 1 if lo_excl else ceil(Decimal(lo)))
+    b = None if hi is None else (ceil(Decimal(hi)) - 1 if hi_excl else floor(Decimal(hi)))
+    return a is None or b is None or a <= b
