@@ -111,9 +111,12 @@ class _Parser:
             alts.append(self.sequence(depth))
         return alts[0] if len(alts) == 1 else "(" + " | ".join(f"({a})" if a else '""' for a in alts) + ")"
 
-    def sequence(self, depth: int) -> str:
+    def sequence(self, depth: int, top: bool = False) -> str:
+        """Up to | or ) (at the top level, also up to a $ that ends the branch)."""
         items = []
         while self.i < len(self.p) and self.peek() not in "|)":
+            if top and self.peek() == "$" and self.peek(1) in ("", "|"):
+                break
             atom = self.atom(depth)
             items.append(self.quantified(atom))
         return " ".join(x for x in items if x)
@@ -284,31 +287,22 @@ class _Parser:
 
 def pattern_to_gbnf(pattern: str) -> str:
     """GBNF for a JSON string ("..." included) whose value the pattern matches (searches)."""
-    branches = []
     p = _Parser(pattern)
-    # split the top level on | to see each branch's anchors
-    while True:
+    anything = "(" + _char_set(_complement(LINE_TERMINATORS), drop_controls=True) + f"){{0,{PAD}}}"
+    branches = []
+    while True:  # each top-level branch, with its own anchors
         anchored_start = p.peek() == "^"
-        if anchored_start:
-            p.i += 1
-        items = []
-        anchored_end = False
-        while p.i < len(p.p) and p.peek() != "|":
-            if p.peek() == "$" and (p.i + 1 == len(p.p) or p.p[p.i + 1] == "|"):
-                p.i += 1
-                anchored_end = True
-                break
-            if p.peek() == ")":
-                p.fail("unbalanced )")
-            items.append(p.quantified(p.atom(0)))
-        body = " ".join(x for x in items if x)
-        anything = "(" + _char_set(_complement(LINE_TERMINATORS), drop_controls=True) + f"){{0,{PAD}}}"
+        p.i += anchored_start
+        body = p.sequence(0, top=True)
+        anchored_end = p.peek() == "$"
+        p.i += anchored_end
+        if p.peek() == ")":
+            p.fail("unbalanced )")
         parts = ([] if anchored_start else [anything]) + ([body] if body else []) + \
             ([] if anchored_end else [anything])
-        branches.append(" ".join(parts) if parts else "")
-        if p.peek() == "|":
-            p.i += 1
-            continue
-        break
+        branches.append(" ".join(parts))
+        if p.peek() != "|":
+            break
+        p.i += 1
     inner = branches[0] if len(branches) == 1 else " | ".join(f"({b})" if b else '""' for b in branches)
     return '"\\"" (' + (inner or '""') + ') "\\""'
