@@ -73,16 +73,15 @@ void register_grammar(py::module_& m) {
         .def(
             "allowed_mask",
             [](const GrammarMatcher& self, int32_t n_vocab) {
-                std::vector<float> zeros((size_t)n_vocab, 0.0f);
-                Candidates c;
-                c.reset(zeros.data(), n_vocab);
+                std::shared_ptr<const std::vector<uint64_t>> bits;
                 {
                     py::gil_scoped_release release;
-                    self.reject(c);
+                    bits = self.full_mask();
                 }
+                const int32_t n_bits = (int32_t)bits->size() * 64;
                 py::array_t<bool> out(n_vocab);
                 auto o = out.mutable_unchecked<1>();
-                for (int32_t i = 0; i < n_vocab; ++i) o(i) = c.buf[(size_t)i].logit != -INFINITY;
+                for (int32_t i = 0; i < n_vocab; ++i) o(i) = i < n_bits && (((*bits)[(size_t)i >> 6] >> (i & 63)) & 1);
                 return out;
             },
             py::arg("n_vocab"), "Which tokens the grammar allows now.")

@@ -75,6 +75,8 @@ public:
     bool accept_text(const std::string& text);
     // Set the logit of every candidate the grammar refuses to -inf.
     void reject(Candidates& c) const;
+    // Bit per vocabulary token: allowed now (cached by grammar state).
+    std::shared_ptr<const std::vector<uint64_t>> full_mask() const;
     // The text so far is a whole sentence of the grammar (end of generation allowed).
     bool complete() const;
     // Nothing can follow: the grammar is complete and no stack goes on.
@@ -90,7 +92,6 @@ private:
     std::vector<GStack> advance_over(const std::vector<GStack>& stacks, const uint32_t* cps) const;
     void reject_for_stack(const GStack& stack, const std::vector<Cand>& cands, std::vector<Cand>& rejects) const;
     void reject_direct(Candidates& c) const;
-    std::shared_ptr<const std::vector<uint64_t>> full_mask() const;  // bit per token: allowed now
 
     std::shared_ptr<const Grammar> grammar_;
     std::shared_ptr<const GrammarVocab> vocab_;
