@@ -150,8 +150,22 @@ def main(argv: list[str] | None = None) -> int:
     patch_gevent()
     from gevent.pywsgi import WSGIServer
 
+    import gevent
+
     from .server import create_app
-    app = create_app(config)
+    failed: list[str] = []
+    servers: list = []
+    hub = gevent.get_hub()
+
+    def stop() -> None:
+        for s in servers:
+            s.close()
+
+    def fatal(reason: str) -> None:  # on the loader thread: stop serving, main() returns 1
+        failed.append(reason)
+        hub.loop.run_callback_threadsafe(stop)
+
+    app = create_app(config, load=False, on_fatal=fatal)
     ssl = {}
     if config.ssl_key_file and config.ssl_cert_file:
         ssl = {"keyfile": config.ssl_key_file, "certfile": config.ssl_cert_file}
@@ -159,12 +173,23 @@ def main(argv: list[str] | None = None) -> int:
     Handler.timeout_s = config.timeout if config.timeout > 0 else None
     server = WSGIServer((config.host, config.port), app, log=None if config.log_disable else "default",
                         handler_class=Handler, **ssl)
+    servers.append(server)
+    try:
+        server.init_socket()  # bind before loading: a busy port is an error at once
+    except OSError as e:
+        print(f"error: cannot listen on {config.host}:{config.port}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    app.config["PYLLAMA_STATE"].load_in_background()
     logging.getLogger("pyllama.server").info("listening on http%s://%s:%d", "s" if ssl else "", config.host,
                                              config.port)
     try:
-        server.serve_forever()
+        if not failed:
+            server.serve_forever()
     except KeyboardInterrupt:
         pass
+    if failed:
+        print(f"error: exiting, the model could not be loaded: {failed[0]}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

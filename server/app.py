@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from typing import Callable
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -24,17 +25,39 @@ def _is_public() -> bool:
     return request.path in PUBLIC or request.blueprint == "webui"
 
 
-def create_app(config: ServerConfig | None = None, *, load: bool = True) -> Flask:
+def _default_logging() -> None:
+    """When the host configured no logging (gunicorn configures only its own loggers),
+    pyllama's INFO lines (download progress, model loaded) go where gunicorn's go, or
+    to stderr, as Flask gives its app logger a default handler."""
+    ours = logging.getLogger("pyllama")
+    if ours.handlers or logging.getLogger().handlers:
+        return
+    handlers = logging.getLogger("gunicorn.error").handlers
+    if not handlers:
+        h = logging.StreamHandler()
+        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handlers = [h]
+    for h in handlers:
+        ours.addHandler(h)
+    if ours.level == logging.NOTSET:
+        ours.setLevel(logging.INFO)
+
+
+def create_app(config: ServerConfig | None = None, *, load: bool = True,
+               on_fatal: Callable[[str], None] | None = None) -> Flask:
     """The app for `config` (by default read from LLAMA_ARG_* / LLAMA_API_KEY, as
-    gunicorn runs it); the model starts loading unless load is False."""
+    gunicorn runs it); the model starts loading unless load is False. If it cannot be
+    loaded, on_fatal(reason) is called on the loader thread; by default the process
+    exits with code 3 (under gunicorn: the worker failed to boot, the arbiter stops)."""
     if config is None:
         from pyllama.server_cli import config_from_env
         config = config_from_env()
+    _default_logging()
     app = Flask("pyllama.server")
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.config["MAX_CONTENT_LENGTH"] = 100 * 1024 * 1024
-    st = ServerState(config)
+    st = ServerState(config, on_fatal)
     app.config["PYLLAMA_STATE"] = st
     for bp in (misc.bp, completion.bp, chat.bp, slots.bp, webui.bp):
         app.register_blueprint(bp)

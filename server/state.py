@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from pyllama.chat import ChatTemplate
 from pyllama.engine import Engine, EngineConfig
 from pyllama.engine.bridge import original
 from pyllama.llama import Llama
+from pyllama.model_fetch import log_progress
 from pyllama.model_registry import resolve_model
 from pyllama.sampling import SamplingParams
 
@@ -55,9 +58,21 @@ class ServerConfig:
     grammar: str = ""             # GBNF for requests that bring no constraint (--grammar, --json-schema)
 
 
+def exit_process(code: int = 3) -> Callable[[str], None]:
+    """The default reaction to a model that cannot be loaded: the process ends with
+    `code`, as llama-server exits when its model fails. 3 is gunicorn's "worker failed
+    to boot", which makes the arbiter stop instead of restarting the worker forever."""
+    def fatal(message: str) -> None:
+        logging.shutdown()  # flush the error line first
+        sys.stderr.flush()
+        os._exit(code)
+    return fatal
+
+
 class ServerState:
-    def __init__(self, config: ServerConfig):
+    def __init__(self, config: ServerConfig, on_fatal: Callable[[str], None] | None = None):
         self.config = config
+        self.on_fatal = on_fatal or exit_process()
         self.llm: Llama | None = None
         self.engine: Engine | None = None
         self.template: ChatTemplate | None = None
@@ -80,7 +95,7 @@ class ServerState:
     def _load(self) -> None:
         cfg = self.config
         try:
-            self.model_path = str(resolve_model(cfg.model))
+            self.model_path = str(resolve_model(cfg.model, progress=log_progress(log)))
             llm = Llama(self.model_path, n_ctx=cfg.ctx_size, n_threads=cfg.threads or None,
                         n_ubatch=cfg.ubatch_size, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v)
             self.template = self._chat_template(llm)
@@ -90,9 +105,10 @@ class ServerState:
             self.llm = llm
             self.engine = engine
             log.info("model loaded: %s (%d slots, n_ctx %d)", self.model_path, cfg.parallel, cfg.ctx_size)
-        except Exception as e:  # reported by /health and every route; the process keeps serving
-            log.error("failed to load the model: %s", e)
-            self.load_error = str(e)
+        except Exception as e:  # noqa: BLE001 - whatever it was, the server cannot serve without a model
+            self.load_error = " ".join(str(e).split()) or type(e).__name__
+            log.error("failed to load the model: %s", self.load_error)
+            self.on_fatal(self.load_error)
 
     def _chat_template(self, llm: Llama) -> ChatTemplate:
         """--chat-template-file, else --chat-template (Jinja text or a built-in name),
