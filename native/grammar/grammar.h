@@ -54,6 +54,8 @@ public:
     using GrammarError::GrammarError;
 };
 
+// Immutable once parsed: a request thread parses it, the engine's matchers read it
+// (server code shares one Grammar between tasks through a cache).
 struct Grammar {
     std::vector<GRule> rules;
     std::map<std::string, uint32_t> symbols;  // rule name -> id (generated ones included)

@@ -301,7 +301,9 @@ void GrammarMatcher::reject_for_stack(const GStack& stack, const std::vector<Can
         for (const Cand& c : cands) {
             if (*c.cps == 0) {
                 if (c.partial.n_remain != 0) rejects.push_back(c);
-            } else if (!match_token(top, c.id)) {
+            } else if (c.cps != c.start || !match_token(top, c.id)) {
+                // a token reference takes a whole token, never the rest of one
+                // whose first characters went to the terminals before it
                 rejects.push_back(c);
             }
         }
@@ -313,7 +315,7 @@ void GrammarMatcher::reject_for_stack(const GStack& stack, const std::vector<Can
         if (*c.cps == 0) {  // the token ends here: fine unless a partial character cannot go on
             if (c.partial.n_remain != 0 && !match_partial(top, c.partial)) rejects.push_back(c);
         } else if (match_char(top, *c.cps).first) {
-            next.push_back({c.index, c.cps + 1, c.partial, c.id});
+            next.push_back({c.index, c.cps + 1, c.start, c.partial, c.id});
         } else {
             rejects.push_back(c);
         }
@@ -328,7 +330,7 @@ void GrammarMatcher::reject_for_stack(const GStack& stack, const std::vector<Can
         still = std::move(r);
         if (still.empty()) break;
     }
-    for (const Cand& c : still) rejects.push_back({c.index, c.cps - 1, c.partial, c.id});
+    for (const Cand& c : still) rejects.push_back({c.index, c.cps - 1, c.start, c.partial, c.id});
 }
 
 std::shared_ptr<const std::vector<uint64_t>> MaskCache::find(const std::string& key) {
@@ -407,11 +409,11 @@ void GrammarMatcher::reject_direct(Candidates& cands, WorkBudget& work) const {
             continue;
         }
         if (partial_.n_remain == 0) {
-            todo.push_back({i, vocab_->code_points(t.id), vocab_->trailing(t.id), t.id});
+            todo.push_back({i, vocab_->code_points(t.id), vocab_->code_points(t.id), vocab_->trailing(t.id), t.id});
         } else {
             decoded.emplace_back();
             const PartialUtf8 p = decode_utf8(vocab_->piece(t.id), partial_, decoded.back());
-            todo.push_back({i, decoded.back().data(), p, t.id});
+            todo.push_back({i, decoded.back().data(), decoded.back().data(), p, t.id});
         }
     }
     for (const GStack& s : stacks_) {  // a candidate survives if any stack takes it

@@ -28,6 +28,11 @@ struct PartialUtf8 {
 // Full-vocabulary token masks by grammar state (grammar, stacks, partial character).
 // States recur (every character inside a JSON string leaves the same stacks), and a
 // mask over a large vocabulary costs tens of milliseconds; a cached one, microseconds.
+//
+// Shared across threads: one per vocabulary, used by every slot's matcher (and by
+// any thread holding a matcher, GIL released); mu_ guards the map, and a mask is
+// immutable once made (handed out as shared_ptr<const>, so clearing the map never
+// frees one in use). Bounded: kMaxEntries masks.
 class MaskCache {
 public:
     static constexpr size_t kMaxEntries = 256;  // 32 KiB each for a 262k vocabulary
@@ -39,6 +44,8 @@ private:
     std::unordered_map<std::string, std::shared_ptr<const std::vector<uint64_t>>> masks_;
 };
 
+// Shared across threads (built once per tokenizer, used by every request's matcher):
+// immutable after construction except the MaskCache, which locks itself.
 class GrammarVocab {
 public:
     GrammarVocab(std::vector<std::string> pieces, const std::vector<int32_t>& eog);
@@ -142,7 +149,8 @@ public:
 private:
     struct Cand {
         size_t index;
-        const uint32_t* cps;
+        const uint32_t* cps;    // the code points still to match
+        const uint32_t* start;  // the token's first code point (cps == start: none matched yet)
         PartialUtf8 partial;
         int32_t id;
     };
