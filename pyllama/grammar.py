@@ -17,11 +17,20 @@ if TYPE_CHECKING:
     from .tokenizer import Tokenizer
 
 GrammarError = _native.GrammarError
+# A valid grammar too costly to follow (a GrammarError): too ambiguous to start
+# (raised by compile_grammar), or, while generating, more work than the matcher's
+# budget for one token or too many stacks at once (raised by GrammarState.accept,
+# by the mask inside the sampler chain, and by allows). End that generation alone.
+GrammarTooComplexError = _native.GrammarTooComplexError
 
 
 def compile_grammar(text: str, tokenizer: "Tokenizer | None" = None, root: str = "root") -> "_native.Grammar":
     """Parse GBNF. <token> references are resolved with the tokenizer (they must be
-    exactly one token); <[id]> needs none."""
+    exactly one token); <[id]> needs none. Also finds the grammar's starting stacks,
+    so one too ambiguous to follow raises GrammarTooComplexError here, on the
+    caller's thread, and not later on the engine's. The parse releases the GIL
+    (except to resolve <token> references): run it in a worker thread to keep an
+    event loop free."""
     if not isinstance(text, str):
         raise GrammarError("the grammar must be a string")
 

@@ -12,7 +12,9 @@ namespace py = pybind11;
 using namespace pyllama;
 
 void register_grammar(py::module_& m) {
-    py::register_exception<GrammarError>(m, "GrammarError", PyExc_ValueError);
+    auto& grammar_error = py::register_exception<GrammarError>(m, "GrammarError", PyExc_ValueError);
+    // Registered after its base, so pybind11 tries it first.
+    py::register_exception<GrammarTooComplex>(m, "GrammarTooComplexError", grammar_error.ptr());
 
     py::class_<Grammar, std::shared_ptr<Grammar>>(m, "Grammar", "A parsed GBNF grammar")
         .def_property_readonly("n_rules", [](const Grammar& g) { return g.rules.size(); })
@@ -24,14 +26,23 @@ void register_grammar(py::module_& m) {
 
     m.def(
         "parse_grammar",
-        [](const std::string& text, const std::string& root, const py::object& token_id) {
+        [](const std::string& text, const std::string& root, const py::object& token_id, uint64_t max_steps) {
             std::function<int32_t(std::string_view)> lookup;
             if (!token_id.is_none())
-                lookup = [&token_id](std::string_view s) { return token_id(py::str(std::string(s))).cast<int32_t>(); };
-            return std::make_shared<Grammar>(parse_grammar(text, root, lookup));
+                lookup = [&token_id](std::string_view s) {
+                    py::gil_scoped_acquire gil;  // the only Python inside the parse
+                    return token_id(py::str(std::string(s))).cast<int32_t>();
+                };
+            auto g = std::make_shared<Grammar>(parse_grammar(text, root, lookup));
+            WorkBudget work(max_steps);
+            initial_stacks(*g, work);  // too ambiguous to even start: refused now, not on the engine
+            return g;
         },
-        py::arg("text"), py::arg("root") = "root", py::arg("token_id") = py::none(),
-        "Parse GBNF text; token_id(text) -> id resolves <token> references. Raises GrammarError.");
+        py::arg("text"), py::arg("root") = "root", py::arg("token_id") = py::none(), py::kw_only(),
+        py::arg("max_steps") = GrammarMatcher::kDefaultMaxSteps, py::call_guard<py::gil_scoped_release>(),
+        "Parse GBNF text; token_id(text) -> id resolves <token> references. Also computes the stacks the grammar "
+        "starts with, so a grammar too ambiguous to follow fails here. Raises GrammarError (GrammarTooComplexError "
+        "for the ambiguity). Runs without the GIL except inside token_id.");
 
     py::class_<GrammarVocab, std::shared_ptr<GrammarVocab>>(m, "GrammarVocab",
                                                             "Token texts (bytes) and end-of-generation ids")
@@ -60,14 +71,20 @@ void register_grammar(py::module_& m) {
 
     py::class_<GrammarMatcher, std::shared_ptr<GrammarMatcher>>(m, "GrammarMatcher",
                                                                 "A grammar's state over generated tokens")
-        .def(py::init([](std::shared_ptr<Grammar> g, std::shared_ptr<GrammarVocab> v) {
-                 return std::make_shared<GrammarMatcher>(std::move(g), std::move(v));
+        .def(py::init([](std::shared_ptr<Grammar> g, std::shared_ptr<GrammarVocab> v, uint64_t max_steps) {
+                 return std::make_shared<GrammarMatcher>(std::move(g), std::move(v), max_steps);
              }),
-             py::arg("grammar"), py::arg("vocab"))
-        .def("allows", &GrammarMatcher::allows, py::arg("token"))
-        .def("accept", &GrammarMatcher::accept, py::arg("token"),
+             py::arg("grammar"), py::arg("vocab"), py::kw_only(),
+             py::arg("max_steps") = GrammarMatcher::kDefaultMaxSteps, py::call_guard<py::gil_scoped_release>(),
+             "Every call below may raise GrammarTooComplexError: more than max_steps of work for one token, or "
+             "too many stacks at once. The matcher's state is then unspecified: end the generation.")
+        .def("allows", py::overload_cast<int32_t>(&GrammarMatcher::allows, py::const_), py::arg("token"),
+             py::call_guard<py::gil_scoped_release>())
+        .def("accept", &GrammarMatcher::accept, py::arg("token"), py::call_guard<py::gil_scoped_release>(),
              "Advance over the token; False (state unchanged) when the grammar refuses it.")
-        .def("accept_text", &GrammarMatcher::accept_text, py::arg("text"))
+        .def("accept_text", &GrammarMatcher::accept_text, py::arg("text"), py::call_guard<py::gil_scoped_release>())
+        .def_property_readonly("last_steps", &GrammarMatcher::last_steps, "Work steps the last call took")
+        .def_property_readonly("max_steps", &GrammarMatcher::max_steps)
         .def("complete", &GrammarMatcher::complete)
         .def("finished", &GrammarMatcher::finished)
         .def(

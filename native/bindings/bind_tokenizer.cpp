@@ -87,7 +87,7 @@ void register_tokenizer(py::module_& m) {
                 std::vector<int32_t> out;
                 {
                     py::gil_scoped_release release;
-                    for (const std::string& w : ws) self.encode_word(w, out);
+                    self.encode_words(std::vector<std::string_view>(ws.begin(), ws.end()), out);
                 }
                 return out;
             },

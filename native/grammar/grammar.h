@@ -47,6 +47,15 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// A valid grammar that costs too much to follow: too many stacks at once, or more
+// work than the budget for one token. Thrown by the matcher; the task fails alone.
+class GrammarTooComplex : public GrammarError {
+public:
+    using GrammarError::GrammarError;
+};
+
+// Immutable once parsed: a request thread parses it, the engine's matchers read it
+// (server code shares one Grammar between tasks through a cache).
 struct Grammar {
     std::vector<GRule> rules;
     std::map<std::string, uint32_t> symbols;  // rule name -> id (generated ones included)

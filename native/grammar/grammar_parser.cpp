@@ -1,10 +1,9 @@
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "../tokenizer/unicode.h"
 #include "grammar.h"
-
-#include <atomic>
 
 namespace pyllama {
 
@@ -90,9 +89,14 @@ private:
 
     uint32_t generated(const std::string& base) { return new_symbol(base + "_" + std::to_string(g_.symbols.size())); }
 
+    [[noreturn]] void too_large() const {
+        throw GrammarError("grammar is too large once expanded (more than " + std::to_string(lim_.max_elements) +
+                           " elements)");
+    }
+
     void add_rule(uint32_t id, GRule rule) {
         n_elements_ += rule.size();
-        if (n_elements_ > lim_.max_elements) throw GrammarError("grammar is too large once expanded");
+        if (n_elements_ > lim_.max_elements) too_large();
         if (g_.rules.size() <= id) g_.rules.resize(id + 1);
         g_.rules[id] = std::move(rule);
     }
@@ -213,12 +217,18 @@ private:
         else if (min_n > 0) total = min_n;
         if (n_prev * total > lim_.max_repetition)
             fail("repetition too large (at most " + std::to_string(lim_.max_repetition) + " copies)", pos);
+        // Size the expansion before making it: a 1 MB literal repeated 2000 times must
+        // fail here, in microseconds, not after gigabytes of copies. Counted: the rules
+        // already made, the unfinished rules of enclosing groups, this rule so far, and
+        // the copies this repetition adds (min_n - 1 inline, one per optional rule).
+        const uint64_t n_opt = no_max ? 1 : max_n - min_n;
+        const uint64_t grow = (min_n > 1 ? (min_n - 1) * prev.size() : 0) + n_opt * (prev.size() + 3);
+        if (n_elements_ + in_flight_ + r.size() + grow > lim_.max_elements) too_large();
         if (min_n == 0) {
             r.resize(last_start);
         } else {
             for (uint64_t i = 1; i < min_n; ++i) r.insert(r.end(), prev.begin(), prev.end());
         }
-        const uint64_t n_opt = no_max ? 1 : max_n - min_n;
         uint32_t last_id = 0;
         for (uint64_t i = 0; i < n_opt; ++i) {
             GRule rec(prev);
@@ -231,8 +241,6 @@ private:
         }
         if (n_opt > 0) r.push_back({GType::RuleRef, last_id});
         n_prev *= total;
-        n_elements_ += r.size();
-        if (n_elements_ > lim_.max_elements) throw GrammarError("grammar is too large once expanded");
     }
 
     size_t sequence(size_t pos, const std::string& name, GRule& r, bool nested, int depth) {
@@ -298,7 +306,9 @@ private:
                 pos = space(pos + 1, true);
                 const size_t n_before = g_.symbols.size();
                 const uint32_t sub = generated(name);
+                in_flight_ += r.size();  // this rule waits, unfinished, while the group is parsed
                 pos = alternates(pos, name, sub, true, depth + 1);
+                in_flight_ -= r.size();
                 n_prev = std::max<uint64_t>(1, g_.symbols.size() - n_before);
                 last_start = r.size();
                 r.push_back({GType::RuleRef, sub});
@@ -420,7 +430,8 @@ private:
     GrammarLimits lim_;
     Grammar g_;
     std::vector<bool> defined_;
-    size_t n_elements_ = 0;
+    size_t n_elements_ = 0;  // in finished rules
+    size_t in_flight_ = 0;   // in the unfinished rules of enclosing groups
 };
 
 }  // namespace

@@ -8,7 +8,11 @@
 namespace pyllama {
 namespace {
 
-constexpr size_t kMaxStacks = 20000;  // an ambiguous grammar must not eat the machine
+// Step weights, so that a step costs about the same time whatever it is (~10 ns):
+// testing one candidate against a terminal is the unit; expanding a stack copies
+// it and looks it up in a set; a call of reject_for_stack allocates its lists.
+constexpr uint64_t kExpandCost = 8;
+constexpr uint64_t kCallCost = 16;
 
 bool is_end(const GElem* p) { return p->type == GType::End || p->type == GType::Alt; }
 bool is_token(const GElem* p) { return p->type == GType::Token || p->type == GType::TokenNot; }
@@ -62,20 +66,18 @@ bool match_token(const GElem* p, int32_t token) {
 }
 
 // Expand a stack until every resulting stack ends at a terminal (or is empty).
-void advance_stack(const Grammar& g, const GStack& stack, std::vector<GStack>& out) {
+void advance_stack(const Grammar& g, const GStack& stack, StackList& out, WorkBudget& work) {
     std::vector<GStack> todo{stack};
     std::set<GStack> seen;
     while (!todo.empty()) {
+        work.spend(kExpandCost);
         GStack cur = std::move(todo.back());
         todo.pop_back();
-        if (!seen.insert(cur).second) continue;
         if (cur.empty() || cur.back()->type != GType::RuleRef) {
-            if (std::find(out.begin(), out.end(), cur) == out.end()) {
-                if (out.size() >= kMaxStacks) throw GrammarError("grammar is too ambiguous to follow");
-                out.push_back(cur);
-            }
+            out.add(std::move(cur));
             continue;
         }
+        if (!seen.insert(cur).second) continue;
         const GElem* pos = cur.back();
         const GElem* sub = g.rules[pos->value].data();
         for (;;) {
@@ -97,6 +99,40 @@ GStack pop_and_continue(const GStack& stack, const GElem* after) {
 }
 
 }  // namespace
+
+void WorkBudget::too_much() const {
+    throw GrammarTooComplex("grammar is too complex to follow: more than " + std::to_string(max) +
+                            " steps for one token");
+}
+
+bool StackList::add(GStack s) {
+    constexpr size_t kLinear = 16;  // below this, a scan beats a tree
+    if (items_.size() < kLinear) {
+        if (std::find(items_.begin(), items_.end(), s) != items_.end()) return false;
+    } else {
+        if (index_.empty()) index_.insert(items_.begin(), items_.end());
+        if (!index_.insert(s).second) return false;
+    }
+    if (items_.size() >= kMaxStacks)
+        throw GrammarTooComplex("grammar is too ambiguous to follow (more than " + std::to_string(kMaxStacks) +
+                                " stacks at once)");
+    items_.push_back(std::move(s));
+    return true;
+}
+
+std::vector<GStack> initial_stacks(const Grammar& g, WorkBudget& work) {
+    StackList out;
+    const GElem* pos = g.rules[g.root].data();
+    for (;;) {  // one stack per alternative of the root rule
+        GStack s;
+        if (!is_end(pos)) s.push_back(pos);
+        advance_stack(g, s, out, work);
+        while (!is_end(pos)) ++pos;
+        if (pos->type != GType::Alt) break;
+        ++pos;
+    }
+    return out.take();
+}
 
 PartialUtf8 decode_utf8(const std::string& bytes, PartialUtf8 partial, std::vector<uint32_t>& out) {
     static const int lens[16] = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 2, 2, 3, 4};
@@ -150,18 +186,21 @@ GrammarVocab::GrammarVocab(std::vector<std::string> pieces, const std::vector<in
     }
 }
 
-GrammarMatcher::GrammarMatcher(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const GrammarVocab> vocab)
-    : grammar_(std::move(grammar)), vocab_(std::move(vocab)) {
-    const GRule& root = grammar_->rules[grammar_->root];
-    const GElem* pos = root.data();
-    for (;;) {  // one stack per alternative of the root rule
-        GStack s;
-        if (!is_end(pos)) s.push_back(pos);
-        advance_stack(*grammar_, s, stacks_);
-        while (!is_end(pos)) ++pos;
-        if (pos->type != GType::Alt) break;
-        ++pos;
-    }
+template <class F>
+auto GrammarMatcher::metered(F&& fn) const {
+    WorkBudget work(max_steps_);
+    struct Record {  // the steps are recorded when fn throws, too
+        const WorkBudget& w;
+        uint64_t& out;
+        ~Record() { out = w.used(); }
+    } record{work, last_steps_};
+    return fn(work);
+}
+
+GrammarMatcher::GrammarMatcher(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const GrammarVocab> vocab,
+                               uint64_t max_steps)
+    : grammar_(std::move(grammar)), vocab_(std::move(vocab)), max_steps_(max_steps) {
+    stacks_ = metered([&](WorkBudget& work) { return initial_stacks(*grammar_, work); });
 }
 
 bool GrammarMatcher::complete() const {
@@ -169,23 +208,29 @@ bool GrammarMatcher::complete() const {
            partial_.n_remain == 0;
 }
 
-std::vector<GStack> GrammarMatcher::advance_over(const std::vector<GStack>& stacks, const uint32_t* cps) const {
+std::vector<GStack> GrammarMatcher::advance_over(const std::vector<GStack>& stacks, const uint32_t* cps,
+                                                 WorkBudget& work) const {
     std::vector<GStack> cur;
     for (const GStack& s : stacks)
         if (!s.empty() && !is_token(s.back())) cur.push_back(s);
     for (; *cps && !cur.empty(); ++cps) {
-        std::vector<GStack> next;
+        work.spend(cur.size());
+        StackList next;
         for (const GStack& s : cur) {
             if (s.empty() || is_token(s.back())) continue;
             const auto m = match_char(s.back(), *cps);
-            if (m.first) advance_stack(*grammar_, pop_and_continue(s, m.second), next);
+            if (m.first) advance_stack(*grammar_, pop_and_continue(s, m.second), next, work);
         }
-        cur = std::move(next);
+        cur = next.take();
     }
     return cur;
 }
 
 bool GrammarMatcher::allows(int32_t token) const {
+    return metered([&](WorkBudget& work) { return allows(token, work); });
+}
+
+bool GrammarMatcher::allows(int32_t token, WorkBudget& work) const {
     if (token < 0 || (size_t)token >= vocab_->size()) return false;
     if (vocab_->is_eog(token)) return complete();
     const std::string& piece = vocab_->piece(token);
@@ -200,46 +245,52 @@ bool GrammarMatcher::allows(int32_t token) const {
         cps = tmp.data();
     }
     if (partial.n_remain < 0) return false;
-    for (const GStack& s : advance_over(stacks_, cps))
+    for (const GStack& s : advance_over(stacks_, cps, work))
         if (partial.n_remain == 0 ? true : (!s.empty() && match_partial(s.back(), partial))) return true;
     return false;
 }
 
 bool GrammarMatcher::accept(int32_t token) {
-    if (!allows(token)) return false;
-    if (vocab_->is_eog(token)) return true;
-    std::vector<GStack> next;
-    for (const GStack& s : stacks_)
-        if (!s.empty() && is_token(s.back()) && match_token(s.back(), token))
-            advance_stack(*grammar_, pop_and_continue(s, s.back() + 1), next);
-    std::vector<uint32_t> tmp;
-    const PartialUtf8 partial = decode_utf8(vocab_->piece(token), partial_, tmp);
-    std::vector<GStack> by_chars = partial.n_remain < 0 ? std::vector<GStack>{} : advance_over(stacks_, tmp.data());
-    if (partial.n_remain > 0) {
-        by_chars.erase(std::remove_if(by_chars.begin(), by_chars.end(),
-                                      [&](const GStack& s) { return s.empty() || !match_partial(s.back(), partial); }),
-                       by_chars.end());
-    }
-    for (GStack& s : by_chars)
-        if (std::find(next.begin(), next.end(), s) == next.end()) next.push_back(std::move(s));
-    stacks_ = std::move(next);
-    partial_ = by_chars.empty() ? PartialUtf8{} : partial;
-    return true;
+    return metered([&](WorkBudget& work) {
+        if (!allows(token, work)) return false;
+        if (vocab_->is_eog(token)) return true;
+        StackList next;
+        for (const GStack& s : stacks_)
+            if (!s.empty() && is_token(s.back()) && match_token(s.back(), token))
+                advance_stack(*grammar_, pop_and_continue(s, s.back() + 1), next, work);
+        std::vector<uint32_t> tmp;
+        const PartialUtf8 partial = decode_utf8(vocab_->piece(token), partial_, tmp);
+        std::vector<GStack> by_chars =
+            partial.n_remain < 0 ? std::vector<GStack>{} : advance_over(stacks_, tmp.data(), work);
+        if (partial.n_remain > 0) {
+            by_chars.erase(std::remove_if(by_chars.begin(), by_chars.end(),
+                                          [&](const GStack& s) { return s.empty() || !match_partial(s.back(), partial); }),
+                           by_chars.end());
+        }
+        const bool by_chars_empty = by_chars.empty();
+        for (GStack& s : by_chars) next.add(std::move(s));
+        stacks_ = next.take();
+        partial_ = by_chars_empty ? PartialUtf8{} : partial;
+        return true;
+    });
 }
 
 bool GrammarMatcher::accept_text(const std::string& text) {
-    std::vector<uint32_t> tmp;
-    const PartialUtf8 partial = decode_utf8(text, partial_, tmp);
-    if (partial.n_remain < 0) return false;
-    std::vector<GStack> next = advance_over(stacks_, tmp.data());
-    if (next.empty() && !tmp.empty() && tmp[0] != 0) return false;
-    stacks_ = std::move(next);
-    partial_ = partial;
-    return true;
+    return metered([&](WorkBudget& work) {
+        std::vector<uint32_t> tmp;
+        const PartialUtf8 partial = decode_utf8(text, partial_, tmp);
+        if (partial.n_remain < 0) return false;
+        std::vector<GStack> next = advance_over(stacks_, tmp.data(), work);
+        if (next.empty() && !tmp.empty() && tmp[0] != 0) return false;
+        stacks_ = std::move(next);
+        partial_ = partial;
+        return true;
+    });
 }
 
 void GrammarMatcher::reject_for_stack(const GStack& stack, const std::vector<Cand>& cands,
-                                      std::vector<Cand>& rejects) const {
+                                      std::vector<Cand>& rejects, WorkBudget& work) const {
+    work.spend(kCallCost + cands.size());
     if (stack.empty()) {
         for (const Cand& c : cands)
             if (*c.cps != 0 || c.partial.n_remain != 0) rejects.push_back(c);
@@ -250,7 +301,9 @@ void GrammarMatcher::reject_for_stack(const GStack& stack, const std::vector<Can
         for (const Cand& c : cands) {
             if (*c.cps == 0) {
                 if (c.partial.n_remain != 0) rejects.push_back(c);
-            } else if (!match_token(top, c.id)) {
+            } else if (c.cps != c.start || !match_token(top, c.id)) {
+                // a token reference takes a whole token, never the rest of one
+                // whose first characters went to the terminals before it
                 rejects.push_back(c);
             }
         }
@@ -262,22 +315,22 @@ void GrammarMatcher::reject_for_stack(const GStack& stack, const std::vector<Can
         if (*c.cps == 0) {  // the token ends here: fine unless a partial character cannot go on
             if (c.partial.n_remain != 0 && !match_partial(top, c.partial)) rejects.push_back(c);
         } else if (match_char(top, *c.cps).first) {
-            next.push_back({c.index, c.cps + 1, c.partial, c.id});
+            next.push_back({c.index, c.cps + 1, c.start, c.partial, c.id});
         } else {
             rejects.push_back(c);
         }
     }
     if (next.empty()) return;
-    std::vector<GStack> stacks_after;
-    advance_stack(*grammar_, pop_and_continue(stack, match_char(top, 0).second), stacks_after);
+    StackList stacks_after;
+    advance_stack(*grammar_, pop_and_continue(stack, match_char(top, 0).second), stacks_after, work);
     std::vector<Cand> still = std::move(next);
-    for (const GStack& s : stacks_after) {
+    for (const GStack& s : stacks_after.items()) {
         std::vector<Cand> r;
-        reject_for_stack(s, still, r);
+        reject_for_stack(s, still, r, work);
         still = std::move(r);
         if (still.empty()) break;
     }
-    for (const Cand& c : still) rejects.push_back({c.index, c.cps - 1, c.partial, c.id});
+    for (const Cand& c : still) rejects.push_back({c.index, c.cps - 1, c.start, c.partial, c.id});
 }
 
 std::shared_ptr<const std::vector<uint64_t>> MaskCache::find(const std::string& key) {
@@ -308,7 +361,10 @@ std::shared_ptr<const std::vector<uint64_t>> GrammarMatcher::full_mask() const {
     std::vector<float> zeros(n_vocab, 0.0f);
     Candidates all;
     all.reset(zeros.data(), (int32_t)n_vocab);
-    reject_direct(all);
+    metered([&](WorkBudget& work) {
+        reject_direct(all, work);
+        return 0;
+    });
     auto bits = std::make_shared<std::vector<uint64_t>>((n_vocab + 63) / 64, 0);
     for (size_t i = 0; i < n_vocab; ++i)
         if (all.data[i].logit != -INFINITY) (*bits)[(size_t)all.data[i].id >> 6] |= 1ull << (all.data[i].id & 63);
@@ -318,7 +374,10 @@ std::shared_ptr<const std::vector<uint64_t>> GrammarMatcher::full_mask() const {
 
 void GrammarMatcher::reject(Candidates& cands) const {
     if (cands.size * 4 < vocab_->size()) {  // a few candidates: check them alone
-        reject_direct(cands);
+        metered([&](WorkBudget& work) {
+            reject_direct(cands, work);
+            return 0;
+        });
         return;
     }
     const auto bits = full_mask();
@@ -329,7 +388,7 @@ void GrammarMatcher::reject(Candidates& cands) const {
     }
 }
 
-void GrammarMatcher::reject_direct(Candidates& cands) const {
+void GrammarMatcher::reject_direct(Candidates& cands, WorkBudget& work) const {
     const bool allow_eog = complete();
     std::deque<std::vector<uint32_t>> decoded;  // stable storage when a partial character is pending
     std::vector<Cand> todo;
@@ -350,16 +409,16 @@ void GrammarMatcher::reject_direct(Candidates& cands) const {
             continue;
         }
         if (partial_.n_remain == 0) {
-            todo.push_back({i, vocab_->code_points(t.id), vocab_->trailing(t.id), t.id});
+            todo.push_back({i, vocab_->code_points(t.id), vocab_->code_points(t.id), vocab_->trailing(t.id), t.id});
         } else {
             decoded.emplace_back();
             const PartialUtf8 p = decode_utf8(vocab_->piece(t.id), partial_, decoded.back());
-            todo.push_back({i, decoded.back().data(), p, t.id});
+            todo.push_back({i, decoded.back().data(), decoded.back().data(), p, t.id});
         }
     }
     for (const GStack& s : stacks_) {  // a candidate survives if any stack takes it
         std::vector<Cand> r;
-        reject_for_stack(s, todo, r);
+        reject_for_stack(s, todo, r, work);
         todo = std::move(r);
         if (todo.empty()) break;
     }

@@ -49,22 +49,43 @@ BpeTokenizer::BpeTokenizer(std::vector<std::string> tokens, const std::vector<st
 
 void BpeTokenizer::encode(std::string_view text, PreKind kind, std::vector<int32_t>& out) {
     const std::vector<uint32_t> bounds = pretokenize(text, kind);
-    for (size_t k = 0; k + 1 < bounds.size(); ++k)
-        encode_word(text.substr(bounds[k], bounds[k + 1] - bounds[k]), out);
+    std::vector<std::string_view> words;
+    words.reserve(bounds.empty() ? 0 : bounds.size() - 1);
+    for (size_t k = 0; k + 1 < bounds.size(); ++k) words.push_back(text.substr(bounds[k], bounds[k + 1] - bounds[k]));
+    encode_words(words, out);
 }
 
-void BpeTokenizer::encode_word(std::string_view word, std::vector<int32_t>& out) {
-    std::string key(word);
-    auto it = cache_.find(key);
-    if (it == cache_.end()) {
-        std::string encoded;
-        for (unsigned char b : word) encoded += byte_char_[b];
-        std::vector<int32_t> ids;
+size_t BpeTokenizer::cache_size() const {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    return cache_.size();
+}
+
+void BpeTokenizer::encode_words(const std::vector<std::string_view>& words, std::vector<int32_t>& out) {
+    // The lock is held over a batch of cache hits and let go every kBatch words and
+    // around each merge, so another thread never waits long.
+    constexpr size_t kBatch = 256;
+    std::unique_lock<std::mutex> lock(cache_mu_, std::defer_lock);
+    std::string key, encoded;
+    std::vector<int32_t> ids;
+    for (size_t i = 0; i < words.size(); ++i) {
+        if (i % kBatch == 0 && lock.owns_lock()) lock.unlock();
+        if (!lock.owns_lock()) lock.lock();
+        key.assign(words[i]);
+        auto it = cache_.find(key);
+        if (it != cache_.end()) {
+            out.insert(out.end(), it->second.begin(), it->second.end());
+            continue;
+        }
+        lock.unlock();
+        encoded.clear();
+        for (unsigned char b : words[i]) encoded += byte_char_[b];
+        ids.clear();
         merge_word(encoded, ids);
+        out.insert(out.end(), ids.begin(), ids.end());
+        lock.lock();
         if (cache_.size() >= kCacheLimit) cache_.clear();
-        it = cache_.emplace(std::move(key), std::move(ids)).first;
+        cache_.emplace(key, ids);
     }
-    out.insert(out.end(), it->second.begin(), it->second.end());
 }
 
 void BpeTokenizer::merge_word(const std::string& word, std::vector<int32_t>& out) const {

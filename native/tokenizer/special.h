@@ -2,6 +2,8 @@
 // in turn (the caller's priority order, longest first) splits every raw fragment
 // left by the tokens before it. A byte trie finds, in one pass over the text, which
 // special tokens occur at all, so only those few take a splitting pass.
+//
+// Shared across threads (GIL released): immutable after construction; split() is const.
 #pragma once
 
 #include <cstdint>

@@ -3,6 +3,10 @@
 // the adjacent pair whose concatenation is the highest-scoring token merges first
 // (ties: leftmost), as llama.cpp's SPM session does. Symbols that are not tokens
 // come out as <0xXX> byte tokens.
+//
+// Shared across threads (request threads and the engine, GIL released): safe by
+// construction -- immutable after construction, encode() is const and keeps its
+// state on the stack. There is no cache.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,7 @@
 // Text -> token id over a whole vocabulary, built fast: every token's UTF-8 bytes
 // go into one buffer and an open-addressing table of ids points into it. A text
 // held by several ids maps to the last of them (as llama.cpp's token_to_id map).
+// Built once, then read-only: safe to share across threads.
 #pragma once
 
 #include <cstdint>

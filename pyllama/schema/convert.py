@@ -388,6 +388,8 @@ class Converter:
             kv[key] = self.add_rule(f"{sub}{key}-kv", f'{literal(_dump(key))} space ":" space {value}')
         # min/maxProperties: promote the first optional members, drop the last ones, bound the extra ones
         min_p, max_p = _count(s, "minProperties", 0), _count(s, "maxProperties", None)
+        if max_p is not None and min_p > max_p:  # else the bounds below go negative: {0,-1} in the GBNF
+            raise SchemaError("minProperties is greater than maxProperties")
         n_req = sum(1 for k in kv if k in required)
         if max_p is not None and n_req > max_p:
             raise SchemaError("more properties are required than maxProperties allows")

@@ -153,6 +153,16 @@ def test_token_references():
     assert not m.allows(1) and m.allows(2) and m.allows(24)
 
 
+def test_a_token_reference_never_takes_the_rest_of_a_token():
+    """Found by the grammar fuzzer: the mask let token 4 (b"ab") give "a" to the . and then,
+    with its "b" left over, count as the reference <[4]> itself."""
+    m = state('root ::= . <[4]> "x"')
+    mask = m.allowed_mask(len(PIECES))
+    for t in range(len(PIECES)):
+        assert bool(mask[t]) == m.allows(t), PIECES[t]
+    assert not m.allows(4) and m.allows(1)
+
+
 def test_refused_tokens_leave_the_state_alone():
     m = state('root ::= "ab" "c"')
     assert not m.accept(3)
