@@ -19,7 +19,7 @@ import os
 import time
 from typing import Callable
 
-from .engine.bridge import original
+from .unpatched import original
 
 
 def spawn(argv: list[str], *, output: str, env: dict[str, str] | None = None) -> int:

@@ -7,6 +7,7 @@ pattern's first non-empty group (else the match) starts."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Iterable
 
 import regex
@@ -15,6 +16,8 @@ from . import _native
 
 if TYPE_CHECKING:
     from .tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
 
 GrammarError = _native.GrammarError
 # A valid grammar too costly to follow (a GrammarError): too ambiguous to start
@@ -59,18 +62,24 @@ def compile_trigger(pattern: str) -> "regex.Pattern":
     return regex.compile(pattern.encode("utf-8"))
 
 
+class TriggerTimeout(Exception):
+    """A trigger pattern took longer than PATTERN_TIMEOUT_S on the text so far."""
+
+
 def trigger_start(pattern: "regex.Pattern", text: bytes) -> int | None:
     """Where a trigger pattern puts the grammar's start in the text, or None (llama.cpp's rule:
-    a ^...$ pattern must match the whole text; the first non-empty group marks the start)."""
+    a ^...$ pattern must match the whole text; the first non-empty group marks the start).
+    The match releases the GIL (concurrent=True): a slow pattern on the engine thread never
+    holds up the event loop; TriggerTimeout past PATTERN_TIMEOUT_S."""
     src = pattern.pattern
     try:
         m = None
         if src[:1] == b"^" and src[-1:] == b"$":
-            m = pattern.fullmatch(text, timeout=PATTERN_TIMEOUT_S)
+            m = pattern.fullmatch(text, timeout=PATTERN_TIMEOUT_S, concurrent=True)
         if m is None:
-            m = pattern.search(text, timeout=PATTERN_TIMEOUT_S)
+            m = pattern.search(text, timeout=PATTERN_TIMEOUT_S, concurrent=True)
     except TimeoutError:
-        return None
+        raise TriggerTimeout(pattern.pattern) from None
     if m is None:
         return None
     for g in range(1, (pattern.groups or 0) + 1):
@@ -109,8 +118,13 @@ class GrammarState:
         piece = self.vocab.piece(token) if not self.vocab.is_eog(token) else b""
         self._spans.append((token, len(self._buffer), len(self._buffer) + len(piece)))
         self._buffer += piece
-        for pattern in self.trigger_patterns:
-            start = trigger_start(pattern, self._buffer)
+        for pattern in list(self.trigger_patterns):
+            try:
+                start = trigger_start(pattern, self._buffer)
+            except TriggerTimeout:  # too slow once: it would be as slow after every later token
+                self.trigger_patterns.remove(pattern)
+                log.warning("a grammar trigger pattern timed out; it is dropped for this generation")
+                continue
             if start is None:
                 continue
             text, spans = self._buffer, self._spans

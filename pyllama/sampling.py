@@ -16,6 +16,7 @@ chain runs again with the filter applied first.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import math
@@ -26,6 +27,7 @@ import numpy as np
 
 from . import _native
 from .errors import PyllamaError
+from .unpatched import original
 
 if TYPE_CHECKING:
     from .tokenizer import Tokenizer
@@ -41,6 +43,8 @@ SAMPLER_CHARS = {"e": "penalties", "d": "dry", "s": "top_n_sigma", "k": "top_k",
 DEFAULT_DRY_BREAKERS = ("\n", ":", "\"", "*")
 DRY_MAX_BREAKER_BYTES = 40
 DRY_MAX_TAIL_TOKENS = 20
+DRY_MAX_BREAKERS = 64            # per request (llama.cpp has no bound; each costs a scan of the vocabulary)
+DRY_CACHE_ENTRIES = 32           # processed breaker sets kept per tokenizer
 
 
 def _sampler_aliases() -> dict[str, str]:
@@ -189,7 +193,8 @@ class _RequestReader:
             if self.has(name) and not (name == "logprobs" and self.has("n_probs")):
                 if name == "logprobs" and isinstance(self.data[name], bool):
                     continue  # the chat API's boolean logprobs is handled by the route
-                self.changes["n_probs"] = max(0, int(self.number(name, "i")))
+                n_vocab = self.tokenizer.n_vocab if self.tokenizer is not None else INT32_MAX
+                self.changes["n_probs"] = max(0, min(int(self.number(name, "i")), n_vocab))  # clamped, as llama.cpp
                 break
         if self.has("samplers"):
             self.changes["samplers"] = parse_samplers(self.data["samplers"])
@@ -197,6 +202,9 @@ class _RequestReader:
             b = self.data["dry_sequence_breakers"]
             if not isinstance(b, list) or not b or not all(isinstance(s, str) for s in b):
                 raise SamplingError("Field 'dry_sequence_breakers': must be a non-empty array of strings")
+            if len(b) > DRY_MAX_BREAKERS:
+                raise SamplingError(f"Field 'dry_sequence_breakers': at most {DRY_MAX_BREAKERS} breakers, "
+                                    f"got {len(b)}")
             self.changes["dry_sequence_breakers"] = tuple(b)
         bias = list(self.defaults.logit_bias)
         if self.has("logit_bias"):
@@ -281,9 +289,11 @@ def dry_breakers(tokenizer: "Tokenizer", breakers: Sequence[str]) -> list[tuple[
     a breaker, (token, []); for every token whose text ends with the start of a
     breaker, (token, the tokens of the rest of the breaker, at most 20)."""
     key = tuple(breakers)
-    cache = tokenizer.__dict__.setdefault("_dry_breakers", {})
-    if key in cache:
-        return cache[key]
+    cache = _dry_cache(tokenizer)
+    with _DRY_LOCK:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
     out: list[tuple[int, list[int]]] = []
     seen: set[tuple[int, tuple[int, ...]]] = set()
     for text in breakers:
@@ -311,8 +321,22 @@ def dry_breakers(tokenizer: "Tokenizer", breakers: Sequence[str]) -> list[tuple[
                     if entry not in seen:
                         seen.add(entry)
                         out.append((tid, list(tails[j])))
-    cache[key] = out
+    with _DRY_LOCK:
+        cache[key] = out
+        while len(cache) > DRY_CACHE_ENTRIES:
+            cache.popitem(last=False)
     return out
+
+
+# Processed breaker sets are shared by request threads (which compute them while
+# validating a request) and the engine thread (which reads them when a task starts):
+# an LRU per tokenizer, bounded in entries, guarded by one lock.
+_DRY_LOCK = original("threading", "Lock")()
+
+
+def _dry_cache(tokenizer: "Tokenizer") -> "collections.OrderedDict":
+    with _DRY_LOCK:
+        return tokenizer.__dict__.setdefault("_dry_breakers", collections.OrderedDict())
 
 
 def _tokens_maybe_holding(tokenizer: "Tokenizer", breaker: bytes) -> list[int]:
@@ -361,7 +385,7 @@ class Sampler:
     """
 
     def __init__(self, params: SamplingParams, n_vocab: int, *, n_ctx: int = 4096,
-                 tokenizer: "Tokenizer | None" = None):
+                 tokenizer: "Tokenizer | None" = None, dry_processed: list | None = None):
         self.params = params
         cfg = _native.SamplingConfig()
         cfg.n_vocab = n_vocab
@@ -377,7 +401,9 @@ class Sampler:
         cfg.logit_bias = [(int(t), float(b)) for t, b in params.logit_bias if 0 <= t < n_vocab]
         dry_on = params.dry_multiplier != 0.0 and params.dry_base >= 1.0 and cfg.dry_penalty_last_n != 0 \
             and "dry" in params.samplers and params.mirostat == 0
-        if dry_on and tokenizer is not None:
+        if dry_on and dry_processed is not None:  # done on the request's thread already
+            cfg.dry_breakers = dry_processed
+        elif dry_on and tokenizer is not None:
             cfg.dry_breakers = dry_breakers(tokenizer, params.dry_sequence_breakers)
         self.n_vocab = n_vocab
         self.chain = _native.SamplerChain(cfg)

@@ -10,7 +10,6 @@ import os
 import sys
 
 from . import __version__
-from .sampling import SamplingParams
 
 # (flags, dest, type, default, environment variable, help)
 FLAGS: list[tuple] = [
@@ -28,6 +27,10 @@ FLAGS: list[tuple] = [
     (("-ub", "--ubatch-size"), "ubatch_size", int, 512, "LLAMA_ARG_UBATCH", "tokens per forward pass"),
     (("-n", "--n-predict"), "n_predict", int, -1, "LLAMA_ARG_N_PREDICT", "cap on tokens per request (-1: none)"),
     (("--keep",), "keep", int, 0, None, "prompt tokens kept on a context shift"),
+    (("--max-queue",), "max_queue", int, 128, "LLAMA_ARG_MAX_QUEUE",
+     "requests that may wait for a slot; more get 503 at once (-1: no bound, as llama-server)"),
+    (("--shutdown-grace",), "shutdown_grace", float, 30.0, "LLAMA_ARG_SHUTDOWN_GRACE",
+     "seconds running requests get to finish after SIGTERM/SIGINT"),
     (("-s", "--seed"), "seed", int, -1, None, "default sampling seed (-1: random)"),
     (("--temp",), "temp", float, 0.8, None, "default temperature"),
     (("--top-k",), "top_k", int, 40, None, "default top-k"),
@@ -134,6 +137,30 @@ def patch_gevent() -> None:
         metadata.entry_points = original
 
 
+def _graceful_signals(server, handler, grace: float) -> None:
+    """SIGTERM/SIGINT: stop accepting, close idle connections, give running requests
+    `grace` seconds (serve_forever's stop_timeout), then return; a second signal
+    ends the process at once."""
+    import signal
+
+    import gevent
+
+    log = logging.getLogger("pyllama.server")
+    seen = []
+
+    def on_signal(signum: int) -> None:
+        if seen:
+            log.warning("second signal: exiting now")
+            os._exit(1)
+        seen.append(signum)
+        log.info("%s: no new requests; running ones have %.0f s to finish", signal.Signals(signum).name, grace)
+        handler.close_idle()
+        server.close()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(sig, on_signal, sig)
+
+
 def main(argv: list[str] | None = None) -> int:
     ns = parser().parse_args(argv)
     try:
@@ -179,14 +206,18 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"error: cannot listen on {config.host}:{config.port}: {e.strerror or e}", file=sys.stderr)
         return 1
-    app.config["PYLLAMA_STATE"].load_in_background()
+    state = app.config["PYLLAMA_STATE"]
+    state.load_in_background()
+    _graceful_signals(server, Handler, config.shutdown_grace)
     logging.getLogger("pyllama.server").info("listening on http%s://%s:%d", "s" if ssl else "", config.host,
                                              config.port)
     try:
         if not failed:
-            server.serve_forever()
+            server.serve_forever(stop_timeout=config.shutdown_grace)
     except KeyboardInterrupt:
         pass
+    if state.engine is not None:
+        state.engine.shutdown()
     if failed:
         print(f"error: exiting, the model could not be loaded: {failed[0]}", file=sys.stderr, flush=True)
         return 1

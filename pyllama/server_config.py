@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from .engine.engine import MAX_SLOTS
 from .grammar import GrammarError, compile_grammar
 from .sampling import SamplingParams
 from .schema import SchemaError, schema_to_grammar
@@ -42,8 +43,12 @@ def build_config(v: dict):
     if v["api_key_file"]:
         with open(v["api_key_file"], encoding="utf-8") as f:
             keys += [line.strip() for line in f if line.strip()]
-    if v["parallel"] < 1:
-        raise ValueError("--parallel must be at least 1")
+    if not 1 <= v["parallel"] <= MAX_SLOTS:
+        raise ValueError(f"--parallel must be between 1 and {MAX_SLOTS} (the KV cache's sequences)")
+    if v["max_queue"] < -1:
+        raise ValueError("--max-queue must be -1 (no bound) or more")
+    if not v["shutdown_grace"] >= 0:
+        raise ValueError("--shutdown-grace must be 0 or more seconds")
     if v["ctx_size"] < v["parallel"]:
         raise ValueError("--ctx-size must be at least --parallel")
     if v["repeat_last_n"] < -1:
@@ -61,4 +66,5 @@ def build_config(v: dict):
         ssl_key_file=v["ssl_key_file"], ssl_cert_file=v["ssl_cert_file"], timeout=v["timeout"],
         metrics=v["metrics"], slots=v["slots"], props=v["props"], chat_template=v["chat_template"],
         chat_template_file=v["chat_template_file"], jinja=v["jinja"], webui=v["webui"], path=v["path"],
-        log_disable=v["log_disable"], verbose=v["verbose"], sampling=sampling, grammar=default_grammar(v))
+        log_disable=v["log_disable"], verbose=v["verbose"], sampling=sampling, grammar=default_grammar(v),
+        max_queue=v["max_queue"], shutdown_grace=v["shutdown_grace"])

@@ -8,7 +8,7 @@ import hmac
 import logging
 from typing import Callable
 
-from flask import Flask, jsonify, request
+from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
 from .errors import ApiError

@@ -16,6 +16,9 @@ from pyllama.schema import SchemaError, schema_to_grammar
 from .errors import bad_request
 
 TRIGGER_TOKEN, TRIGGER_WORD, TRIGGER_PATTERN, TRIGGER_PATTERN_FULL = range(4)  # llama.cpp's numbering
+MAX_TRIGGERS = 64            # each pattern is matched against the text after every token
+MAX_TRIGGER_CHARS = 1024
+MAX_PRESERVED = 1024
 
 
 @dataclass
@@ -116,6 +119,8 @@ def _preserved_tokens(tokenizer, values) -> list[int]:
         return []
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise bad_request("Field 'preserved_tokens': expected an array of strings")
+    if len(values) > MAX_PRESERVED:
+        raise bad_request(f"Field 'preserved_tokens': at most {MAX_PRESERVED} tokens, got {len(values)}")
     out = []
     for v in values:
         ids = tokenizer.tokenize(v, add_special=False, parse_special=True)
@@ -129,11 +134,16 @@ def _triggers(c: Constraint, tokenizer, values, n_vocab: int) -> None:
         return
     if not isinstance(values, list):
         raise bad_request("Field 'grammar_triggers': expected an array")
+    if len(values) > MAX_TRIGGERS:
+        raise bad_request(f"Field 'grammar_triggers': at most {MAX_TRIGGERS} triggers, got {len(values)}")
     for t in values:
         if not isinstance(t, dict) or not isinstance(t.get("type"), int) or isinstance(t.get("type"), bool) \
                 or not isinstance(t.get("value"), str):
             raise bad_request("Field 'grammar_triggers': each trigger needs an integer type and a string value")
         kind, value = t["type"], t["value"]
+        if len(value) > MAX_TRIGGER_CHARS:
+            raise bad_request(f"Field 'grammar_triggers': a trigger value may have at most {MAX_TRIGGER_CHARS} "
+                              "characters")
         if kind == TRIGGER_TOKEN:
             tok = t.get("token")
             if not isinstance(tok, int) or isinstance(tok, bool) or not 0 <= tok < n_vocab:

@@ -7,6 +7,7 @@ import queue
 from typing import Callable, Iterator
 
 from pyllama.engine import ErrorEvent, FinalEvent, Task, TaskRequest
+from pyllama.engine.engine import EngineStopped, QueueFull
 from pyllama.engine.bridge import Channel
 
 from .errors import ApiError
@@ -24,9 +25,15 @@ def run(engine, requests: list[TaskRequest], gone: Callable[[], bool] = lambda: 
     tasks = []
     for i, req in enumerate(requests):
         tasks.append(Task(req, lambda ev, i=i: channel.deliver((i, ev))))
-    for t in tasks:
-        engine.submit(t)
+    try:
+        engine.submit(*tasks)
+    except QueueFull as e:
+        raise ApiError(503, f"the server is busy: {e}; try again later", "unavailable_error") from None
+    except EngineStopped as e:
+        raise ApiError(503 if engine.failure is None else 500, str(e),
+                       "unavailable_error" if engine.failure is None else "server_error") from None
     open_ = len(tasks)
+    done = [False] * len(tasks)
     try:
         while open_:
             try:
@@ -34,9 +41,17 @@ def run(engine, requests: list[TaskRequest], gone: Callable[[], bool] = lambda: 
             except queue.Empty:
                 if gone():
                     return
+                if engine.failure is not None:  # its thread died: the events will never come
+                    for i, d in enumerate(done):
+                        if not d:
+                            yield i, ErrorEvent(500, engine.failure, "server_error")
+                    return
+                continue
+            if done[i]:
                 continue
             if isinstance(ev, (FinalEvent, ErrorEvent)):
                 open_ -= 1
+                done[i] = True
             yield i, ev
     finally:
         for t in tasks:

@@ -6,12 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from pyllama.engine import TaskRequest
-from pyllama.sampling import SamplingError, SamplingParams
+from pyllama.sampling import SamplingError, SamplingParams, dry_breakers
 
 from .constraints import Constraint, parse_constraint
 from .errors import ApiError, bad_request
 
 INT32_MAX = 2**31 - 1
+# Bounds on what one request may ask for (llama-server has none of these; without them one
+# request could hold the engine thread or memory for everyone).
+MAX_PROMPTS = 256        # prompts in one request (times n_cmpl: tasks queued at once)
+MAX_STOP = 64            # stop strings
+MAX_STOP_CHARS = 256     # characters per stop string (each is checked after every token)
 
 
 def field(body: dict, name: str, kind: type | tuple, default: Any) -> Any:
@@ -39,8 +44,11 @@ def tokenize_prompt(state, prompt: Any) -> list[int]:
             raise bad_request("\"prompt_string\" must be a string")
         prompt = prompt["prompt_string"]
     if isinstance(prompt, str):
+        _refuse_too_long(state, [prompt])
         ids = tok.tokenize(prompt, add_special=True, parse_special=True)
     elif isinstance(prompt, list):
+        _refuse_too_long(state, [p for p in prompt if isinstance(p, str)],
+                         n_more=sum(1 for p in prompt if isinstance(p, int)))
         ids = []
         for k, el in enumerate(prompt):
             if isinstance(el, bool):
@@ -58,6 +66,28 @@ def tokenize_prompt(state, prompt: Any) -> list[int]:
     return ids
 
 
+def _refuse_too_long(state, texts: list[str], n_more: int = 0) -> None:
+    """A 400 before tokenizing text that cannot fit: every token of a byte-level BPE or
+    SPM vocabulary spells at most max_token_bytes bytes of the text (and neither drops
+    any), so a text needs at least bytes / max_token_bytes tokens. Tokenizing a 20 MB
+    prompt only to refuse it would cost seconds of CPU."""
+    tok = state.llm.tokenizer
+    if tok.kind not in ("bpe", "spm") or not texts:
+        return
+    longest = tok.__dict__.get("_max_token_bytes")
+    if longest is None:
+        longest = tok.__dict__["_max_token_bytes"] = max(len(t.encode("utf-8", "surrogatepass")) for t in tok.tokens)
+    n_chars = sum(len(t) for t in texts)
+    n_ctx = state.engine.n_ctx_slot
+    if n_chars < n_ctx:  # a character is at least one byte: short texts need no closer look
+        return
+    at_least = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts) // max(1, longest) + n_more
+    if at_least >= n_ctx:
+        raise ApiError(400, f"request (at least {at_least} tokens) exceeds the available context size ({n_ctx} "
+                            "tokens), try increasing it", "exceed_context_size_error",
+                       n_prompt_tokens=at_least, n_ctx=n_ctx)
+
+
 def split_prompts(prompt: Any) -> list[Any]:
     """A request's prompts: one, unless `prompt` is a list of strings and token lists
     (a list holding any bare token id is one mixed prompt)."""
@@ -66,6 +96,8 @@ def split_prompts(prompt: Any) -> list[Any]:
             raise bad_request("\"prompt\" must not be empty")
         if any(isinstance(p, int) and not isinstance(p, bool) for p in prompt):
             return [prompt]
+        if len(prompt) > MAX_PROMPTS:
+            raise bad_request(f"\"prompt\": at most {MAX_PROMPTS} prompts per request, got {len(prompt)}")
         return list(prompt)
     if isinstance(prompt, dict):
         return [prompt]
@@ -116,6 +148,10 @@ def task_request(state, body: dict, prompt_ids: list[int], *, stream: bool,
         stops = [s for s in stop if s]
     else:
         raise bad_request("Field 'stop': expected a string or an array of strings")
+    if len(stops) > MAX_STOP:
+        raise bad_request(f"Field 'stop': at most {MAX_STOP} stop strings, got {len(stops)}")
+    if any(len(x) > MAX_STOP_CHARS for x in stops):
+        raise bad_request(f"Field 'stop': a stop string may have at most {MAX_STOP_CHARS} characters")
     try:
         sampling = SamplingParams.from_request(body, cfg.sampling, state.llm.tokenizer)
     except SamplingError as e:
@@ -133,7 +169,10 @@ def task_request(state, body: dict, prompt_ids: list[int], *, stream: bool,
                           f"but got {n_cache_reuse}")
     t_max = field(body, "t_max_predict_ms", int, -1)
     c = constraint if constraint is not None else parse_constraint(state, body, openai=False)
-    return TaskRequest(prompt=prompt_ids, sampling=sampling, n_predict=n_predict, stop=stops, stream=stream,
+    dry = None
+    if sampling.dry_multiplier != 0.0 and "dry" in sampling.samplers:
+        dry = dry_breakers(state.llm.tokenizer, sampling.dry_sequence_breakers)  # here, not on the engine thread
+    return TaskRequest(dry_breakers=dry, prompt=prompt_ids, sampling=sampling, n_predict=n_predict, stop=stops, stream=stream,
                        cache_prompt=field(body, "cache_prompt", bool, True), id_slot=field(body, "id_slot", int, -1),
                        n_cache_reuse=n_cache_reuse,
                        n_keep=n_keep, n_discard=n_discard, n_indent=max(0, n_indent), t_max_predict_ms=t_max,

@@ -56,6 +56,8 @@ class ServerConfig:
     verbose: bool = False
     sampling: SamplingParams = field(default_factory=SamplingParams)
     grammar: str = ""             # GBNF for requests that bring no constraint (--grammar, --json-schema)
+    max_queue: int = 128          # tasks waiting for a slot; more are refused with 503 (-1: no bound)
+    shutdown_grace: float = 30.0  # seconds running requests get after SIGTERM/SIGINT
 
 
 def exit_process(code: int = 3) -> Callable[[str], None]:
@@ -100,7 +102,8 @@ class ServerState:
                         n_ubatch=cfg.ubatch_size, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v)
             self.template = self._chat_template(llm)
             engine = Engine(llm, EngineConfig(n_parallel=cfg.parallel, n_batch=cfg.batch_size,
-                                              cont_batching=cfg.cont_batching, context_shift=cfg.context_shift))
+                                              cont_batching=cfg.cont_batching, context_shift=cfg.context_shift,
+                                              max_queue=cfg.max_queue))
             engine.start()
             self.llm = llm
             self.engine = engine

@@ -7,18 +7,9 @@ threads, tests), a standard queue does the same."""
 
 from __future__ import annotations
 
-import importlib
 import queue
 
-
-def original(module: str, name: str):
-    """The unpatched stdlib primitive when gevent has monkey-patched it (engine and
-    loader threads must be real OS threads)."""
-    try:
-        from gevent import monkey
-    except ImportError:  # gevent absent: the stdlib is the original
-        return getattr(importlib.import_module(module), name)
-    return monkey.get_original(module, name)
+from ..unpatched import original  # noqa: F401 - re-exported: the engine's and loader's threads use it
 
 
 class Channel:

@@ -13,9 +13,12 @@ from ..errors import ContextOverflow
 from ..llama import Batch, Llama
 from .bridge import original
 from .slot import GENERATING, IDLE, PROMPT, Slot, common_prefix
-from .task import ErrorEvent, FinalEvent, PartialEvent, Task
+from .task import CompletionResult, ErrorEvent, FinalEvent, PartialEvent, Task, Timings
 
 log = logging.getLogger(__name__)
+
+
+MAX_SLOTS = 64  # sequences the KV cache can tell apart (kMaxSeq, native/kv_cache.h)
 
 
 @dataclass
@@ -24,6 +27,15 @@ class EngineConfig:
     n_batch: int = 2048          # tokens per step (the logical batch)
     cont_batching: bool = True
     context_shift: bool = False  # at the context end: drop old tokens and go on (else stop, truncated)
+    max_queue: int = -1          # tasks waiting for a slot beyond which submit refuses (-1: no bound)
+
+
+class QueueFull(Exception):
+    """submit() refused: that many tasks already wait for a slot."""
+
+
+class EngineStopped(Exception):
+    """submit() refused: the engine thread is not running (stopped, or died: `failure` says why)."""
 
 
 @dataclass
@@ -45,8 +57,8 @@ class Engine:
     """Owns `llm` from the moment start() is called; other threads only submit and cancel."""
 
     def __init__(self, llm: Llama, config: EngineConfig = EngineConfig()):
-        if config.n_parallel < 1:
-            raise ValueError("n_parallel must be at least 1")
+        if not 1 <= config.n_parallel <= MAX_SLOTS:
+            raise ValueError(f"n_parallel must be between 1 and {MAX_SLOTS}")
         self.llm = llm
         self.config = config
         self.n_ctx_slot = llm.n_ctx // config.n_parallel
@@ -57,19 +69,32 @@ class Engine:
         self._pending: collections.deque[Task] = collections.deque()
         self._stop = False
         self._thread = None
+        self._solo: collections.deque[int] = collections.deque()  # slots to decode alone (after a failed batch)
+        self.failure: str | None = None  # why the engine thread died; every task then fails at once
+        self._ended = original("threading", "Event")()
 
     # -- any thread ---------------------------------------------------------------
     def start(self) -> None:
         start_new_thread = original("_thread", "start_new_thread")
         start_new_thread(self._run, ())
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait_s: float = 0.0) -> bool:
+        """Stop the engine thread (waiting tasks get a 503); True once it has ended
+        (waits up to wait_s seconds for that)."""
         self._stop = True
         self._wake.set()
+        return self._ended.wait(wait_s) if wait_s > 0 else self._ended.is_set()
 
-    def submit(self, task: Task) -> None:
+    def submit(self, *tasks: Task) -> None:
+        """Queue tasks, all or none: QueueFull past config.max_queue waiting tasks,
+        EngineStopped once the engine thread has ended."""
         with self._lock:
-            self._pending.append(task)
+            if self.failure is not None or self._stop:
+                raise EngineStopped(self.failure or "the server is shutting down")
+            limit = self.config.max_queue
+            if limit >= 0 and len(self._pending) + len(tasks) > limit:
+                raise QueueFull(f"{len(self._pending)} requests are already waiting for a slot (limit {limit})")
+            self._pending.extend(tasks)
         self._wake.set()
 
     def cancel(self, task: Task) -> None:
@@ -81,34 +106,74 @@ class Engine:
 
     # -- the engine thread --------------------------------------------------------
     def _run(self) -> None:
-        while not self._stop:
-            busy = any(s.state != IDLE for s in self.slots)
-            if not busy and not self._pending:
-                self._wake.wait(0.5)
-                self._wake.clear()
-                continue
+        try:
+            while not self._stop:
+                busy = any(s.state != IDLE for s in self.slots)
+                if not busy and not self._pending:
+                    self._wake.wait(0.5)
+                    self._wake.clear()
+                    continue
+                try:
+                    self.step()
+                except Exception as e:  # noqa: BLE001 - a bug outside any one task: fail the running ones
+                    log.exception("engine step failed")
+                    for s in self.slots:
+                        if s.task is not None:
+                            self._fail(s, ErrorEvent(500, f"engine error: {e}", "server_error"))
+                    self._repair()
+        except BaseException as e:  # the thread is ending: nobody may wait for it forever
+            self.failure = f"the engine thread stopped: {type(e).__name__}: {e}"
+            log.critical(self.failure)
+            raise
+        finally:
             try:
-                self.step()
-            except Exception as e:  # a bug must not kill the engine: fail the running tasks
-                log.exception("engine step failed")
-                for s in self.slots:
-                    if s.task is not None:
-                        s.task.deliver(ErrorEvent(500, f"engine error: {e}", "server_error"))
-                        s.release()
+                self._fail_all(self.failure or "the server is shutting down")
+            finally:
+                self._ended.set()
+
+    def _fail_all(self, reason: str) -> None:
+        """Every running and waiting task gets an error (the thread ends)."""
+        with self._lock:
+            self._stop = True
+            waiting, self._pending = list(self._pending), collections.deque()
+        event = ErrorEvent(503 if self.failure is None else 500, reason,
+                           "unavailable_error" if self.failure is None else "server_error")
+        running = [s.task for s in self.slots if s.task is not None]
+        for s in self.slots:
+            s.release()
+        for task in waiting + running:
+            try:
+                task.deliver(event)
+            except BaseException:  # noqa: BLE001 - one bad delivery must not keep the others waiting
+                log.exception("delivering the final error failed")
 
     def step(self) -> None:
         self._drop_cancelled()
         self._admit()
-        batch, owners = self._plan()
+        solo = self._solo[0] if self._solo else None
+        batch, owners, marks = self._plan(solo)
         if not owners:
+            if solo is not None:
+                self._solo.popleft()  # that slot finished or was cancelled meanwhile
             return
         t0 = time.perf_counter()
         try:
             logits = self.llm.decode(batch)
-        except ContextOverflow as e:
-            for s, _ in owners:
-                self._fail(s, ErrorEvent(500, f"KV cache full: {e}", "server_error"))
+        except Exception as e:  # noqa: BLE001 - whatever went wrong, the step is undone
+            self._undo(owners, marks)
+            if len(owners) > 1:  # find the culprit: each slot decodes alone next
+                log.warning("decode of %d slots failed (%s); retrying them one at a time", len(owners), e)
+                self._solo.extend(s.id for s, _ in owners if s.id not in self._solo)
+                return
+            s = owners[0][0]
+            if solo is not None:
+                self._solo.popleft()
+            msg = f"KV cache full: {e}" if isinstance(e, ContextOverflow) else f"decode failed: {e}"
+            self._fail(s, ErrorEvent(500, msg, "server_error"))
+            self._repair()
             return
+        if solo is not None:
+            self._solo.popleft()
         dt = time.perf_counter() - t0
         self.stats.n_decode += 1
         self.stats.n_busy_slots_total += len({s.id for s, _ in owners})
@@ -126,8 +191,38 @@ class Engine:
                     continue  # more prompt to go
                 s.state = GENERATING
                 s.t_first = time.perf_counter()
-            self._sample(s, logits[row])
+            try:
+                self._sample(s, logits[row])
+            except Exception as e:  # noqa: BLE001 - this task's sampler or grammar: it alone ends
+                log.warning("slot %d: sampling failed: %s", s.id, e)
+                self._fail(s, task_error(e))
             row += 1
+
+    def _undo(self, owners: list[tuple[Slot, int]], marks: dict[int, tuple[int, int]]) -> None:
+        """Take back what _plan did for a batch that was not decoded: the cells the
+        decode may have written, the tokens the slots' records claim, the counters."""
+        for s, n in owners:
+            n_past, n_cache = marks[s.id]
+            self.llm.kv.seq_rm(s.id, n_past, -1)
+            del s.cache[n_cache:]
+            s.n_past = n_past
+            if s.state == PROMPT:
+                s.timings.prompt_n -= n
+                self.stats.n_prompt_tokens -= n
+
+    def _repair(self) -> None:
+        """After a failure, trust no slot's record that the KV cache does not bear out:
+        its sequence must hold exactly positions 0..len(cache)-1; else drop both."""
+        kv = self.llm.kv
+        for s in self.slots:
+            n = len(s.cache)
+            if kv.seq_n_cells(s.id) != n or kv.seq_pos_max(s.id) != n - 1:
+                log.warning("slot %d: cache record (%d tokens) and KV cache disagree; dropping both", s.id, n)
+                kv.seq_rm(s.id, -1, -1)
+                s.cache = []
+                if s.state != IDLE and s.task is not None:
+                    self._fail(s, ErrorEvent(500, "the slot's cache was lost after an engine error",
+                                             "server_error"))
 
     def _drop_cancelled(self) -> None:
         with self._lock:
@@ -148,7 +243,14 @@ class Engine:
                 continue
             with self._lock:
                 self._pending.remove(task)
-            self._start(slot, task)
+            if not task.request.prompt:  # llama-server: an empty prompt gets an empty answer, cache untouched
+                task.deliver(FinalEvent(empty_result(slot.id)))
+                continue
+            try:
+                self._start(slot, task)
+            except Exception as e:  # noqa: BLE001 - this task's setup (sampler, grammar, DRY): it alone fails
+                log.warning("slot %d: starting a task failed: %s", slot.id, e)
+                self._fail_task(slot, task, task_error(e))
 
     def _choose_slot(self, task: Task) -> Slot | None:
         req = task.request
@@ -202,23 +304,28 @@ class Engine:
                 head_c += 1
         return n_past
 
-    def _plan(self) -> tuple[Batch, list[tuple[Slot, int]]]:
-        """One token for every generating slot, then prompt chunks within n_batch."""
+    def _plan(self, solo: int | None = None) -> tuple[Batch, list[tuple[Slot, int]], dict[int, tuple[int, int]]]:
+        """One token for every generating slot, then prompt chunks within n_batch (only
+        slot `solo` if given). Also each planned slot's (n_past, len(cache)) before."""
         batch = Batch()
         owners: list[tuple[Slot, int]] = []
-        for s in self.slots:
+        marks: dict[int, tuple[int, int]] = {}
+        slots = self.slots if solo is None else [self.slots[solo]]
+        for s in slots:
             if s.state == GENERATING and s.n_past + 1 >= s.n_ctx:
                 self._shift(s)
             if s.state == GENERATING:
+                marks[s.id] = (s.n_past, len(s.cache))
                 tok = s.tokens[-1]
                 batch.add(tok, s.n_past, s.id, True)
                 s.cache.append(tok)
                 s.n_past += 1
                 owners.append((s, 1))
         budget = self.config.n_batch - len(batch)
-        for s in self.slots:
+        for s in slots:
             if s.state != PROMPT or budget <= 0:
                 continue
+            marks[s.id] = (s.n_past, len(s.cache))
             chunk = s.prompt[s.n_past:s.n_past + budget]
             last = s.n_past + len(chunk) == len(s.prompt)
             for i, t in enumerate(chunk):
@@ -231,7 +338,7 @@ class Engine:
             owners.append((s, len(chunk)))
         self.stats.n_tokens_max = max(self.stats.n_tokens_max, max((s.n_past for s in self.slots), default=0))
         # rows of logits come back in batch order: generating slots first, then finished prompts
-        return batch, owners
+        return batch, owners, marks
 
     def _shift(self, s: Slot) -> None:
         """llama-server's context shift: keep n_keep tokens (plus BOS), drop n_discard
@@ -274,7 +381,27 @@ class Engine:
             s.release()
 
     def _fail(self, s: Slot, event: ErrorEvent) -> None:
-        s.task.deliver(event)
+        self._fail_task(s, s.task, event)
+
+    def _fail_task(self, s: Slot, task: Task, event: ErrorEvent) -> None:
+        """`task` ends with `event`; its slot forgets everything (what it holds may be half-written)."""
+        task.deliver(event)
         self.llm.kv.seq_rm(s.id, -1, -1)
         s.cache = []
         s.release()
+        if s.id in self._solo:
+            self._solo.remove(s.id)
+
+
+def task_error(e: Exception) -> ErrorEvent:
+    """What a client is told when its own task failed on the engine thread."""
+    from ..grammar import GrammarError
+    if isinstance(e, GrammarError):  # its grammar proved too costly or ambiguous to follow
+        return ErrorEvent(400, f"grammar error: {e}", "invalid_request_error")
+    return ErrorEvent(500, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, "server_error")
+
+
+def empty_result(slot_id: int) -> CompletionResult:
+    return CompletionResult(content="", tokens=[], id_slot=slot_id, n_decoded=0, n_prompt=0, n_cached=0,
+                            stop_type="none", stopping_word="", truncated=False, has_new_line=False,
+                            timings=Timings(), probs=[], seed=-1)

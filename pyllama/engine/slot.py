@@ -27,13 +27,20 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 
 def partial_stop(text: str, stops: list[str]) -> int:
-    """Length of the longest end of text that begins some stop string (held back while streaming)."""
+    """Length of the longest end of text that begins some stop string (held back while
+    streaming). Only places in the last len(stop)-1 characters holding the stop's first
+    character are tried, each with one C-speed comparison."""
     best = 0
     for s in stops:
-        for k in range(min(len(s) - 1, len(text)), best, -1):
-            if text.endswith(s[:k]):
-                best = k
+        if len(s) < 2:
+            continue
+        tail = text[-(len(s) - 1):]
+        i = tail.find(s[0])
+        while i >= 0 and len(tail) - i > best:
+            if s.startswith(tail[i:]):
+                best = len(tail) - i
                 break
+            i = tail.find(s[0], i + 1)
     return best
 
 
@@ -57,7 +64,8 @@ class Slot:
         self.prompt = req.prompt
         self.n_past = n_cached           # prompt tokens already in the cache
         self.n_cached = n_cached
-        self.sampler = Sampler(req.sampling, n_vocab, n_ctx=self.n_ctx, tokenizer=tokenizer)
+        self.sampler = Sampler(req.sampling, n_vocab, n_ctx=self.n_ctx, tokenizer=tokenizer,
+                               dry_processed=req.dry_breakers)
         self.sampler.accept(req.prompt)
         self.grammar = GrammarState(req.grammar, tokenizer, lazy=req.grammar_lazy, trigger_tokens=req.trigger_tokens,
                                     trigger_patterns=req.trigger_patterns) if req.grammar is not None else None

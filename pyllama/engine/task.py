@@ -36,6 +36,7 @@ class TaskRequest:
     trigger_patterns: list = field(default_factory=list)   # compiled (pyllama.grammar.compile_trigger)
     grammar_triggers: list[dict] = field(default_factory=list)  # as reported back
     preserved_tokens: list[int] = field(default_factory=list)   # special tokens shown in the text
+    dry_breakers: list | None = None  # processed DRY breakers (pyllama.sampling.dry_breakers), if DRY is on
 
 
 @dataclass

@@ -21,6 +21,8 @@ from .ranges import integer_grammar, number_grammar
 MAX_DEPTH = 128          # nesting of the schema document
 MAX_REPEAT = 1000        # larger maxLength / maxItems generate at most this many
 MAX_ALTERNATIVES = 64    # allOf distributed over anyOf branches
+MAX_WORK = 100_000       # schema nodes visited per conversion (a few hundred ms at most)
+MAX_GRAMMAR_BYTES = 4 << 20  # the GBNF parser's own limit on its source
 SEP = '"," space'
 TYPES = ("object", "array", "string", "integer", "number", "boolean", "null")
 _RULE_CHARS = re.compile(r"[^a-zA-Z0-9-]+")
@@ -89,6 +91,14 @@ class Converter:
         self.reserved: set[str] = set()
         self.refs: dict[str, str] = {}
         self.depth = 0
+        self.flat_refs: dict = {}  # $ref -> its flattened allOf parts
+        self.work = 0  # schema nodes visited or flattened: a schema that fans out exponentially stops early
+
+    def spend(self, n: int = 1) -> None:
+        self.work += n
+        if self.work > MAX_WORK:
+            raise SchemaError(f"schema too complex to convert (more than {MAX_WORK} steps; "
+                              "allOf or $ref fanning out?)")
 
     # -- rules -------------------------------------------------------------------------------
     def add_rule(self, name: str, body: str) -> str:
@@ -157,6 +167,7 @@ class Converter:
 
     # -- visiting ------------------------------------------------------------------------------
     def visit(self, schema, name: str) -> str:
+        self.spend()
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise SchemaError(f"schema nested too deeply (more than {MAX_DEPTH} levels)")
@@ -241,6 +252,7 @@ class Converter:
 
     # -- allOf ---------------------------------------------------------------------------------
     def _flatten(self, s, out: list, depth: int = 0) -> None:
+        self.spend()
         if depth > 32:
             raise SchemaError("allOf / $ref chain too deep")
         if s is True:
@@ -251,7 +263,14 @@ class Converter:
             raise SchemaError("a schema must be an object or a boolean")
         rest = {k: v for k, v in s.items() if k not in ("allOf", "$ref")}
         if "$ref" in s:
-            self._flatten(self.resolve(s["$ref"]), out, depth + 1)
+            ref = s["$ref"]
+            key = ref if isinstance(ref, str) else None
+            if key not in self.flat_refs:  # memoised: a ref used twice is flattened once
+                parts: list = []
+                self._flatten(self.resolve(ref), parts, depth + 1)
+                self.flat_refs[key] = parts
+            self.spend(len(self.flat_refs[key]))
+            out.extend(dict(p) for p in self.flat_refs[key])
         if "allOf" in s:
             if not isinstance(s["allOf"], list) or not s["allOf"]:
                 raise SchemaError("allOf must be a non-empty array of schemas")
@@ -280,6 +299,7 @@ class Converter:
             combos *= len(c)
         if combos > MAX_ALTERNATIVES:
             raise SchemaError(f"allOf over anyOf/oneOf expands to {combos} alternatives (at most {MAX_ALTERNATIVES})")
+        self.spend(combos * max(1, len(parts)))
         if not choices:
             return _merge(parts)
         return {"anyOf": [_merge(parts + [x for f in pick for x in f]) for pick in itertools.product(*choices)]}
@@ -546,4 +566,7 @@ def schema_to_grammar(schema) -> str:
     if "root" not in conv.rules:
         raise SchemaError("the schema produced no root rule")
     assert not conv.reserved
-    return conv.grammar()
+    text = conv.grammar()
+    if len(text) > MAX_GRAMMAR_BYTES:
+        raise SchemaError(f"the schema's grammar would be too large ({len(text)} bytes, at most {MAX_GRAMMAR_BYTES})")
+    return text

@@ -13,6 +13,7 @@ from ..constraints import parse_constraint
 from ..disconnect import watcher
 from ..generation import collect, run
 from ..params import field, n_choices, task_request
+from ..offload import json_response, offload
 from ..sse import event, stream_response
 from .common import json_body, state
 
@@ -84,16 +85,11 @@ def _continue_final(st, msgs: list[dict], kwargs: dict) -> str:
 @bp.post("/apply-template")
 def apply_template():
     st = state()
-    return jsonify({"prompt": render(st, json_body())})
+    return jsonify({"prompt": offload(render, st, json_body())})
 
 
-@bp.post("/v1/chat/completions")
-@bp.post("/chat/completions")
-def chat_completions():
-    st = state()
-    body = json_body()
-    gone = watcher(request.environ)
-    stream = field(body, "stream", bool, False)
+def _chat_requests(st, body: dict, stream: bool, n: int) -> list:
+    """The chat's tasks: template rendered, prompt tokenized, constraint compiled (on a worker thread)."""
     prompt = render(st, body)
     ids = st.llm.tokenizer.tokenize(prompt, add_special=True, parse_special=True)
     lp = body.get("logprobs")
@@ -104,13 +100,23 @@ def chat_completions():
         raise bad_request("top_logprobs requires logprobs to be set to true")
     req_body = dict(body)
     req_body.pop("logprobs", None)
-    if lp:
-        req_body["n_probs"] = top if isinstance(top, int) and not isinstance(top, bool) else 1
+    if lp:  # a number is clamped to the vocabulary by the sampling reader; anything else is a 400 there
+        req_body["n_probs"] = 1 if top is None else top
     if body.get("max_completion_tokens") is not None and body.get("max_tokens") is None:
         req_body["max_tokens"] = body["max_completion_tokens"]
-    n = n_choices(st, body, ("n",))
     constraint = parse_constraint(st, req_body, openai=True)
-    reqs = [task_request(st, req_body, ids, stream=stream, constraint=constraint) for _ in range(n)]
+    return [task_request(st, req_body, ids, stream=stream, constraint=constraint) for _ in range(n)]
+
+
+@bp.post("/v1/chat/completions")
+@bp.post("/chat/completions")
+def chat_completions():
+    st = state()
+    body = json_body()
+    gone = watcher(request.environ)
+    stream = field(body, "stream", bool, False)
+    n = n_choices(st, body, ("n",))
+    reqs = offload(_chat_requests, st, body, stream, n)
     tok = st.llm.tokenizer
     cid, created = R.new_id("chatcmpl"), R.now()
     base = {"created": created, "id": cid, "model": st.alias, "system_fingerprint": R.FINGERPRINT}
@@ -120,19 +126,21 @@ def chat_completions():
 
     if not stream:
         results = collect(st.engine, reqs, gone)
-        choices = []
-        for i, r in enumerate(results):
-            c = {"finish_reason": R.finish_reason(r), "index": i,
-                 "message": {"role": "assistant", "content": r.content}}
-            if r.probs:
-                c["logprobs"] = logprobs(i, r.probs)
-            choices.append(c)
-        total = {"completion_tokens": sum(r.n_decoded for r in results), "prompt_tokens": results[0].n_prompt,
-                 "total_tokens": sum(r.n_decoded for r in results) + results[0].n_prompt,
-                 "prompt_tokens_details": {"cached_tokens": results[0].n_cached}}
-        return jsonify({"choices": choices, "created": created, "model": st.alias,
-                        "system_fingerprint": R.FINGERPRINT, "object": "chat.completion", "usage": total, "id": cid,
-                        "timings": results[-1].timings.to_json()})
+
+        def build():
+            choices = []
+            for i, r in enumerate(results):
+                c = {"finish_reason": R.finish_reason(r), "index": i,
+                     "message": {"role": "assistant", "content": r.content}}
+                if r.probs:
+                    c["logprobs"] = logprobs(i, r.probs)
+                choices.append(c)
+            total = {"completion_tokens": sum(r.n_decoded for r in results), "prompt_tokens": results[0].n_prompt,
+                     "total_tokens": sum(r.n_decoded for r in results) + results[0].n_prompt,
+                     "prompt_tokens_details": {"cached_tokens": results[0].n_cached}}
+            return {"choices": choices, "created": created, "model": st.alias, "system_fingerprint": R.FINGERPRINT,
+                    "object": "chat.completion", "usage": total, "id": cid, "timings": results[-1].timings.to_json()}
+        return json_response(build)
 
     include_usage = isinstance(body.get("stream_options"), dict) and body["stream_options"].get("include_usage")
 

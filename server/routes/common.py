@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 
 from flask import current_app, request
 
@@ -11,6 +13,8 @@ from ..errors import ApiError, bad_request
 
 def state():
     st = current_app.config["PYLLAMA_STATE"]
+    if st.engine is not None and st.engine.failure is not None:
+        raise ApiError(500, st.engine.failure, "server_error")
     if not st.ready:
         if st.load_error:
             raise ApiError(503, f"Loading model failed: {st.load_error}", "unavailable_error")
@@ -19,13 +23,55 @@ def state():
 
 
 def json_body() -> dict:
+    """The body as a JSON object. As llama-server's parser: NaN and Infinity are not
+    JSON, a number too large for a double is an error, and so is a string holding
+    half of a surrogate pair (it is no text at all)."""
     data = request.get_data(cache=True)
     try:
-        body = json.loads(data or b"{}")
+        body = json.loads(data or b"{}", parse_constant=_not_json, parse_float=_finite)
     except (ValueError, UnicodeDecodeError) as e:
         raise bad_request(f"JSON parse error: {e}") from None
     except RecursionError:
         raise bad_request("JSON parse error: the body is nested too deeply") from None
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object")
+    if _SURROGATE_ESCAPE.search(data or b""):
+        bad = _lone_surrogate(body)
+        if bad is not None:
+            raise bad_request(f"JSON parse error: a string holds a lone surrogate \\u{ord(bad):04x}")
     return body
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _not_json(name: str):
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return v
+
+
+def _lone_surrogate(value) -> str | None:
+    """The first lone surrogate in any string (key or value) of a parsed body, else None.
+    json decodes a proper pair into one character, so any surrogate left is alone."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            m = _SURROGATE_CHAR.search(v)
+            if m:
+                return m.group()
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return None
+
+
+_SURROGATE_CHAR = re.compile("[\ud800-\udfff]")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, request
 
 from pyllama.engine import ErrorEvent, FinalEvent, PartialEvent
 
@@ -12,6 +12,7 @@ from ..constraints import parse_constraint
 from ..disconnect import watcher
 from ..generation import collect, run
 from ..params import field, n_choices, split_prompts, task_request, tokenize_prompt
+from ..offload import json_response, offload
 from ..sse import event, stream_response
 from .common import json_body, state
 
@@ -37,7 +38,7 @@ def completion():
     stream = field(body, "stream", bool, False)
     return_tokens = field(body, "return_tokens", bool, False)
     n_cmpl = n_choices(st, body, ("n_cmpl", "n"))
-    prompts, ids, reqs = _requests(st, body, stream, openai=False)
+    prompts, ids, reqs = offload(_requests, st, body, stream, openai=False)
     # every prompt n_cmpl times, in prompt order
     prompts = [p for p in prompts for _ in range(n_cmpl)]
     ids = [p for p in ids for _ in range(n_cmpl)]
@@ -50,13 +51,16 @@ def completion():
 
     if not stream:
         results = collect(st.engine, reqs, gone)
-        out = [R.completion_final(r, reqs[i], index=i, model=st.alias, prompt_text=prompt_text(i),
-                                  n_ctx=st.engine.n_ctx_slot, tokenizer=tok, return_tokens=return_tokens,
-                                  stream=False) for i, r in enumerate(results)]
-        fields = body.get("response_fields")
-        if isinstance(fields, list) and fields:
-            out = [_pick(o, fields) for o in out]
-        return jsonify(out if len(out) > 1 else out[0])
+
+        def build():
+            out = [R.completion_final(r, reqs[i], index=i, model=st.alias, prompt_text=prompt_text(i),
+                                      n_ctx=st.engine.n_ctx_slot, tokenizer=tok, return_tokens=return_tokens,
+                                      stream=False) for i, r in enumerate(results)]
+            fields = body.get("response_fields")
+            if isinstance(fields, list) and fields:
+                out = [_pick(o, fields) for o in out]
+            return out if len(out) > 1 else out[0]
+        return json_response(build)
 
     def generate():
         for i, ev in run(st.engine, reqs, gone):
@@ -102,7 +106,7 @@ def v1_completions():
         if isinstance(lp, bool) or not isinstance(lp, int):
             raise bad_request("Field 'logprobs': expected an integer")
     n = n_choices(st, body, ("n",))
-    prompts, ids, reqs = _requests(st, body, stream, openai=True)
+    prompts, ids, reqs = offload(_requests, st, body, stream, openai=True)
     reqs = [r for r in reqs for _ in range(n)]
     tok = st.llm.tokenizer
     cid, created = R.new_id("cmpl"), R.now()
@@ -113,15 +117,17 @@ def v1_completions():
 
     if not stream:
         results = collect(st.engine, reqs, gone)
-        choices = [{"text": r.content, "index": i, "logprobs": logprobs(reqs[i], r.probs),
-                    "finish_reason": R.finish_reason(r)} for i, r in enumerate(results)]
-        total = {"completion_tokens": sum(r.n_decoded for r in results),
-                 "prompt_tokens": sum(r.n_prompt for r in results),
-                 "total_tokens": sum(r.n_decoded + r.n_prompt for r in results),
-                 "prompt_tokens_details": {"cached_tokens": sum(r.n_cached for r in results)}}
-        return jsonify({"choices": choices, "created": created, "model": st.alias,
-                        "system_fingerprint": R.FINGERPRINT, "object": "text_completion", "usage": total,
-                        "id": cid, "timings": results[-1].timings.to_json()})
+
+        def build():
+            choices = [{"text": r.content, "index": i, "logprobs": logprobs(reqs[i], r.probs),
+                        "finish_reason": R.finish_reason(r)} for i, r in enumerate(results)]
+            total = {"completion_tokens": sum(r.n_decoded for r in results),
+                     "prompt_tokens": sum(r.n_prompt for r in results),
+                     "total_tokens": sum(r.n_decoded + r.n_prompt for r in results),
+                     "prompt_tokens_details": {"cached_tokens": sum(r.n_cached for r in results)}}
+            return {"choices": choices, "created": created, "model": st.alias, "system_fingerprint": R.FINGERPRINT,
+                    "object": "text_completion", "usage": total, "id": cid, "timings": results[-1].timings.to_json()}
+        return json_response(build)
 
     def generate():
         last = None

@@ -12,6 +12,7 @@ from pyllama.engine import TaskRequest
 from .. import responses as R
 from ..errors import ApiError, bad_request
 from ..params import field
+from ..offload import offload
 from .common import json_body, state
 
 bp = Blueprint("misc", __name__)
@@ -89,10 +90,13 @@ def tokenize():
     add_special = field(body, "add_special", bool, False)
     parse_special = field(body, "parse_special", bool, True)
     with_pieces = field(body, "with_pieces", bool, False)
-    tok = st.llm.tokenizer
+    return jsonify({"tokens": offload(_tokens, st.llm.tokenizer, content, add_special, parse_special, with_pieces)})
+
+
+def _tokens(tok, content: str, add_special: bool, parse_special: bool, with_pieces: bool) -> list:
     ids = tok.tokenize(content, add_special=add_special, parse_special=parse_special)
     if not with_pieces:
-        return jsonify({"tokens": ids})
+        return ids
     out = []
     for t in ids:
         raw = tok.piece(t, True)
@@ -101,7 +105,7 @@ def tokenize():
         except UnicodeDecodeError:
             piece = list(raw)
         out.append({"id": t, "piece": piece})
-    return jsonify({"tokens": out})
+    return out
 
 
 @bp.post("/detokenize")
@@ -113,4 +117,4 @@ def detokenize():
         raise bad_request("\"tokens\" must be an array of token ids")
     if any(t < 0 or t >= st.llm.n_vocab for t in ids):
         raise bad_request("\"tokens\" contains an invalid token id")
-    return jsonify({"content": st.llm.tokenizer.detokenize(ids)})
+    return jsonify({"content": offload(st.llm.tokenizer.detokenize, ids)})

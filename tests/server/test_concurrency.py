@@ -90,7 +90,9 @@ def test_a_queued_request_that_disconnects_never_runs(server):
         holders.append(raw_request(server, long))
         time.sleep(0.2)
     queued = raw_request(server, {**long, "prompt": "A queued request"})  # task probe + 3
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10  # a loaded machine may take a while to queue it
+    while "llamacpp:requests_deferred 1" not in server.get("/metrics").text and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert "llamacpp:requests_deferred 1" in server.get("/metrics").text
     queued.close()
     time.sleep(0.6)

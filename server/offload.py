@@ -1,0 +1,52 @@
+"""Per-request work that may take a while (tokenizing a large prompt, rendering a
+chat template, converting a JSON schema, parsing a grammar) runs on gevent's
+thread pool, so the event loop keeps answering /health and feeding running
+streams meanwhile: native tokenization releases the GIL, and Python code on a
+worker thread gives the GIL back to the loop every switch interval.
+
+What that work touches is shared with other worker threads and the engine
+thread, so it must be thread-safe: the native tokenizers and grammar objects
+guard their caches themselves; lru_caches are; the DRY breaker cache has a lock."""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+def offload(fn: Callable[..., T], *args, **kwargs) -> T:
+    """fn(*args, **kwargs) on a worker thread under gevent (its exception re-raised
+    here), or directly when gevent has not patched threads (tests, plain WSGI)."""
+    try:
+        from gevent import get_hub
+        from gevent.monkey import is_module_patched
+    except ImportError:
+        return fn(*args, **kwargs)
+    if not is_module_patched("threading"):
+        return fn(*args, **kwargs)
+    ok, value = get_hub().threadpool.apply(_captured, (fn, args, kwargs))
+    if not ok:
+        raise value
+    return value
+
+
+def _captured(fn, args, kwargs):
+    """The pool would log every exception as a failure; a 400 is an answer, not one."""
+    try:
+        return True, fn(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001 - re-raised on the request's greenlet
+        return False, e
+
+
+def json_response(build: Callable[[], object], status: int = 200):
+    """A JSON response whose body is built and serialised on a worker thread (a
+    completion with every token's n_probs candidates can be megabytes)."""
+    import json
+
+    from flask import Response
+
+    def dump() -> str:
+        return json.dumps(build(), ensure_ascii=False, separators=(",", ":"))
+
+    return Response(offload(dump), status=status, mimetype="application/json")
