@@ -198,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         ssl = {"keyfile": config.ssl_key_file, "certfile": config.ssl_cert_file}
     from .server.disconnect import Handler
     Handler.timeout_s = config.timeout if config.timeout > 0 else None
+    from gevent.pool import Pool
+    # a pool (unbounded) so that stopping waits for running requests (serve_forever's stop_timeout)
     server = WSGIServer((config.host, config.port), app, log=None if config.log_disable else "default",
-                        handler_class=Handler, **ssl)
+                        handler_class=Handler, spawn=Pool(), **ssl)
     servers.append(server)
     try:
         server.init_socket()  # bind before loading: a busy port is an error at once
