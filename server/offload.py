@@ -1,12 +1,24 @@
 """Per-request work that may take a while (tokenizing a large prompt, rendering a
-chat template, converting a JSON schema, parsing a grammar) runs on gevent's
-thread pool, so the event loop keeps answering /health and feeding running
-streams meanwhile: native tokenization releases the GIL, and Python code on a
-worker thread gives the GIL back to the loop every switch interval.
+chat template, converting a JSON schema, parsing a grammar, building a large
+answer) runs on gevent's thread pool, so the event loop keeps answering /health
+and feeding running streams meanwhile: native tokenization and grammar parsing
+release the GIL, and Python code on a worker thread gives the GIL back to the
+loop every switch interval.
 
-What that work touches is shared with other worker threads and the engine
-thread, so it must be thread-safe: the native tokenizers and grammar objects
-guard their caches themselves; lru_caches are; the DRY breaker cache has a lock."""
+What that work touches is shared between threads. Who shares what, and how:
+
+    object                              used by                          protected by
+    ----------------------------------  -------------------------------  ------------------------------
+    Tokenizer (native BPE/SPM/WPM)      worker threads, engine thread    BPE word cache: a mutex; the
+                                                                         rest is immutable once built
+    Grammar (parsed)                    tasks on the engine thread       immutable
+    GrammarVocab and its mask cache     workers (compile), engine        a mutex in the mask cache
+    GrammarMatcher / sampler chain      one task, engine thread only     not shared
+    DRY breaker sets (sampling.py)      workers compute, engine reads    an LRU under one lock
+    parsed schemas / grammars (lru)     worker threads                   functools.lru_cache's lock
+    Engine._pending                     greenlets submit, engine admits  an unpatched lock
+    model, KV cache, slots              engine thread only               (greenlets only read /slots)
+"""
 
 from __future__ import annotations
 
