@@ -203,10 +203,15 @@ HOSTILE_CASES = [
          lambda r: {"prompt": "Hello", "n_predict": 4, "n_probs": 1e30}, frozenset({200, 400})),
     Case("top_logprobs_1e30", "POST", "/v1/chat/completions",
          lambda r: _hostile_chat(logprobs=True, top_logprobs=1e30), frozenset({200, 400})),
-    Case("grammar_2p15_stacks", "POST", "/completion",
+    Case("grammar_2p15_stacks", "POST", "/completion",  # each level's two alternatives differ by what follows
+         lambda r: {"prompt": "x", "n_predict": 4,
+                    "grammar": "\n".join(["root ::= a0"] + [f'a{i} ::= a{i + 1} "y" | a{i + 1} "z"' for i in range(15)]
+                                         + ['a15 ::= "x"'])},
+         frozenset({400}), max_seconds=10),
+    Case("grammar_2p15_equal_alternatives", "POST", "/completion",  # equal stacks merge: cheap, and fine
          lambda r: {"prompt": "x", "n_predict": 4,
                     "grammar": "root ::= " + " ".join(["a"] * 15) + '\na ::= "x" | "x"\n'},
-         frozenset({400}), max_seconds=10),
+         frozenset({200}), max_seconds=30),
     Case("grammar_1mb_x2000", "POST", "/completion",
          once(lambda: json.dumps({"prompt": "x", "n_predict": 4,
                                   "grammar": f'root ::= "{ONE_MB_A}"{{2000}}'}).encode()),
