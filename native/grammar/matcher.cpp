@@ -235,8 +235,9 @@ bool GrammarMatcher::allows(int32_t token, WorkBudget& work) const {
     if (vocab_->is_eog(token)) return complete();
     const std::string& piece = vocab_->piece(token);
     if (piece.empty() || piece[0] == '\0') return false;  // code points are 0-terminated
-    for (const GStack& s : stacks_)
-        if (!s.empty() && is_token(s.back()) && match_token(s.back(), token)) return true;
+    if (partial_.n_remain == 0)  // a token reference cannot finish a character begun before it
+        for (const GStack& s : stacks_)
+            if (!s.empty() && is_token(s.back()) && match_token(s.back(), token)) return true;
     std::vector<uint32_t> tmp;
     const uint32_t* cps = vocab_->code_points(token);
     PartialUtf8 partial = vocab_->trailing(token);
@@ -256,7 +257,7 @@ bool GrammarMatcher::accept(int32_t token) {
         if (vocab_->is_eog(token)) return true;
         StackList next;
         for (const GStack& s : stacks_)
-            if (!s.empty() && is_token(s.back()) && match_token(s.back(), token))
+            if (partial_.n_remain == 0 && !s.empty() && is_token(s.back()) && match_token(s.back(), token))
                 advance_stack(*grammar_, pop_and_continue(s, s.back() + 1), next, work);
         std::vector<uint32_t> tmp;
         const PartialUtf8 partial = decode_utf8(vocab_->piece(token), partial_, tmp);
@@ -276,12 +277,17 @@ bool GrammarMatcher::accept(int32_t token) {
 }
 
 bool GrammarMatcher::accept_text(const std::string& text) {
+    if (text.empty()) return true;  // advance_over would drop the complete and token stacks
     return metered([&](WorkBudget& work) {
         std::vector<uint32_t> tmp;
         const PartialUtf8 partial = decode_utf8(text, partial_, tmp);
         if (partial.n_remain < 0) return false;
         std::vector<GStack> next = advance_over(stacks_, tmp.data(), work);
-        if (next.empty() && !tmp.empty() && tmp[0] != 0) return false;
+        if (partial.n_remain > 0)  // as accept(): only stacks that can finish the pending character
+            next.erase(std::remove_if(next.begin(), next.end(),
+                                      [&](const GStack& s) { return s.empty() || !match_partial(s.back(), partial); }),
+                       next.end());
+        if (next.empty() && ((!tmp.empty() && tmp[0] != 0) || partial.n_remain > 0)) return false;
         stacks_ = std::move(next);
         partial_ = partial;
         return true;
