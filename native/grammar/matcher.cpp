@@ -304,12 +304,13 @@ void GrammarMatcher::reject_for_stack(const GStack& stack, const std::vector<Can
     }
     const GElem* top = stack.back();
     if (is_token(top)) {
+        // As allows(): a whole token (no character of it matched yet, none pending from
+        // before) is taken or refused by the reference alone, whatever its text (even
+        // invalid UTF-8); the rest of a token, or a character left unfinished, never is.
         for (const Cand& c : cands) {
-            if (*c.cps == 0) {
-                if (c.partial.n_remain != 0) rejects.push_back(c);
-            } else if (c.cps != c.start || !match_token(top, c.id)) {
-                // a token reference takes a whole token, never the rest of one
-                // whose first characters went to the terminals before it
+            if (c.cps == c.start && partial_.n_remain == 0) {
+                if (!match_token(top, c.id)) rejects.push_back(c);
+            } else if (*c.cps != 0 || c.partial.n_remain != 0) {
                 rejects.push_back(c);
             }
         }

@@ -179,6 +179,15 @@ def test_text_ending_inside_a_character_keeps_only_stacks_that_can_finish_it():
     assert not m.allows(24) and m.allows(16)
 
 
+def test_a_token_reference_takes_its_token_whatever_its_text():
+    """Found by the grammar fuzzer: <[16]> (a lone continuation byte) passed allows() but not the mask."""
+    m = state('root ::= . <[16]> "x"')
+    assert m.accept(1)
+    mask = m.allowed_mask(len(PIECES))
+    assert [bool(x) for x in mask] == [m.allows(t) for t in range(len(PIECES))]
+    assert m.allows(16) and m.accept(16) and m.allows(24)
+
+
 def test_refused_tokens_leave_the_state_alone():
     m = state('root ::= "ab" "c"')
     assert not m.accept(3)
