@@ -191,9 +191,13 @@ auto GrammarMatcher::metered(F&& fn) const {
     WorkBudget work(max_steps_);
     struct Record {  // the steps are recorded when fn throws, too
         const WorkBudget& w;
-        uint64_t& out;
-        ~Record() { out = w.used(); }
-    } record{work, last_steps_};
+        uint64_t& last;
+        uint64_t& total;
+        ~Record() {
+            last = w.used();
+            total += last;
+        }
+    } record{work, last_steps_, total_steps_};
     return fn(work);
 }
 
