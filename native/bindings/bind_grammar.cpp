@@ -84,6 +84,7 @@ void register_grammar(py::module_& m) {
              "Advance over the token; False (state unchanged) when the grammar refuses it.")
         .def("accept_text", &GrammarMatcher::accept_text, py::arg("text"), py::call_guard<py::gil_scoped_release>())
         .def_property_readonly("last_steps", &GrammarMatcher::last_steps, "Work steps the last call took")
+        .def_property_readonly("total_steps", &GrammarMatcher::total_steps, "Work steps of every call so far")
         .def_property_readonly("max_steps", &GrammarMatcher::max_steps)
         .def("complete", &GrammarMatcher::complete)
         .def("finished", &GrammarMatcher::finished)

@@ -191,9 +191,13 @@ auto GrammarMatcher::metered(F&& fn) const {
     WorkBudget work(max_steps_);
     struct Record {  // the steps are recorded when fn throws, too
         const WorkBudget& w;
-        uint64_t& out;
-        ~Record() { out = w.used(); }
-    } record{work, last_steps_};
+        uint64_t& last;
+        uint64_t& total;
+        ~Record() {
+            last = w.used();
+            total += last;
+        }
+    } record{work, last_steps_, total_steps_};
     return fn(work);
 }
 
@@ -235,8 +239,9 @@ bool GrammarMatcher::allows(int32_t token, WorkBudget& work) const {
     if (vocab_->is_eog(token)) return complete();
     const std::string& piece = vocab_->piece(token);
     if (piece.empty() || piece[0] == '\0') return false;  // code points are 0-terminated
-    for (const GStack& s : stacks_)
-        if (!s.empty() && is_token(s.back()) && match_token(s.back(), token)) return true;
+    if (partial_.n_remain == 0)  // a token reference cannot finish a character begun before it
+        for (const GStack& s : stacks_)
+            if (!s.empty() && is_token(s.back()) && match_token(s.back(), token)) return true;
     std::vector<uint32_t> tmp;
     const uint32_t* cps = vocab_->code_points(token);
     PartialUtf8 partial = vocab_->trailing(token);
@@ -256,7 +261,7 @@ bool GrammarMatcher::accept(int32_t token) {
         if (vocab_->is_eog(token)) return true;
         StackList next;
         for (const GStack& s : stacks_)
-            if (!s.empty() && is_token(s.back()) && match_token(s.back(), token))
+            if (partial_.n_remain == 0 && !s.empty() && is_token(s.back()) && match_token(s.back(), token))
                 advance_stack(*grammar_, pop_and_continue(s, s.back() + 1), next, work);
         std::vector<uint32_t> tmp;
         const PartialUtf8 partial = decode_utf8(vocab_->piece(token), partial_, tmp);
@@ -276,12 +281,17 @@ bool GrammarMatcher::accept(int32_t token) {
 }
 
 bool GrammarMatcher::accept_text(const std::string& text) {
+    if (text.empty()) return true;  // advance_over would drop the complete and token stacks
     return metered([&](WorkBudget& work) {
         std::vector<uint32_t> tmp;
         const PartialUtf8 partial = decode_utf8(text, partial_, tmp);
         if (partial.n_remain < 0) return false;
         std::vector<GStack> next = advance_over(stacks_, tmp.data(), work);
-        if (next.empty() && !tmp.empty() && tmp[0] != 0) return false;
+        if (partial.n_remain > 0)  // as accept(): only stacks that can finish the pending character
+            next.erase(std::remove_if(next.begin(), next.end(),
+                                      [&](const GStack& s) { return s.empty() || !match_partial(s.back(), partial); }),
+                       next.end());
+        if (next.empty() && ((!tmp.empty() && tmp[0] != 0) || partial.n_remain > 0)) return false;
         stacks_ = std::move(next);
         partial_ = partial;
         return true;
@@ -298,12 +308,13 @@ void GrammarMatcher::reject_for_stack(const GStack& stack, const std::vector<Can
     }
     const GElem* top = stack.back();
     if (is_token(top)) {
+        // As allows(): a whole token (no character of it matched yet, none pending from
+        // before) is taken or refused by the reference alone, whatever its text (even
+        // invalid UTF-8); the rest of a token, or a character left unfinished, never is.
         for (const Cand& c : cands) {
-            if (*c.cps == 0) {
-                if (c.partial.n_remain != 0) rejects.push_back(c);
-            } else if (c.cps != c.start || !match_token(top, c.id)) {
-                // a token reference takes a whole token, never the rest of one
-                // whose first characters went to the terminals before it
+            if (c.cps == c.start && partial_.n_remain == 0) {
+                if (!match_token(top, c.id)) rejects.push_back(c);
+            } else if (*c.cps != 0 || c.partial.n_remain != 0) {
                 rejects.push_back(c);
             }
         }

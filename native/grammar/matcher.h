@@ -144,6 +144,9 @@ public:
     bool finished() const { return stacks_.empty() || (stacks_.size() == 1 && stacks_[0].empty()); }
     // Steps the last call took (for tests and measurements).
     uint64_t last_steps() const { return last_steps_; }
+    // Steps of every call so far: the budget bounds one call, not a generation; a caller
+    // that wants to bound a whole request's grammar work reads this.
+    uint64_t total_steps() const { return total_steps_; }
     uint64_t max_steps() const { return max_steps_; }
 
 private:
@@ -169,6 +172,7 @@ private:
     PartialUtf8 partial_;
     uint64_t max_steps_;
     mutable uint64_t last_steps_ = 0;  // const calls measure too; one thread at a time (above)
+    mutable uint64_t total_steps_ = 0;
 };
 
 // The sampler chain's hook: the grammar as a token filter.

@@ -11,7 +11,7 @@ import itertools
 import json
 import re
 from decimal import Decimal
-from math import ceil, floor
+from math import ceil, floor, isfinite
 from urllib.parse import unquote
 
 from .pattern import PatternError, pattern_to_gbnf
@@ -537,6 +537,8 @@ def _bounds(s: dict):
         v = s[key]
         if not _num(v):
             raise SchemaError(f"{key} must be a number")
+        if isinstance(v, float) and not isfinite(v):  # 1e999 reads as inf: floor() would overflow
+            raise SchemaError(f"{key} must be a finite number")
         return Decimal(v) if isinstance(v, int) else Decimal(repr(v))
 
     lo, lo_incl, hi, hi_incl = None, True, None, True

@@ -163,6 +163,31 @@ def test_a_token_reference_never_takes_the_rest_of_a_token():
     assert not m.allows(4) and m.allows(1)
 
 
+def test_text_ending_inside_a_character_keeps_only_stacks_that_can_finish_it():
+    """Found by the grammar fuzzer: accept_text left a pending partial character on a stack
+    whose top is a token reference; allows() then took the token, the mask did not."""
+    m = state('root ::= . <[24]>')
+    assert m.accept_text(b"a")
+    assert not m.accept_text(b"\xc3")          # no character can follow the . here
+    assert m.allows(24) and m.accept_text(b"")  # state unchanged; empty text is a no-op
+    m = state('root ::= "a" "\u00e9"')
+    assert m.accept_text(b"a\xc3") and m.allows(16) and not m.allows(24)
+    m = state('root ::= . . <[24]>')
+    assert m.accept_text(b"a\xc3")             # the second . can take the é
+    mask = m.allowed_mask(len(PIECES))
+    assert [bool(x) for x in mask] == [m.allows(t) for t in range(len(PIECES))]
+    assert not m.allows(24) and m.allows(16)
+
+
+def test_a_token_reference_takes_its_token_whatever_its_text():
+    """Found by the grammar fuzzer: <[16]> (a lone continuation byte) passed allows() but not the mask."""
+    m = state('root ::= . <[16]> "x"')
+    assert m.accept(1)
+    mask = m.allowed_mask(len(PIECES))
+    assert [bool(x) for x in mask] == [m.allows(t) for t in range(len(PIECES))]
+    assert m.allows(16) and m.accept(16) and m.allows(24)
+
+
 def test_refused_tokens_leave_the_state_alone():
     m = state('root ::= "ab" "c"')
     assert not m.accept(3)

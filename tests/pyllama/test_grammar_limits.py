@@ -75,7 +75,9 @@ def test_budget_applies_to_every_call():
     with pytest.raises(GrammarTooComplexError):
         _native.GrammarMatcher(g, vocab, max_steps=1)
     m = _native.GrammarMatcher(g, vocab, max_steps=1000)
+    before = m.total_steps
     assert m.accept(0) and 0 < m.last_steps < 1000
+    assert m.total_steps == before + m.last_steps
     assert m.accept_text(b"ab")
     tight = _native.GrammarMatcher(g, vocab, max_steps=m.last_steps)  # enough to start, not to go on
     with pytest.raises(GrammarTooComplexError):

@@ -142,6 +142,11 @@ INVALID = [
     ({"type": "integer", "minimum": 1.2, "maximum": 1.8}, "no integer"),
     ({"type": "number", "exclusiveMinimum": 1, "exclusiveMaximum": 1}, "no number"),
     ({"type": "number", "minimum": "0"}, "minimum must be a number"),
+    # found by the schema fuzzer: JSON's 491e30810 reads as inf (OverflowError, a 500, before)
+    ({"type": "integer", "maximum": float("inf")}, "maximum must be a finite number"),
+    ({"type": "number", "minimum": float("-inf")}, "minimum must be a finite number"),
+    ({"type": "integer", "exclusiveMinimum": float("nan")}, "exclusiveMinimum must be a finite number"),
+    ({"type": "object", "minProperties": 2, "maxProperties": 1}, "minProperties is greater"),
     ({"enum": []}, "enum"),
     ({"type": "string", "enum": [1, 2]}, "no enum value"),
     ({"$ref": "#/$defs/missing"}, "cannot resolve"),
