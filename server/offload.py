@@ -54,11 +54,11 @@ def _captured(fn, args, kwargs):
 def json_response(build: Callable[[], object], status: int = 200):
     """A JSON response whose body is built and serialised on a worker thread (a
     completion with every token's n_probs candidates can be megabytes)."""
-    import json
-
     from flask import Response
 
+    from .json_text import dumps
+
     def dump() -> str:
-        return json.dumps(build(), ensure_ascii=False, separators=(",", ":"))
+        return dumps(build(), separators=(",", ":"))
 
     return Response(offload(dump), status=status, mimetype="application/json")

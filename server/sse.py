@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Iterable
 
 from flask import Response
 
+from .json_text import dumps
+
 
 def event(payload: dict | str) -> str:
-    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    data = payload if isinstance(payload, str) else dumps(payload)  # piece by piece: it may be megabytes
     return f"data: {data}\n\n"
 
 
