@@ -60,6 +60,19 @@ class ServerProcess:
             self.proc.kill()
 
 
+def self_signed_cert(folder) -> tuple[str, str]:
+    """(key, cert) PEM files for 127.0.0.1, made with openssl (a test failure if it is missing)."""
+    import shutil
+
+    if shutil.which("openssl") is None:
+        raise RuntimeError("openssl is needed to make a test certificate")
+    key, cert = f"{folder}/key.pem", f"{folder}/cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return key, cert
+
+
 def sse_events(resp) -> list:
     """The `data:` payloads of an SSE response, in order (JSON decoded, [DONE] kept as a string)."""
     import json

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import time
 import pytest
 import requests
 
-from helpers.server_process import RUN_DIR, ServerProcess, free_port
+from helpers.server_process import RUN_DIR, ServerProcess, free_port, self_signed_cert
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +56,7 @@ def test_loading_state_answers_503():
 
 
 def test_https(smollm2_path, tmp_path):
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl is needed to make a test certificate")
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    key, cert = self_signed_cert(tmp_path)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "pyllama.server_cli", "-m", str(smollm2_path), "--port",
                              str(port), "--ssl-key-file", str(key), "--ssl-cert-file", str(cert), "-c", "512"],

@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-from helpers.server_process import RUN_DIR, ServerProcess, free_port, sse_events
+from helpers.server_process import RUN_DIR, ServerProcess, free_port, self_signed_cert, sse_events
 
 CONTROL = {"prompt": "The capital of France is", "n_predict": 16, "temperature": 0, "cache_prompt": True,
            "return_tokens": True}
@@ -213,9 +213,7 @@ def test_too_many_slots_is_refused_at_start():
 
 
 def test_disconnect_is_seen_under_tls(smollm2_path, tmp_path):
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+    key, cert = self_signed_cert(tmp_path)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "pyllama.server_cli", "-m", str(smollm2_path), "--port",
                              str(port), "--ssl-key-file", str(key), "--ssl-cert-file", str(cert), "-c", "1024",
