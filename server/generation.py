@@ -29,9 +29,9 @@ def run(engine, requests: list[TaskRequest], gone: Callable[[], bool] = lambda: 
         engine.submit(*tasks)
     except QueueFull as e:
         raise ApiError(503, f"the server is busy: {e}; try again later", "unavailable_error") from None
-    except EngineStopped as e:
-        raise ApiError(503 if engine.failure is None else 500, str(e),
-                       "unavailable_error" if engine.failure is None else "server_error") from None
+    except EngineStopped:
+        ev = engine.stopped_error()
+        raise ApiError(ev.code, ev.message, ev.type) from None
     open_ = len(tasks)
     done = [False] * len(tasks)
     try:
@@ -44,7 +44,7 @@ def run(engine, requests: list[TaskRequest], gone: Callable[[], bool] = lambda: 
                 if engine.failure is not None:  # its thread died: the events will never come
                     for i, d in enumerate(done):
                         if not d:
-                            yield i, ErrorEvent(500, engine.failure, "server_error")
+                            yield i, engine.stopped_error()
                     return
                 continue
             if done[i]:

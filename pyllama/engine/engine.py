@@ -90,7 +90,7 @@ class Engine:
         EngineStopped once the engine thread has ended."""
         with self._lock:
             if self.failure is not None or self._stop:
-                raise EngineStopped(self.failure or "the server is shutting down")
+                raise EngineStopped(self.stopped_error().message)
             limit = self.config.max_queue
             if limit >= 0 and len(self._pending) + len(tasks) > limit:
                 raise QueueFull(f"{len(self._pending)} requests are already waiting for a slot (limit {limit})")
@@ -127,17 +127,22 @@ class Engine:
             raise
         finally:
             try:
-                self._fail_all(self.failure or "the server is shutting down")
+                self._fail_all()
             finally:
                 self._ended.set()
 
-    def _fail_all(self, reason: str) -> None:
+    def stopped_error(self) -> ErrorEvent:
+        """What a task gets once the engine thread has ended: 503 on shutdown, 500 if it died."""
+        if self.failure is None:
+            return ErrorEvent(503, "the server is shutting down", "unavailable_error")
+        return ErrorEvent(500, self.failure, "server_error")
+
+    def _fail_all(self) -> None:
         """Every running and waiting task gets an error (the thread ends)."""
         with self._lock:
             self._stop = True
             waiting, self._pending = list(self._pending), collections.deque()
-        event = ErrorEvent(503 if self.failure is None else 500, reason,
-                           "unavailable_error" if self.failure is None else "server_error")
+        event = self.stopped_error()
         running = [s.task for s in self.slots if s.task is not None]
         for s in self.slots:
             s.release()
