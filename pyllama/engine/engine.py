@@ -203,13 +203,14 @@ class Engine:
                 self._fail(s, task_error(e))
             row += 1
 
-    def _undo(self, owners: list[tuple[Slot, int]], marks: dict[int, tuple[int, int]]) -> None:
+    def _undo(self, owners: list[tuple[Slot, int]], marks: dict[int, int]) -> None:
         """Take back what _plan did for a batch that was not decoded: the cells the
-        decode may have written, the tokens the slots' records claim, the counters."""
+        decode may have written, the tokens the slots' records claim (a slot's cache
+        record is its n_past tokens), the counters."""
         for s, n in owners:
-            n_past, n_cache = marks[s.id]
+            n_past = marks[s.id]
             self.llm.kv.seq_rm(s.id, n_past, -1)
-            del s.cache[n_cache:]
+            del s.cache[n_past:]
             s.n_past = n_past
             if s.state == PROMPT:
                 s.timings.prompt_n -= n
@@ -309,18 +310,18 @@ class Engine:
                 head_c += 1
         return n_past
 
-    def _plan(self, solo: int | None = None) -> tuple[Batch, list[tuple[Slot, int]], dict[int, tuple[int, int]]]:
+    def _plan(self, solo: int | None = None) -> tuple[Batch, list[tuple[Slot, int]], dict[int, int]]:
         """One token for every generating slot, then prompt chunks within n_batch (only
-        slot `solo` if given). Also each planned slot's (n_past, len(cache)) before."""
+        slot `solo` if given). Also each planned slot's n_past before."""
         batch = Batch()
         owners: list[tuple[Slot, int]] = []
-        marks: dict[int, tuple[int, int]] = {}
+        marks: dict[int, int] = {}
         slots = self.slots if solo is None else [self.slots[solo]]
         for s in slots:
             if s.state == GENERATING and s.n_past + 1 >= s.n_ctx:
                 self._shift(s)
             if s.state == GENERATING:
-                marks[s.id] = (s.n_past, len(s.cache))
+                marks[s.id] = s.n_past
                 tok = s.tokens[-1]
                 batch.add(tok, s.n_past, s.id, True)
                 s.cache.append(tok)
@@ -330,7 +331,7 @@ class Engine:
         for s in slots:
             if s.state != PROMPT or budget <= 0:
                 continue
-            marks[s.id] = (s.n_past, len(s.cache))
+            marks[s.id] = s.n_past
             chunk = s.prompt[s.n_past:s.n_past + budget]
             last = s.n_past + len(chunk) == len(s.prompt)
             for i, t in enumerate(chunk):
