@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from . import _native
-from .errors import PyllamaError
+from .errors import InvalidRequest
 from .unpatched import original
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def _sampler_aliases() -> dict[str, str]:
 SAMPLER_NAMES = _sampler_aliases()
 
 
-class SamplingError(PyllamaError, ValueError):
+class SamplingError(InvalidRequest):
     """A sampling field of a request is invalid; the message names the field (HTTP 400)."""
 
 
@@ -370,11 +370,20 @@ def _token_text(tokenizer: "Tokenizer", tid: int) -> bytes:
 @dataclass
 class TokenProbs:
     """What llama-server reports for one generated token: its probability and the
-    n most probable candidates (pre- or post-sampling, as the request asked)."""
+    n most probable candidates (pre- or post-sampling, as the request asked).
+
+    The candidates stay numpy arrays: with n_probs clamped to the vocabulary a token
+    has 49,152 of them (SmolLM2), which as Python tuples cost the engine thread tens
+    of milliseconds and megabytes per token."""
 
     token: int
     prob: float
-    top: list[tuple[int, float]]
+    top_ids: np.ndarray  # int32, most probable first
+    top_probs: np.ndarray  # float32, same order
+
+    @property
+    def top(self) -> list[tuple[int, float]]:
+        return list(zip(self.top_ids.tolist(), self.top_probs.tolist()))
 
 
 class Sampler:
@@ -441,14 +450,12 @@ class Sampler:
             ids, ps = self.chain.ranked()
             hit = np.flatnonzero(ids == token)
             prob = float(ps[hit[0]]) if hit.size else 0.0
-            top = []
-            for i, p in zip(ids[:n].tolist(), ps[:n].tolist()):
-                if p == 0.0:  # samplers that zero a probability keep the token; llama-server drops it
-                    break
-                top.append((i, p))
-            return TokenProbs(token, prob, top)
+            ids, ps = ids[:n], ps[:n]
+            zero = np.flatnonzero(ps == 0.0)  # samplers that zero a probability keep the token; llama-server drops it
+            end = int(zero[0]) if zero.size else ps.size
+            return TokenProbs(token, prob, ids[:end].copy(), ps[:end].copy())
         ids, ps, prob = _native.top_probabilities(np.ascontiguousarray(logits, dtype=np.float32), n, token)
-        return TokenProbs(token, float(prob), [(int(i), float(p)) for i, p in zip(ids, ps)])
+        return TokenProbs(token, float(prob), np.asarray(ids, dtype=np.int32), np.asarray(ps, dtype=np.float32))
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -11,7 +11,9 @@ from typing import Callable
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
-from .errors import ApiError
+from pyllama.errors import PyllamaError
+
+from .errors import ApiError, api_error
 from .generation import ClientGone
 from .routes import chat, completion, misc, slots, webui
 from .state import ServerConfig, ServerState
@@ -97,6 +99,10 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
     @app.errorhandler(ApiError)
     def _api_error(e: ApiError):
         return e.response()
+
+    @app.errorhandler(PyllamaError)
+    def _library_error(e: PyllamaError):  # a typed error from the library: STATUS in errors.py says how
+        return api_error(e).response()
 
     @app.errorhandler(ClientGone)
     def _gone(e: ClientGone):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Response, jsonify
 
+from pyllama.errors import InvalidRequest, PromptTooLong, Unavailable
+
 TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
          404: "not_found_error", 500: "server_error", 501: "not_supported_error", 503: "unavailable_error"}
 
@@ -28,3 +30,28 @@ class ApiError(Exception):
 
 def bad_request(message: str) -> ApiError:
     return ApiError(400, message)
+
+
+# The library's exceptions as llama-server tells them: the first class that matches
+# gives the status code and the error type. Everything else is a 500.
+STATUS: tuple[tuple[type, int, str], ...] = (
+    (PromptTooLong, 400, "exceed_context_size_error"),
+    (InvalidRequest, 400, "invalid_request_error"),
+    (Unavailable, 503, "unavailable_error"),
+)
+
+
+def api_error(e: BaseException) -> ApiError:
+    """The client's view of an exception raised or delivered by the library."""
+    if isinstance(e, ApiError):
+        return e
+    message = str(e) or type(e).__name__
+    for cls, code, type_ in STATUS:
+        if isinstance(e, cls):
+            return ApiError(code, message, type_, **getattr(e, "extra", {}))
+    return ApiError(500, message, "server_error", **getattr(e, "extra", {}))
+
+
+def error_event_body(e: BaseException) -> dict:
+    """The SSE payload that ends a stream with an error."""
+    return api_error(e).body()

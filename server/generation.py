@@ -7,10 +7,10 @@ import queue
 from typing import Callable, Iterator
 
 from pyllama.engine import ErrorEvent, FinalEvent, Task, TaskRequest
-from pyllama.engine.engine import EngineStopped, QueueFull
 from pyllama.engine.bridge import Channel
+from pyllama.errors import PyllamaError
 
-from .errors import ApiError
+from .errors import api_error
 
 
 POLL_S = 0.25  # how often a waiting request checks that its client is still there
@@ -27,11 +27,8 @@ def run(engine, requests: list[TaskRequest], gone: Callable[[], bool] = lambda: 
         tasks.append(Task(req, lambda ev, i=i: channel.deliver((i, ev))))
     try:
         engine.submit(*tasks)
-    except QueueFull as e:
-        raise ApiError(503, f"the server is busy: {e}; try again later", "unavailable_error") from None
-    except EngineStopped:
-        ev = engine.stopped_error()
-        raise ApiError(ev.code, ev.message, ev.type) from None
+    except PyllamaError as e:  # the queue is full, or the engine ended
+        raise api_error(e) from None
     open_ = len(tasks)
     done = [False] * len(tasks)
     try:
@@ -44,7 +41,7 @@ def run(engine, requests: list[TaskRequest], gone: Callable[[], bool] = lambda: 
                 if engine.failure is not None:  # its thread died: the events will never come
                     for i, d in enumerate(done):
                         if not d:
-                            yield i, engine.stopped_error()
+                            yield i, ErrorEvent(engine.stopped_error())
                     return
                 continue
             if done[i]:
@@ -63,11 +60,11 @@ class ClientGone(Exception):
 
 
 def collect(engine, requests: list[TaskRequest], gone: Callable[[], bool] = lambda: False) -> list:
-    """Final results in request order; the first error becomes an ApiError."""
+    """Final results in request order; the first error is raised (as an ApiError)."""
     results: list = [None] * len(requests)
     for i, ev in run(engine, requests, gone):
         if isinstance(ev, ErrorEvent):
-            raise ApiError(ev.code, ev.message, ev.type, **ev.extra)
+            raise api_error(ev.error)
         if isinstance(ev, FinalEvent):
             results[i] = ev.result
     if any(r is None for r in results):

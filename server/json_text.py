@@ -15,11 +15,18 @@ import json
 PIECE = 2048  # nodes encoded by one call of the C encoder
 
 
+class RawJSON(str):
+    """Text that already is JSON (built by a faster path, e.g. probability lists):
+    dumps writes it as it is."""
+
+
 def dumps(value, separators: tuple[str, str] = (", ", ": ")) -> str:
     enc = json.JSONEncoder(ensure_ascii=False, separators=separators)
     item_sep, key_sep = separators
 
     def walk(v) -> str:
+        if isinstance(v, RawJSON):
+            return str(v)
         if not isinstance(v, (list, dict)) or _small(v):
             return enc.encode(v)
         if isinstance(v, list):
@@ -31,13 +38,14 @@ def dumps(value, separators: tuple[str, str] = (", ", ": ")) -> str:
 
 
 def _small(v) -> bool:
-    """Whether v has at most PIECE nodes (counting stops as soon as it has more)."""
+    """Whether v has at most PIECE nodes and no RawJSON (counting stops as soon as
+    it has more)."""
     n = 0
     stack = [v]
     while stack:
         x = stack.pop()
         n += 1
-        if n > PIECE:
+        if n > PIECE or isinstance(x, RawJSON):
             return False
         if isinstance(x, list):
             stack.extend(x)

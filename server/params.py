@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pyllama.engine import TaskRequest
+from pyllama.errors import PromptTooLong, check_fits
 from pyllama.sampling import SamplingError, SamplingParams, dry_breakers
 
 from .constraints import Constraint, parse_constraint
@@ -83,7 +84,7 @@ def _refuse_too_long(state, texts: list[str], n_more: int = 0) -> None:
         return
     at_least = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts) // max(1, longest) + n_more
     if at_least >= n_ctx:
-        raise _exceeds_context(at_least, n_ctx, f"at least {at_least}")
+        raise PromptTooLong(at_least, n_ctx, f"at least {at_least}")
 
 
 def split_prompts(prompt: Any) -> list[Any]:
@@ -116,23 +117,10 @@ def n_choices(state, body: dict, names: tuple[str, ...]) -> int:
     return n
 
 
-def check_fits(state, prompt_ids: list[int]) -> None:
-    """A prompt must leave room in its slot's context (a 400 before any streaming starts)."""
-    n_ctx = state.engine.n_ctx_slot
-    if len(prompt_ids) >= n_ctx:
-        raise _exceeds_context(len(prompt_ids), n_ctx, str(len(prompt_ids)))
-
-
-def _exceeds_context(n_tokens: int, n_ctx: int, shown: str) -> ApiError:
-    """llama-server's exceed_context_size_error; `shown` is how the prompt's size is told."""
-    return ApiError(400, f"request ({shown} tokens) exceeds the available context size ({n_ctx} tokens), "
-                         "try increasing it", "exceed_context_size_error", n_prompt_tokens=n_tokens, n_ctx=n_ctx)
-
-
 def task_request(state, body: dict, prompt_ids: list[int], *, stream: bool,
                  constraint: Constraint | None = None) -> TaskRequest:
     """One task; `constraint` (parse_constraint, once per HTTP request) defaults to the native API's."""
-    check_fits(state, prompt_ids)
+    check_fits(len(prompt_ids), state.engine.n_ctx_slot)  # a 400 before any streaming starts
     cfg = state.config
     n_predict = field(body, "n_predict", int, None)
     if n_predict is None:

@@ -18,6 +18,8 @@ from pyllama.model_fetch import log_progress
 from pyllama.model_registry import resolve_model
 from pyllama.sampling import SamplingParams
 
+from .metrics import Scrapes
+
 log = logging.getLogger("pyllama.server")
 
 
@@ -81,6 +83,7 @@ class ServerState:
         self.load_error: str | None = None
         self.model_path = ""
         self.t_start = time.time()
+        self.scrapes = Scrapes()  # /metrics: the counters at the previous scrape
 
     @property
     def ready(self) -> bool:

@@ -12,7 +12,10 @@ namespace py = pybind11;
 using namespace pyllama;
 
 void register_grammar(py::module_& m) {
-    auto& grammar_error = py::register_exception<GrammarError>(m, "GrammarError", PyExc_ValueError);
+    // A bad grammar is the client's error: the native class derives from the library's
+    // InvalidRequest (itself a ValueError), so the server maps it like every other.
+    py::object invalid_request = py::module_::import("pyllama.errors").attr("InvalidRequest");
+    auto& grammar_error = py::register_exception<GrammarError>(m, "GrammarError", invalid_request);
     // Registered after its base, so pybind11 tries it first.
     py::register_exception<GrammarTooComplex>(m, "GrammarTooComplexError", grammar_error.ptr());
 

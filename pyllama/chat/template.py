@@ -12,7 +12,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from ..errors import PyllamaError
+from ..errors import InvalidRequest
 from .builtin import BUILTIN
 
 CHATML = ("{%- for message in messages -%}"
@@ -21,7 +21,7 @@ CHATML = ("{%- for message in messages -%}"
           "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}")
 
 
-class ChatTemplateError(PyllamaError, ValueError):
+class ChatTemplateError(InvalidRequest):
     """The template cannot be compiled, or it refused the messages (HTTP 400 / 500)."""
 
 

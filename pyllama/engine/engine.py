@@ -9,10 +9,14 @@ import logging
 import time
 from dataclasses import dataclass
 
-from ..errors import ContextOverflow
+from ..errors import (ContextOverflow, EngineFailed, PyllamaError, QueueFull, ShuttingDown, TaskFailed,
+                      check_fits)
+from ..grammar import GrammarError
 from ..llama import Batch, Llama
 from .bridge import original
-from .slot import GENERATING, IDLE, PROMPT, Slot, common_prefix
+from .generation import Generation
+from .scheduler import GENERATING, IDLE, PROMPT, BatchPlan, Work, admit, plan_batch, plan_reuse, plan_shift
+from .slot import Slot, SlotSnapshot
 from .task import CompletionResult, ErrorEvent, FinalEvent, PartialEvent, Task, Timings
 
 log = logging.getLogger(__name__)
@@ -28,14 +32,6 @@ class EngineConfig:
     cont_batching: bool = True
     context_shift: bool = False  # at the context end: drop old tokens and go on (else stop, truncated)
     max_queue: int = -1          # tasks waiting for a slot beyond which submit refuses (-1: no bound)
-
-
-class QueueFull(Exception):
-    """submit() refused: that many tasks already wait for a slot."""
-
-
-class EngineStopped(Exception):
-    """submit() refused: the engine thread is not running (stopped, or died: `failure` says why)."""
 
 
 @dataclass
@@ -54,7 +50,11 @@ class Stats:
 
 
 class Engine:
-    """Owns `llm` from the moment start() is called; other threads only submit and cancel."""
+    """Owns `llm` from the moment start() is called; other threads only submit,
+    cancel and read `snapshots` and `stats`. The policy (which task, which slot,
+    what to reuse, what to decode) is the scheduler's; the engine carries out its
+    plans on the model and the KV cache, samples, and delivers events. Errors
+    travel as typed exceptions inside ErrorEvents: the engine never speaks HTTP."""
 
     def __init__(self, llm: Llama, config: EngineConfig = EngineConfig()):
         if not 1 <= config.n_parallel <= MAX_SLOTS:
@@ -62,13 +62,13 @@ class Engine:
         self.llm = llm
         self.config = config
         self.n_ctx_slot = llm.n_ctx // config.n_parallel
-        self.slots = [Slot(i, self.n_ctx_slot) for i in range(config.n_parallel)]
+        self.slots = [Slot(i, self.n_ctx_slot, llm.kv) for i in range(config.n_parallel)]
+        self.snapshots: tuple[SlotSnapshot, ...] = tuple(s.snapshot() for s in self.slots)
         self.stats = Stats()
         self._lock = original("threading", "Lock")()
         self._wake = original("threading", "Event")()
         self._pending: collections.deque[Task] = collections.deque()
         self._stop = False
-        self._thread = None
         self._solo: collections.deque[int] = collections.deque()  # slots to decode alone (after a failed batch)
         self.failure: str | None = None  # why the engine thread died; every task then fails at once
         self._ended = original("threading", "Event")()
@@ -79,21 +79,22 @@ class Engine:
         start_new_thread(self._run, ())
 
     def shutdown(self, wait_s: float = 0.0) -> bool:
-        """Stop the engine thread (waiting tasks get a 503); True once it has ended
-        (waits up to wait_s seconds for that)."""
+        """Stop the engine thread (waiting tasks get ShuttingDown); True once it has
+        ended (waits up to wait_s seconds for that)."""
         self._stop = True
         self._wake.set()
         return self._ended.wait(wait_s) if wait_s > 0 else self._ended.is_set()
 
     def submit(self, *tasks: Task) -> None:
         """Queue tasks, all or none: QueueFull past config.max_queue waiting tasks,
-        EngineStopped once the engine thread has ended."""
+        stopped_error() once the engine thread has ended or is ending."""
         with self._lock:
             if self.failure is not None or self._stop:
-                raise EngineStopped(self.stopped_error().message)
+                raise self.stopped_error()
             limit = self.config.max_queue
             if limit >= 0 and len(self._pending) + len(tasks) > limit:
-                raise QueueFull(f"{len(self._pending)} requests are already waiting for a slot (limit {limit})")
+                raise QueueFull(f"the server is busy: {len(self._pending)} requests are already waiting for a "
+                                f"slot (limit {limit}); try again later")
             self._pending.extend(tasks)
         self._wake.set()
 
@@ -103,6 +104,13 @@ class Engine:
 
     def n_pending(self) -> int:
         return len(self._pending)
+
+    def stopped_error(self) -> PyllamaError:
+        """What a task gets once the engine thread has ended: ShuttingDown when asked
+        to stop, EngineFailed when it died."""
+        if self.failure is None:
+            return ShuttingDown("the server is shutting down")
+        return EngineFailed(self.failure)
 
     # -- the engine thread --------------------------------------------------------
     def _run(self) -> None:
@@ -118,9 +126,10 @@ class Engine:
                 except Exception as e:  # noqa: BLE001 - a bug outside any one task: fail the running ones
                     log.exception("engine step failed")
                     for s in self.slots:
-                        if s.task is not None:
-                            self._fail(s, ErrorEvent(500, f"engine error: {e}", "server_error"))
+                        if s.gen is not None:
+                            self._fail(s, TaskFailed(f"engine error: {e}"))
                     self._repair()
+                self._publish()
         except BaseException as e:  # the thread is ending: nobody may wait for it forever
             self.failure = f"the engine thread stopped: {type(e).__name__}: {e}"
             log.critical(self.failure)
@@ -129,26 +138,24 @@ class Engine:
             try:
                 self._fail_all()
             finally:
+                self._publish()
                 self._ended.set()
 
-    def stopped_error(self) -> ErrorEvent:
-        """What a task gets once the engine thread has ended: 503 on shutdown, 500 if it died."""
-        if self.failure is None:
-            return ErrorEvent(503, "the server is shutting down", "unavailable_error")
-        return ErrorEvent(500, self.failure, "server_error")
+    def _publish(self) -> None:
+        self.snapshots = tuple(s.snapshot() for s in self.slots)  # one assignment: readers see all or nothing
 
     def _fail_all(self) -> None:
         """Every running and waiting task gets an error (the thread ends)."""
         with self._lock:
             self._stop = True
             waiting, self._pending = list(self._pending), collections.deque()
-        event = self.stopped_error()
-        running = [s.task for s in self.slots if s.task is not None]
+        error = self.stopped_error()
+        running = [s.task for s in self.slots if s.gen is not None]
         for s in self.slots:
             s.release()
         for task in waiting + running:
             try:
-                task.deliver(event)
+                task.deliver(ErrorEvent(error))
             except BaseException:  # noqa: BLE001 - one bad delivery must not keep the others waiting
                 log.exception("delivering the final error failed")
 
@@ -156,97 +163,84 @@ class Engine:
         self._drop_cancelled()
         self._admit()
         solo = self._solo[0] if self._solo else None
-        batch, owners, marks = self._plan(solo)
-        if not owners:
+        plan = self._plan(solo)
+        if not plan.pieces:
             if solo is not None:
                 self._solo.popleft()  # that slot finished or was cancelled meanwhile
             return
+        batch = Batch()
+        for piece in plan.pieces:
+            last = len(piece.tokens) - 1
+            for i, t in enumerate(piece.tokens):
+                batch.add(t, piece.pos + i, piece.slot, piece.logits and i == last)
+            self.slots[piece.slot].cache.planned(piece.tokens)
         t0 = time.perf_counter()
         try:
             logits = self.llm.decode(batch)
         except Exception as e:  # noqa: BLE001 - whatever went wrong, the step is undone
-            self._undo(owners, marks)
-            if len(owners) > 1:  # find the culprit: each slot decodes alone next
-                log.warning("decode of %d slots failed (%s); retrying them one at a time", len(owners), e)
-                self._solo.extend(s.id for s, _ in owners if s.id not in self._solo)
+            for piece in plan.pieces:
+                self.slots[piece.slot].cache.truncate(piece.pos)
+            if len(plan.pieces) > 1:  # find the culprit: each slot decodes alone next
+                log.warning("decode of %d slots failed (%s); retrying them one at a time", len(plan.pieces), e)
+                self._solo.extend(p.slot for p in plan.pieces if p.slot not in self._solo)
                 return
-            s = owners[0][0]
             if solo is not None:
                 self._solo.popleft()
             msg = f"KV cache full: {e}" if isinstance(e, ContextOverflow) else f"decode failed: {e}"
-            self._fail(s, ErrorEvent(500, msg, "server_error"))
+            self._fail(self.slots[plan.pieces[0].slot], TaskFailed(msg))
             self._repair()
             return
         if solo is not None:
             self._solo.popleft()
-        dt = time.perf_counter() - t0
-        self.stats.n_decode += 1
-        self.stats.n_busy_slots_total += len({s.id for s, _ in owners})
-        n_prompt = sum(n for s, n in owners if s.state == PROMPT)
-        n_gen = len(batch) - n_prompt
-        if n_prompt:
-            self.stats.t_prompt_s += dt * n_prompt / len(batch)
-        if n_gen:
-            self.stats.t_predicted_s += dt * n_gen / len(batch)
-        row = 0
-        for s, n in owners:
-            if s.state == PROMPT:
-                s.timings.prompt_ms += dt * 1000 * n / len(batch)
-                if s.n_past < len(s.prompt):
-                    continue  # more prompt to go
+        self._account(plan, time.perf_counter() - t0)
+        for row, piece in enumerate(plan.rows):
+            s = self.slots[piece.slot]
+            if piece.prompt:
                 s.state = GENERATING
-                s.t_first = time.perf_counter()
+                s.gen.prompt_done()
             try:
                 self._sample(s, logits[row])
             except Exception as e:  # noqa: BLE001 - this task's sampler or grammar: it alone ends
                 log.warning("slot %d: sampling failed: %s", s.id, e)
                 self._fail(s, task_error(e))
-            row += 1
 
-    def _undo(self, owners: list[tuple[Slot, int]], marks: dict[int, int]) -> None:
-        """Take back what _plan did for a batch that was not decoded: the cells the
-        decode may have written, the tokens the slots' records claim (a slot's cache
-        record is its n_past tokens), the counters."""
-        for s, n in owners:
-            n_past = marks[s.id]
-            self.llm.kv.seq_rm(s.id, n_past, -1)
-            del s.cache[n_past:]
-            s.n_past = n_past
-            if s.state == PROMPT:
-                s.timings.prompt_n -= n
-                self.stats.n_prompt_tokens -= n
+    def _account(self, plan: BatchPlan, dt: float) -> None:
+        """Counters of a decoded batch: time is shared among its tokens."""
+        st, n = self.stats, plan.n_tokens
+        st.n_decode += 1
+        st.n_busy_slots_total += len(plan.pieces)
+        for piece in plan.pieces:
+            if piece.prompt:
+                self.slots[piece.slot].gen.timings.prompt_n += len(piece.tokens)
+                self.slots[piece.slot].gen.timings.prompt_ms += dt * 1000 * len(piece.tokens) / n
+                st.n_prompt_tokens += len(piece.tokens)
+                st.t_prompt_s += dt * len(piece.tokens) / n
+            else:
+                st.t_predicted_s += dt / n
+        st.n_tokens_max = max(st.n_tokens_max, max(s.n_past for s in self.slots))
 
     def _repair(self) -> None:
         """After a failure, trust no slot's record that the KV cache does not bear out:
-        its sequence must hold exactly positions 0..len(cache)-1; else drop both."""
-        kv = self.llm.kv
+        its sequence must hold exactly positions 0..n_past-1; else drop both."""
         for s in self.slots:
-            n = len(s.cache)
-            if kv.seq_n_cells(s.id) != n or kv.seq_pos_max(s.id) != n - 1:
-                log.warning("slot %d: cache record (%d tokens) and KV cache disagree; dropping both", s.id, n)
-                kv.seq_rm(s.id, -1, -1)
-                s.cache = []
-                if s.state != IDLE and s.task is not None:
-                    self._fail(s, ErrorEvent(500, "the slot's cache was lost after an engine error",
-                                             "server_error"))
+            if not s.cache.consistent():
+                log.warning("slot %d: cache record (%d tokens) and KV cache disagree; dropping both", s.id, s.n_past)
+                s.cache.clear()
+                if s.gen is not None:
+                    self._fail(s, TaskFailed("the slot's cache was lost after an engine error"))
 
     def _drop_cancelled(self) -> None:
         with self._lock:
             if any(t.cancelled for t in self._pending):
                 self._pending = collections.deque(t for t in self._pending if not t.cancelled)
         for s in self.slots:
-            if s.task is not None and s.task.cancelled:
+            if s.gen is not None and s.task.cancelled:
                 s.release()
 
     def _admit(self) -> None:
-        if not self.config.cont_batching and any(s.state == GENERATING for s in self.slots):
-            return
         with self._lock:
             waiting = list(self._pending)
-        for task in waiting:
-            slot = self._choose_slot(task)
-            if slot is None:
-                continue
+        for task, slot in admit(waiting, self.slots, self.config.cont_batching):
             with self._lock:
                 self._pending.remove(task)
             if not task.request.prompt:  # llama-server: an empty prompt gets an empty answer, cache untouched
@@ -258,153 +252,79 @@ class Engine:
                 log.warning("slot %d: starting a task failed: %s", slot.id, e)
                 self._fail_task(slot, task, task_error(e))
 
-    def _choose_slot(self, task: Task) -> Slot | None:
-        req = task.request
-        if req.id_slot >= 0:
-            s = self.slots[req.id_slot % len(self.slots)]
-            return s if s.state == IDLE else None
-        idle = [s for s in self.slots if s.state == IDLE]
-        if not idle:
-            return None
-        if req.cache_prompt:
-            best = max(idle, key=lambda s: (common_prefix(s.cache, req.prompt), -s.last_used))
-            if common_prefix(best.cache, req.prompt) > 0:
-                return best
-        return min(idle, key=lambda s: s.last_used)
-
     def _start(self, slot: Slot, task: Task) -> None:
         req = task.request
-        if len(req.prompt) >= self.n_ctx_slot:
-            task.deliver(ErrorEvent(400, f"request ({len(req.prompt)} tokens) exceeds the available context size "
-                                         f"({self.n_ctx_slot} tokens), try increasing it",
-                                    "exceed_context_size_error",
-                                    {"n_prompt_tokens": len(req.prompt), "n_ctx": self.n_ctx_slot}))
-            return
-        n_cached = common_prefix(slot.cache, req.prompt) if req.cache_prompt else 0
-        if req.cache_prompt and req.n_cache_reuse > 0:
-            n_cached = self._reuse_chunks(slot, req.prompt, n_cached, req.n_cache_reuse)
-        n_cached = min(n_cached, len(req.prompt) - 1)  # the last prompt token is decoded again for its logits
-        self.llm.kv.seq_rm(slot.id, n_cached, -1)
-        slot.cache = slot.cache[:n_cached]
-        slot.start(task, self.llm.tokenizer, self.llm.n_vocab, n_cached)
-        self.stats.n_prompt_cached += n_cached
+        check_fits(len(req.prompt), self.n_ctx_slot)
+        reuse = plan_reuse(slot.cached, req.prompt, cache_prompt=req.cache_prompt, n_cache_reuse=req.n_cache_reuse)
+        slot.cache.reuse(reuse)
+        slot.start(Generation(task, self.llm.tokenizer, self.llm.n_vocab, slot.n_ctx, reuse.n_cached))
+        self.stats.n_prompt_cached += reuse.n_cached
 
-    def _reuse_chunks(self, slot: Slot, prompt: list[int], n_past: int, min_chunk: int) -> int:
-        """llama-server's --cache-reuse: past the common prefix, runs of at least
-        min_chunk cached tokens that the prompt repeats further on are moved to
-        their new positions (seq_add re-rotates K) instead of being decoded again."""
-        kv, cache = self.llm.kv, slot.cache
-        head_c = head_p = n_past
-        while head_c < len(cache) and head_p < len(prompt):
-            n = 0
-            while head_c + n < len(cache) and head_p + n < len(prompt) and cache[head_c + n] == prompt[head_p + n]:
-                n += 1
-            if n >= min_chunk:
-                kv.seq_rm(slot.id, head_p, head_c)
-                kv.seq_add(slot.id, head_c, head_c + n, head_p - head_c)
-                cache[head_p:head_p + n] = cache[head_c:head_c + n]
-                n_past += n
-                head_c += n
-                head_p += n
-            else:
-                head_c += 1
-        return n_past
-
-    def _plan(self, solo: int | None = None) -> tuple[Batch, list[tuple[Slot, int]], dict[int, int]]:
-        """One token for every generating slot, then prompt chunks within n_batch (only
-        slot `solo` if given). Also each planned slot's n_past before."""
-        batch = Batch()
-        owners: list[tuple[Slot, int]] = []
-        marks: dict[int, int] = {}
+    def _plan(self, solo: int | None = None) -> BatchPlan:
+        """Shift full contexts, then let the scheduler plan one batch (only slot
+        `solo` if given)."""
         slots = self.slots if solo is None else [self.slots[solo]]
+        work = []
         for s in slots:
-            if s.state == GENERATING and s.n_past + 1 >= s.n_ctx:
-                self._shift(s)
             if s.state == GENERATING:
-                marks[s.id] = s.n_past
-                tok = s.tokens[-1]
-                batch.add(tok, s.n_past, s.id, True)
-                s.cache.append(tok)
-                s.n_past += 1
-                owners.append((s, 1))
-        budget = self.config.n_batch - len(batch)
-        for s in slots:
-            if s.state != PROMPT or budget <= 0:
-                continue
-            marks[s.id] = s.n_past
-            chunk = s.prompt[s.n_past:s.n_past + budget]
-            last = s.n_past + len(chunk) == len(s.prompt)
-            for i, t in enumerate(chunk):
-                batch.add(t, s.n_past + i, s.id, last and i == len(chunk) - 1)
-            s.cache.extend(chunk)
-            s.n_past += len(chunk)
-            s.timings.prompt_n += len(chunk)
-            self.stats.n_prompt_tokens += len(chunk)
-            budget -= len(chunk)
-            owners.append((s, len(chunk)))
-        self.stats.n_tokens_max = max(self.stats.n_tokens_max, max((s.n_past for s in self.slots), default=0))
-        # rows of logits come back in batch order: generating slots first, then finished prompts
-        return batch, owners, marks
+                self._shift_if_full(s)
+                work.append(Work(s.id, s.n_past, token=s.gen.tokens[-1]))
+            elif s.state == PROMPT:
+                work.append(Work(s.id, s.n_past, prompt=s.gen.prompt))
+        return plan_batch(work, self.config.n_batch)
 
-    def _shift(self, s: Slot) -> None:
-        """llama-server's context shift: keep n_keep tokens (plus BOS), drop n_discard
-        after them (default half the rest), slide the remainder down."""
+    def _shift_if_full(self, s: Slot) -> None:
         req = s.task.request
-        n_keep = len(req.prompt) if req.n_keep < 0 else req.n_keep
-        if self.llm.tokenizer.add_bos:
-            n_keep += 1
-        n_keep = min(s.n_ctx - 4, n_keep)
-        n_left = s.n_past - n_keep
-        n_discard = req.n_discard if req.n_discard else n_left // 2
-        n_discard = max(0, min(n_discard, max(0, n_left - 1)))
-        kv = self.llm.kv
-        kv.seq_rm(s.id, n_keep, n_keep + n_discard)
-        kv.seq_add(s.id, n_keep + n_discard, s.n_past, -n_discard)
-        s.shift_context(n_keep, n_discard)
+        shift = plan_shift(s.n_past, s.n_ctx, n_prompt=len(req.prompt), n_keep=req.n_keep, n_discard=req.n_discard,
+                           add_bos=self.llm.tokenizer.add_bos)
+        if shift is not None:
+            s.cache.shift(shift.n_keep, shift.n_discard)
+            s.gen.truncated = True
 
     def _sample(self, s: Slot, logits) -> None:
-        req = s.task.request
-        tok = s.sampler.sample(logits, s.grammar.filter if s.grammar is not None else None)
-        s.sampler.accept(tok)
-        if s.grammar is not None and not s.grammar.accept(tok):
+        gen = s.gen
+        req = gen.task.request
+        tok = gen.sampler.sample(logits, gen.grammar.filter if gen.grammar is not None else None)
+        gen.sampler.accept(tok)
+        if gen.grammar is not None and not gen.grammar.accept(tok):
             # a lazy grammar's trigger text that does not fit it, or a grammar that allows no token at all
-            self._fail(s, ErrorEvent(500, "the generated text does not fit the grammar (the text that triggered a "
-                                          "lazy grammar, or a grammar that allows no token here)", "server_error"))
+            self._fail(s, TaskFailed("the generated text does not fit the grammar (the text that triggered a "
+                                     "lazy grammar, or a grammar that allows no token here)"))
             return
-        probs = s.sampler.probs(logits, tok) if req.sampling.n_probs > 0 else None
-        done = s.add_token(tok, self.llm.tokenizer.is_eog(tok), probs, self.config.context_shift)
+        probs = gen.sampler.probs(logits, tok) if req.sampling.n_probs > 0 else None
+        done = gen.add_token(tok, self.llm.tokenizer.is_eog(tok), probs, n_past=s.n_past, n_ctx=s.n_ctx,
+                             context_shift=self.config.context_shift)
         self.stats.n_predicted += 1
         if req.stream:
-            text = s.take_stream_text(final=done)
+            text = gen.take_stream_text(final=done)
             if text:  # held-back text (a stop-string prefix, a split character) waits for the next token
-                s.task.deliver(PartialEvent(text, s.tokens[s.sent_tokens:], s.pending_probs, s.n_decoded,
-                                            len(s.prompt), s.id))
-                s.sent_tokens = len(s.tokens)
-                s.probs.extend(s.pending_probs)
-                s.pending_probs = []
+                tokens, probs_out = gen.take_stream_tokens()
+                gen.task.deliver(PartialEvent(text, tokens, probs_out, gen.n_decoded, len(gen.prompt), s.id))
         if done:
-            s.task.deliver(FinalEvent(s.result()))
+            gen.task.deliver(FinalEvent(gen.result(s.id)))
             s.release()
 
-    def _fail(self, s: Slot, event: ErrorEvent) -> None:
-        self._fail_task(s, s.task, event)
+    def _fail(self, s: Slot, error: Exception) -> None:
+        self._fail_task(s, s.task, error)
 
-    def _fail_task(self, s: Slot, task: Task, event: ErrorEvent) -> None:
-        """`task` ends with `event`; its slot forgets everything (what it holds may be half-written)."""
-        task.deliver(event)
-        self.llm.kv.seq_rm(s.id, -1, -1)
-        s.cache = []
+    def _fail_task(self, s: Slot, task: Task, error: Exception) -> None:
+        """`task` ends with `error`; its slot forgets everything (what it holds may be half-written)."""
+        task.deliver(ErrorEvent(error))
+        s.cache.clear()
         s.release()
         if s.id in self._solo:
             self._solo.remove(s.id)
 
 
-def task_error(e: Exception) -> ErrorEvent:
-    """What a client is told when its own task failed on the engine thread."""
-    from ..grammar import GrammarError
-    if isinstance(e, GrammarError):  # its grammar proved too costly or ambiguous to follow
-        return ErrorEvent(400, f"grammar error: {e}", "invalid_request_error")
-    return ErrorEvent(500, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, "server_error")
+def task_error(e: Exception) -> PyllamaError:
+    """What a client is told when its own task failed on the engine thread: the
+    library's own errors as they are (a grammar too costly to follow is the
+    client's), anything else as a TaskFailed naming it."""
+    if isinstance(e, GrammarError):
+        return type(e)(f"grammar error: {e}")
+    if isinstance(e, PyllamaError):
+        return e
+    return TaskFailed(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
 
 
 def empty_result(slot_id: int) -> CompletionResult:

@@ -1,172 +1,66 @@
-"""One slot: a sequence of the shared KV cache serving one task at a time. It keeps
-the tokens its cache holds (for prefix reuse), the task's sampler, the generated
-text with stop-string detection, and the timings."""
+"""One slot: a sequence of the shared KV cache (its SlotCache) that serves one task
+at a time (its Generation), and the immutable snapshot of it that /slots reads
+from other threads."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-from ..grammar import GrammarState
-from ..sampling import Sampler, TokenProbs
-from ..tokenizer import StreamDecoder
-from .task import CompletionResult, Task, Timings
-
-if TYPE_CHECKING:
-    from ..tokenizer import Tokenizer
-
-IDLE, PROMPT, GENERATING = "idle", "prompt", "generating"
+from .generation import Generation
+from .scheduler import IDLE, PROMPT
+from .slot_cache import SlotCache
+from .task import TaskRequest
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+@dataclass(frozen=True)
+class SlotSnapshot:
+    """A slot as the engine thread last published it (for /slots and /metrics)."""
 
-
-def partial_stop(text: str, stops: list[str]) -> int:
-    """Length of the longest end of text that begins some stop string (held back while
-    streaming). Only places in the last len(stop)-1 characters holding the stop's first
-    character are tried, each with one C-speed comparison."""
-    best = 0
-    for s in stops:
-        if len(s) < 2:
-            continue
-        tail = text[-(len(s) - 1):]
-        i = tail.find(s[0])
-        while i >= 0 and len(tail) - i > best:
-            if s.startswith(tail[i:]):
-                best = len(tail) - i
-                break
-            i = tail.find(s[0], i + 1)
-    return best
+    id: int
+    is_processing: bool
+    id_task: int | None = None            # the task served now, or last
+    request: TaskRequest | None = None
+    n_prompt_tokens_processed: int = 0
+    n_prompt_tokens_cache: int = 0
+    n_decoded: int = 0
+    has_new_line: bool = False
 
 
 class Slot:
-    def __init__(self, slot_id: int, n_ctx: int):
+    def __init__(self, slot_id: int, n_ctx: int, kv):
         self.id = slot_id
         self.n_ctx = n_ctx               # cells this slot may use
-        self.cache: list[int] = []       # tokens its KV sequence holds, in order
+        self.cache = SlotCache(kv, slot_id)
         self.state = IDLE
-        self.task: Task | None = None
+        self.gen: Generation | None = None
+        self.last: Generation | None = None  # the generation served now, or last (for /slots)
         self.last_used = 0.0
-        self.n_past = 0                  # positions of its sequence in the cache
-        self.last_task: Task | None = None  # for /slots: the task served last (or now)
 
-    # -- a task starts ------------------------------------------------------------
-    def start(self, task: Task, tokenizer: "Tokenizer", n_vocab: int, n_cached: int) -> None:
-        req = task.request
-        self.task = task
-        self.last_task = task
+    @property
+    def cached(self) -> list[int]:
+        return self.cache.tokens
+
+    @property
+    def n_past(self) -> int:
+        return self.cache.n_past
+
+    @property
+    def task(self):
+        return self.gen.task if self.gen is not None else None
+
+    def start(self, gen: Generation) -> None:
+        self.gen = self.last = gen
         self.state = PROMPT
-        self.prompt = req.prompt
-        self.n_past = n_cached           # prompt tokens already in the cache
-        self.n_cached = n_cached
-        self.sampler = Sampler(req.sampling, n_vocab, n_ctx=self.n_ctx, tokenizer=tokenizer,
-                               dry_processed=req.dry_breakers)
-        self.sampler.accept(req.prompt)
-        self.grammar = GrammarState(req.grammar, tokenizer, lazy=req.grammar_lazy, trigger_tokens=req.trigger_tokens,
-                                    trigger_patterns=req.trigger_patterns) if req.grammar is not None else None
-        self.decoder = StreamDecoder(tokenizer, shown=req.preserved_tokens)
-        self.tokens: list[int] = []
-        self.n_decoded = 0
-        self.text = ""
-        self.n_sent = 0                  # characters of text already streamed
-        self.probs: list[TokenProbs] = []
-        self.pending_probs: list[TokenProbs] = []
-        self.sent_tokens = 0
-        self.stop_type = ""
-        self.stopping_word = ""
-        self.truncated = False
-        self.timings = Timings(cache_n=n_cached)
-        self.t_start = time.perf_counter()
-        self.t_first = 0.0
-        self.i_logits = -1               # row of this slot's logits in the step's output
 
     def release(self) -> None:
         self.state = IDLE
-        self.task = None
+        self.gen = None
         self.last_used = time.monotonic()
 
-    # -- generation ---------------------------------------------------------------
-    def add_token(self, tok: int, is_eog: bool, probs: TokenProbs | None, context_shift: bool = False) -> bool:
-        """Record a sampled token; returns True when the task is finished (llama-server's order
-        of checks: stop strings, context, n_predict, indentation, time limit, end of generation)."""
-        req = self.task.request
-        self.n_decoded += 1
-        if probs is not None:
-            self.pending_probs.append(probs)
-        if is_eog:  # counted as decoded, but neither its id nor its text is part of the result
-            self.stop_type = "eos"
-            self.text += self.decoder.flush()
-            return True
-        self.tokens.append(tok)
-        piece = self.decoder.feed(tok)
-        self.text += piece
-        if req.stop:
-            # only the new text (and a stop's length before it) can complete a stop string
-            start = max(0, len(self.text) - len(piece) - max(map(len, req.stop)))
-            hits = [(self.text.find(s, start), s) for s in req.stop]
-            hits = [h for h in hits if h[0] >= 0]
-            if hits:
-                at, word = min(hits)
-                self.text = self.text[:at]
-                self.stop_type, self.stopping_word = "word", word
-                return True
-        if not context_shift and self.n_past + 1 >= self.n_ctx:
-            self.stop_type, self.truncated = "limit", True
-            return True
-        if req.n_predict >= 0 and self.n_decoded >= req.n_predict:
-            self.stop_type = "limit"
-            return True
-        if req.n_indent > 0 and self._under_indented(req.n_indent):
-            self.stop_type = "limit"
-            return True
-        if "\n" in piece and req.t_max_predict_ms > 0 and \
-                (time.perf_counter() - self.t_first) * 1000 > req.t_max_predict_ms:
-            self.stop_type = "limit"
-            return True
-        return False
-
-    def _under_indented(self, n_indent: int) -> bool:
-        """After a newline, a line whose text starts with less than n_indent spaces or
-        tabs of indentation ends the generation; the text is cut where it starts."""
-        start = self.text.rfind("\n") + 1
-        if start == 0:
-            return False  # the first line is never checked
-        line = self.text[start:]
-        indent = len(line) - len(line.lstrip(" \t"))
-        if indent == len(line) or indent >= n_indent:
-            return False  # only indentation so far, or enough of it
-        self.text = self.text[:start + indent]
-        return True
-
-    def shift_context(self, n_keep: int, n_discard: int) -> None:
-        """Forget n_discard tokens after the first n_keep of the cache (the caller
-        moves the KV cells); later positions move down by n_discard."""
-        del self.cache[n_keep:n_keep + n_discard]
-        self.n_past -= n_discard
-        self.truncated = True
-
-    def take_stream_text(self, final: bool) -> str:
-        """The text not yet streamed, minus what might begin a stop string (unless final)."""
-        end = len(self.text)
-        if not final and self.task.request.stop:
-            end -= partial_stop(self.text[self.n_sent:], self.task.request.stop)
-        out = self.text[self.n_sent:end]
-        self.n_sent = end
-        return out
-
-    def result(self) -> CompletionResult:
-        now = time.perf_counter()
-        self.timings.predicted_n = self.n_decoded
-        self.timings.predicted_ms = (now - self.t_first) * 1000 if self.t_first else 0.0
-        self.probs.extend(self.pending_probs)
-        self.pending_probs = []
-        return CompletionResult(
-            content=self.text, tokens=list(self.tokens), id_slot=self.id, n_decoded=self.n_decoded,
-            n_prompt=len(self.prompt), n_cached=self.n_cached, stop_type=self.stop_type or "limit",
-            stopping_word=self.stopping_word, truncated=self.truncated, has_new_line="\n" in self.text,
-            timings=self.timings, probs=self.probs, seed=self.sampler.seed)
+    def snapshot(self) -> SlotSnapshot:
+        g = self.last
+        if g is None:
+            return SlotSnapshot(self.id, self.state != IDLE)
+        return SlotSnapshot(self.id, self.state != IDLE, g.task.id, g.task.request, g.timings.prompt_n, g.n_cached,
+                            g.n_decoded, "\n" in g.text)

@@ -94,12 +94,10 @@ class FinalEvent:
 
 @dataclass
 class ErrorEvent:
-    """An error for the client, in llama-server's envelope terms."""
+    """The task ended with an error: a typed exception (pyllama.errors), which the
+    server maps to llama-server's status code and error type."""
 
-    code: int
-    message: str
-    type: str
-    extra: dict = field(default_factory=dict)
+    error: Exception
 
 
 class Task:

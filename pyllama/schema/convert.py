@@ -14,6 +14,7 @@ from decimal import Decimal
 from math import ceil, floor, isfinite
 from urllib.parse import unquote
 
+from ..errors import InvalidRequest
 from .pattern import PatternError, pattern_to_gbnf
 from .primitives import FORMATS, PRIMITIVES, RESERVED, SPACE, literal
 from .ranges import integer_grammar, number_grammar
@@ -28,8 +29,8 @@ TYPES = ("object", "array", "string", "integer", "number", "boolean", "null")
 _RULE_CHARS = re.compile(r"[^a-zA-Z0-9-]+")
 
 
-class SchemaError(ValueError):
-    pass
+class SchemaError(InvalidRequest):
+    """A JSON Schema that cannot become a grammar (or costs too much to convert)."""
 
 
 def _dump(value) -> str:

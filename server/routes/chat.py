@@ -8,7 +8,7 @@ from pyllama.chat import ChatTemplateError
 from pyllama.engine import ErrorEvent, FinalEvent, PartialEvent
 
 from .. import responses as R
-from ..errors import ApiError, bad_request
+from ..errors import ApiError, bad_request, error_event_body
 from ..constraints import parse_constraint
 from ..disconnect import watcher
 from ..generation import collect, run
@@ -149,7 +149,7 @@ def chat_completions():
         last = None
         for i, ev in run(st.engine, reqs, gone):
             if isinstance(ev, ErrorEvent):
-                yield event(ApiError(ev.code, ev.message, ev.type, **ev.extra).body())
+                yield event(error_event_body(ev.error))
                 return
             if i not in started:
                 started.add(i)
@@ -159,7 +159,7 @@ def chat_completions():
             if isinstance(ev, PartialEvent):
                 choice = {"finish_reason": None, "index": i, "delta": {"content": ev.content}}
                 if ev.probs:
-                    choice["logprobs"] = logprobs(i, ev.probs)
+                    choice["logprobs"] = offload(logprobs, i, ev.probs)
                 yield event({"choices": [choice], **base, "object": "chat.completion.chunk"})
             elif isinstance(ev, FinalEvent):
                 last = ev.result

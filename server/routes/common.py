@@ -8,13 +8,13 @@ import re
 
 from flask import current_app, request
 
-from ..errors import ApiError, bad_request
+from ..errors import ApiError, api_error, bad_request
 
 
 def state():
     st = current_app.config["PYLLAMA_STATE"]
     if st.engine is not None and st.engine.failure is not None:
-        raise ApiError(500, st.engine.failure, "server_error")
+        raise api_error(st.engine.stopped_error())
     if not st.ready:
         if st.load_error:
             raise ApiError(503, f"Loading model failed: {st.load_error}", "unavailable_error")

@@ -7,7 +7,7 @@ from flask import Blueprint, request
 from pyllama.engine import ErrorEvent, FinalEvent, PartialEvent
 
 from .. import responses as R
-from ..errors import ApiError, bad_request
+from ..errors import ApiError, bad_request, error_event_body
 from ..constraints import parse_constraint
 from ..disconnect import watcher
 from ..generation import collect, run
@@ -68,15 +68,15 @@ def completion():
                 chunk = {"index": i, "content": ev.content, "tokens": ev.tokens, "stop": False,
                          "id_slot": ev.id_slot, "tokens_predicted": ev.n_decoded, "tokens_evaluated": ev.n_prompt}
                 if ev.probs:
-                    chunk["completion_probabilities"] = R.probs_json(tok, ev.probs,
-                                                                     reqs[i].sampling.post_sampling_probs)
+                    chunk["completion_probabilities"] = offload(R.probs_json, tok, ev.probs,
+                                                                reqs[i].sampling.post_sampling_probs)
                 yield event(chunk)
             elif isinstance(ev, FinalEvent):
                 yield event(R.completion_final(ev.result, reqs[i], index=i, model=st.alias,
                                                prompt_text=prompt_text(i), n_ctx=st.engine.n_ctx_slot,
                                                tokenizer=tok, return_tokens=return_tokens, stream=True))
             elif isinstance(ev, ErrorEvent):
-                yield event(ApiError(ev.code, ev.message, ev.type, **ev.extra).body())
+                yield event(error_event_body(ev.error))
                 return
 
     return stream_response(generate())
@@ -135,7 +135,8 @@ def v1_completions():
             base = {"created": created, "model": st.alias, "system_fingerprint": R.FINGERPRINT,
                     "object": "text_completion", "id": cid}
             if isinstance(ev, PartialEvent):
-                yield event({"choices": [{"text": ev.content, "index": i, "logprobs": logprobs(reqs[i], ev.probs),
+                lp = offload(logprobs, reqs[i], ev.probs) if ev.probs else None
+                yield event({"choices": [{"text": ev.content, "index": i, "logprobs": lp,
                                           "finish_reason": None}], **base})
             elif isinstance(ev, FinalEvent):
                 last = ev.result
@@ -144,7 +145,7 @@ def v1_completions():
                 chunk["timings"] = ev.result.timings.to_json()
                 yield event(chunk)
             elif isinstance(ev, ErrorEvent):
-                yield event(ApiError(ev.code, ev.message, ev.type, **ev.extra).body())
+                yield event(error_event_body(ev.error))
                 return
         if include_usage and last is not None:
             yield event({"choices": [], "created": created, "model": st.alias, "system_fingerprint": R.FINGERPRINT,

@@ -10,7 +10,7 @@ import queue
 import pytest
 
 from pyllama.engine import Engine, EngineConfig, ErrorEvent, FinalEvent, Task, TaskRequest
-from pyllama.engine.engine import EngineStopped, QueueFull
+from pyllama.errors import EngineFailed, QueueFull, TaskFailed
 from pyllama.llama import Batch, Llama
 from pyllama.sampling import SamplingParams
 
@@ -44,7 +44,7 @@ def run(engine: Engine, *reqs: TaskRequest, timeout: float = 120) -> list:
 
 def consistent(engine: Engine) -> bool:
     kv = engine.llm.kv
-    return all(kv.seq_n_cells(s.id) == len(s.cache) and kv.seq_pos_max(s.id) == len(s.cache) - 1
+    return all(kv.seq_n_cells(s.id) == len(s.cached) and kv.seq_pos_max(s.id) == len(s.cached) - 1
                for s in engine.slots)
 
 
@@ -56,11 +56,11 @@ def test_empty_prompt_is_an_empty_answer_and_leaves_the_cache(llm):
     e = make_engine(llm, n_parallel=1)
     try:
         [ref] = run(e, req(llm, "The capital of France is", 12))
-        cached = list(e.slots[0].cache)
+        cached = list(e.slots[0].cached)
         [empty] = run(e, TaskRequest(prompt=[], sampling=GREEDY, n_predict=4))
         assert isinstance(empty, FinalEvent)
         assert (empty.result.content, empty.result.n_decoded, empty.result.stop_type) == ("", 0, "none")
-        assert e.slots[0].cache == cached and consistent(e)
+        assert e.slots[0].cached == cached and consistent(e)
         [again] = run(e, req(llm, "The capital of France is", 12))
         assert again.result.tokens == ref.result.tokens
         assert again.result.n_cached > 0  # the prefix was reused, and it was right to reuse it
@@ -78,7 +78,7 @@ def test_a_task_whose_setup_fails_fails_alone(llm):
         good = req(llm, "The capital of France is", 8)
         [ref] = run(e, req(llm, "The capital of France is", 8))
         err, ok = run(e, bad, good)
-        assert isinstance(err, ErrorEvent) and err.code == 500
+        assert isinstance(err, ErrorEvent) and isinstance(err.error, TaskFailed)
         assert isinstance(ok, FinalEvent) and ok.result.tokens == ref.result.tokens
         assert consistent(e)
     finally:
@@ -104,7 +104,7 @@ def test_a_failed_batch_is_undone_and_retried_slot_by_slot(llm):
         first, second = run(e, a, req(llm, "Once upon a time there was a king who lived in a castle by the sea and", 6))
         events = [first, second]
         assert sum(isinstance(x, FinalEvent) for x in events) == 1, events
-        assert sum(isinstance(x, ErrorEvent) and "KV cache full" in x.message for x in events) == 1, events
+        assert sum(isinstance(x, ErrorEvent) and "KV cache full" in str(x.error) for x in events) == 1, events
         if isinstance(first, FinalEvent):
             assert first.result.tokens == ref.result.tokens
         llm.kv.seq_rm(40, -1, -1)
@@ -132,8 +132,8 @@ def test_a_dead_engine_thread_fails_every_task(llm):
 
     e.submit(Task(req(llm, "Hello", 3), deliver_then_die), Task(req(llm, "Waiting", 4), q.put))
     ev = q.get(timeout=300)
-    assert isinstance(ev, ErrorEvent) and ev.code == 500 and "SystemExit" in ev.message
+    assert isinstance(ev, ErrorEvent) and isinstance(ev.error, EngineFailed) and "SystemExit" in str(ev.error)
     assert e.failure is not None and "the engine thread stopped" in e.failure
-    with pytest.raises(EngineStopped):
+    with pytest.raises(EngineFailed):
         e.submit(Task(req(llm, "late"), q.put))
     assert e.shutdown(wait_s=30)

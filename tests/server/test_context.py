@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from helpers.server_process import ServerProcess
-from pyllama.engine.slot import Slot
+from pyllama.engine.generation import under_indented
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +45,10 @@ def test_context_shift_keeps_going(shifting):
 
 
 def test_n_indent_cuts_an_underindented_line():
-    slot = Slot(0, 64)
-    slot.text = "def f():\n    return 1\n  x"
-    assert slot._under_indented(4) and slot.text == "def f():\n    return 1\n  "
-    slot.text = "def f():\n    return 1\n      "
-    assert not slot._under_indented(4)
-    slot.text = "no newline yet"
-    assert not slot._under_indented(4)
+    text = "def f():\n    return 1\n  x"
+    assert text[:under_indented(text, 4)] == "def f():\n    return 1\n  "
+    assert under_indented("def f():\n    return 1\n      ", 4) is None
+    assert under_indented("no newline yet", 4) is None
 
 
 def test_cache_reuse_shifts_cached_chunks(small):

@@ -1,0 +1,208 @@
+"""The engine's policy, decided without a model: which waiting task goes to which
+slot, how much of a slot's cache a new prompt reuses (its common prefix, then
+--cache-reuse chunks moved into place), how far a full context shifts, and what
+one batch decodes. Every answer is plain data (a plan) that the engine carries
+out on the KV cache and the model; nothing here touches either, so all of it is
+tested with a few lists (tests/pyllama/test_scheduler.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+IDLE, PROMPT, GENERATING = "idle", "prompt", "generating"
+
+
+class SlotView(Protocol):
+    """What the policy reads of a slot."""
+
+    id: int
+    state: str          # IDLE, PROMPT or GENERATING
+    last_used: float    # when its last task ended (least recently used goes first)
+
+    @property
+    def cached(self) -> Sequence[int]:
+        """The tokens its KV sequence holds, position by position."""
+
+
+class RequestView(Protocol):
+    prompt: Sequence[int]
+    id_slot: int        # -1: any slot
+    cache_prompt: bool
+
+
+class TaskView(Protocol):
+    request: RequestView
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+# -- admission ----------------------------------------------------------------------
+def choose_slot(slots: Sequence[SlotView], request: RequestView, taken: frozenset[int] = frozenset()) \
+        -> SlotView | None:
+    """llama-server's choice: the slot the request names (when idle), else the idle
+    slot whose cache shares the longest prefix with the prompt (ties: the least
+    recently used), else the least recently used idle slot."""
+    if request.id_slot >= 0:
+        s = slots[request.id_slot % len(slots)]
+        return s if s.state == IDLE and s.id not in taken else None
+    idle = [s for s in slots if s.state == IDLE and s.id not in taken]
+    if not idle:
+        return None
+    if request.cache_prompt:
+        best = max(idle, key=lambda s: (common_prefix(s.cached, request.prompt), -s.last_used))
+        if common_prefix(best.cached, request.prompt) > 0:
+            return best
+    return min(idle, key=lambda s: s.last_used)
+
+
+def admit(waiting: Sequence[TaskView], slots: Sequence[SlotView], cont_batching: bool = True) \
+        -> list[tuple[TaskView, SlotView]]:
+    """Which waiting tasks start now, in arrival order, and in which slot. A task
+    whose slot is busy is deferred without holding up those behind it. An empty
+    prompt is answered at once and takes no slot. Without continuous batching no
+    task starts while any slot is generating."""
+    if not cont_batching and any(s.state == GENERATING for s in slots):
+        return []
+    out: list[tuple[TaskView, SlotView]] = []
+    taken: set[int] = set()
+    for task in waiting:
+        slot = choose_slot(slots, task.request, frozenset(taken))
+        if slot is None:
+            continue
+        if task.request.prompt:
+            taken.add(slot.id)
+        out.append((task, slot))
+    return out
+
+
+# -- prompt cache reuse ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Move:
+    """Cached tokens [src, src + n) move down to positions [dst, dst + n)."""
+
+    src: int
+    dst: int
+    n: int
+
+
+@dataclass(frozen=True)
+class ReusePlan:
+    n_prefix: int                # the common prefix, kept where it is
+    moves: tuple[Move, ...]      # --cache-reuse chunks after it, in order
+    n_cached: int                # prompt tokens the cache holds afterwards; the rest is dropped
+
+
+def plan_reuse(cached: Sequence[int], prompt: Sequence[int], *, cache_prompt: bool = True,
+               n_cache_reuse: int = 0) -> ReusePlan:
+    """What of a slot's cache a prompt keeps. Past the common prefix, runs of at
+    least n_cache_reuse cached tokens that the prompt repeats further on are moved
+    to their new positions instead of being decoded again (llama-server's
+    --cache-reuse). The last prompt token is always decoded again, for its logits."""
+    if not cache_prompt:
+        return ReusePlan(0, (), 0)
+    n_past = common_prefix(cached, prompt)
+    n_prefix = n_past
+    moves: list[Move] = []
+    if n_cache_reuse > 0:
+        head_c = head_p = n_past
+        while head_c < len(cached) and head_p < len(prompt):
+            n = 0
+            while head_c + n < len(cached) and head_p + n < len(prompt) and cached[head_c + n] == prompt[head_p + n]:
+                n += 1
+            if n >= n_cache_reuse:
+                moves.append(Move(head_c, head_p, n))
+                n_past += n
+                head_c += n
+                head_p += n
+            else:
+                head_c += 1
+    n_cached = min(n_past, len(prompt) - 1)
+    while moves and moves[-1].dst >= n_cached:  # a move wholly past what is kept is pointless
+        moves.pop()
+    return ReusePlan(min(n_prefix, n_cached), tuple(moves), max(0, n_cached))
+
+
+# -- context shift ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class ShiftPlan:
+    n_keep: int      # first positions kept
+    n_discard: int   # positions after them dropped; the rest moves down by this much
+
+
+def plan_shift(n_past: int, n_ctx: int, *, n_prompt: int, n_keep: int, n_discard: int,
+               add_bos: bool) -> ShiftPlan | None:
+    """llama-server's context shift for a generating slot whose next token would not
+    fit: keep n_keep tokens (-1: the whole prompt; BOS added), drop n_discard after
+    them (0: half of the rest), slide the remainder down. None while it fits."""
+    if n_past + 1 < n_ctx:
+        return None
+    keep = n_prompt if n_keep < 0 else n_keep
+    if add_bos:
+        keep += 1
+    keep = min(n_ctx - 4, keep)
+    n_left = n_past - keep
+    discard = n_discard if n_discard else n_left // 2
+    discard = max(0, min(discard, max(0, n_left - 1)))
+    return ShiftPlan(keep, discard)
+
+
+# -- one batch ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Work:
+    """What a busy slot wants decoded: the next generated token, or the rest of its
+    prompt from position n_past on."""
+
+    slot: int
+    n_past: int
+    token: int | None = None          # generating: the token sampled last
+    prompt: Sequence[int] = ()        # processing its prompt: all of it
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Tokens of one slot in a batch, at positions pos, pos + 1, ..."""
+
+    slot: int
+    tokens: tuple[int, ...]
+    pos: int
+    logits: bool     # the logits of its last token come back (a generated token, or the prompt's end)
+    prompt: bool     # prompt tokens (else one generated token)
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    pieces: tuple[Piece, ...]
+
+    @property
+    def rows(self) -> tuple[Piece, ...]:
+        """Row i of the decode's logits belongs to rows[i]: the pieces that asked for
+        logits, in batch order."""
+        return tuple(p for p in self.pieces if p.logits)
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(len(p.tokens) for p in self.pieces)
+
+
+def plan_batch(work: Sequence[Work], n_batch: int) -> BatchPlan:
+    """Continuous batching: one token for every generating slot, then prompt chunks
+    in slot order within the n_batch token budget (a prompt longer than what is
+    left goes on in the next batch)."""
+    pieces = [Piece(w.slot, (w.token,), w.n_past, True, False) for w in work if w.token is not None]
+    budget = n_batch - len(pieces)
+    for w in work:
+        if w.token is not None or budget <= 0:
+            continue
+        chunk = tuple(w.prompt[w.n_past:w.n_past + budget])
+        if not chunk:
+            continue
+        pieces.append(Piece(w.slot, chunk, w.n_past, w.n_past + len(chunk) == len(w.prompt), True))
+        budget -= len(chunk)
+    return BatchPlan(tuple(pieces))
