@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 
-from . import __version__
+from pyllama import __version__
 
 # (flags, dest, type, default, environment variable, help)
 FLAGS: list[tuple] = [
@@ -94,7 +94,7 @@ def parser() -> argparse.ArgumentParser:
 
 def resolve(ns: argparse.Namespace | None = None, environ=os.environ):
     """Flag, else environment variable, else default -> ServerConfig."""
-    from .server_config import build_config
+    from .config import build_config
     values = {}
     for flags, dest, typ, default, env, _ in FLAGS:
         v = getattr(ns, dest, None) if ns is not None else None
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import gevent
 
-    from .server import create_app
+    from .app import create_app
     failed: list[str] = []
     servers: list = []
     hub = gevent.get_hub()
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ssl = {}
     if config.ssl_key_file and config.ssl_cert_file:
         ssl = {"keyfile": config.ssl_key_file, "certfile": config.ssl_cert_file}
-    from .server.disconnect import Handler
+    from .disconnect import Handler
     Handler.timeout_s = config.timeout if config.timeout > 0 else None
     from gevent.pool import Pool
     # a pool (unbounded) so that stopping waits for running requests (serve_forever's stop_timeout)

@@ -1,13 +1,53 @@
-"""ServerConfig from resolved flag values (checks that need no model)."""
+"""ServerConfig, and one from resolved flag values (checks that need no model)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
-from .engine.engine import MAX_SLOTS
-from .grammar import GrammarError, compile_grammar
-from .sampling import SamplingParams
-from .schema import SchemaError, schema_to_grammar
+from pyllama.engine.engine import MAX_SLOTS
+from pyllama.grammar import GrammarError, compile_grammar
+from pyllama.sampling import SamplingParams
+from pyllama.schema import SchemaError, schema_to_grammar
+
+
+@dataclass
+class ServerConfig:
+    model: str = ""
+    alias: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    ctx_size: int = 4096
+    parallel: int = 1
+    threads: int = 0
+    threads_batch: int = 0
+    batch_size: int = 2048
+    ubatch_size: int = 512
+    n_predict: int = -1
+    keep: int = 0
+    cont_batching: bool = True
+    cache_reuse: int = 0
+    context_shift: bool = False
+    cache_type_k: str = "f16"
+    cache_type_v: str = "f16"
+    api_keys: list[str] = field(default_factory=list)
+    ssl_key_file: str = ""
+    ssl_cert_file: str = ""
+    timeout: int = 600
+    metrics: bool = False
+    slots: bool = True
+    props: bool = False
+    chat_template: str = ""
+    chat_template_file: str = ""
+    jinja: bool = True
+    webui: bool = True
+    path: str = ""
+    log_disable: bool = False
+    verbose: bool = False
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    grammar: str = ""             # GBNF for requests that bring no constraint (--grammar, --json-schema)
+    max_queue: int = 128          # tasks waiting for a slot; more are refused with 503 (-1: no bound)
+    shutdown_grace: float = 30.0  # seconds running requests get after SIGTERM/SIGINT
 
 
 def default_grammar(v: dict) -> str:
@@ -36,9 +76,7 @@ def default_grammar(v: dict) -> str:
     return text
 
 
-def build_config(v: dict):
-    from pyllama.server.state import ServerConfig
-
+def build_config(v: dict) -> ServerConfig:
     keys = [k.strip() for k in v["api_key"].split(",") if k.strip()] if v["api_key"] else []
     if v["api_key_file"]:
         with open(v["api_key_file"], encoding="utf-8") as f:
