@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 from .errors import ApiError
 from .generation import ClientGone
 from .routes import chat, completion, misc, slots, webui
-from .config import ServerConfig
+from .config import ServerConfig, config_from_env
 from .state import ServerState
 
 PUBLIC = {"/health", "/v1/health"}
@@ -52,7 +52,6 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
     loaded, on_fatal(reason) is called on the loader thread; by default the process
     exits with code 3 (under gunicorn: the worker failed to boot, the arbiter stops)."""
     if config is None:
-        from .cli import config_from_env
         config = config_from_env()
     _default_logging()
     app = Flask("pyllama.server")

@@ -59,7 +59,7 @@ class ServerState:
         cfg = self.config
         try:
             self.model_path = str(resolve_model(cfg.model, progress=log_progress(log)))
-            llm = Llama(self.model_path, n_ctx=cfg.ctx_size, n_threads=cfg.threads or None,
+            llm = Llama(self.model_path, n_ctx=cfg.ctx_size, n_threads=cfg.n_threads or None,
                         n_ubatch=cfg.ubatch_size, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v)
             self.template = self._chat_template(llm)
             engine = Engine(llm, EngineConfig(n_parallel=cfg.parallel, n_batch=cfg.batch_size,
