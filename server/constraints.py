@@ -96,7 +96,7 @@ def parse_constraint(state, body: dict, *, openai: bool) -> Constraint:
     if schema is not None:
         text = grammar_for_schema(schema)
     elif not text and "grammar" not in body:
-        text = state.config.grammar
+        text = state.config.default_grammar
     c = Constraint(text=text)
     if text:
         try:

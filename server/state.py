@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 from pyllama.chat import ChatTemplate
@@ -16,50 +15,12 @@ from pyllama.engine.bridge import original
 from pyllama.llama import Llama
 from pyllama.model_fetch import log_progress
 from pyllama.model_registry import resolve_model
-from pyllama.sampling import SamplingParams
+
+from .config import ServerConfig
 
 from .metrics import Scrapes
 
 log = logging.getLogger("pyllama.server")
-
-
-@dataclass
-class ServerConfig:
-    model: str = ""
-    alias: str = ""
-    host: str = "127.0.0.1"
-    port: int = 8080
-    ctx_size: int = 4096
-    parallel: int = 1
-    threads: int = 0
-    threads_batch: int = 0
-    batch_size: int = 2048
-    ubatch_size: int = 512
-    n_predict: int = -1
-    keep: int = 0
-    cont_batching: bool = True
-    cache_reuse: int = 0
-    context_shift: bool = False
-    cache_type_k: str = "f16"
-    cache_type_v: str = "f16"
-    api_keys: list[str] = field(default_factory=list)
-    ssl_key_file: str = ""
-    ssl_cert_file: str = ""
-    timeout: int = 600
-    metrics: bool = False
-    slots: bool = True
-    props: bool = False
-    chat_template: str = ""
-    chat_template_file: str = ""
-    jinja: bool = True
-    webui: bool = True
-    path: str = ""
-    log_disable: bool = False
-    verbose: bool = False
-    sampling: SamplingParams = field(default_factory=SamplingParams)
-    grammar: str = ""             # GBNF for requests that bring no constraint (--grammar, --json-schema)
-    max_queue: int = 128          # tasks waiting for a slot; more are refused with 503 (-1: no bound)
-    shutdown_grace: float = 30.0  # seconds running requests get after SIGTERM/SIGINT
 
 
 def exit_process(code: int = 3) -> Callable[[str], None]:
@@ -101,7 +62,7 @@ class ServerState:
         cfg = self.config
         try:
             self.model_path = str(resolve_model(cfg.model, progress=log_progress(log)))
-            llm = Llama(self.model_path, n_ctx=cfg.ctx_size, n_threads=cfg.threads or None,
+            llm = Llama(self.model_path, n_ctx=cfg.ctx_size, n_threads=cfg.n_threads or None,
                         n_ubatch=cfg.ubatch_size, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v)
             self.template = self._chat_template(llm)
             engine = Engine(llm, EngineConfig(n_parallel=cfg.parallel, n_batch=cfg.batch_size,

@@ -27,7 +27,7 @@ class ServerProcess:
     def __init__(self, model, *args: str, env: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "pyllama.server_cli", "-m", str(model), "--port", str(self.port), *args]
+        cmd = [sys.executable, "-m", "pyllama.server.cli", "-m", str(model), "--port", str(self.port), *args]
         self.t_start = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=RUN_DIR,
                                      env={**os.environ, **(env or {})})

@@ -116,7 +116,7 @@ def test_concurrent_fetches_share_one_download(index, tmp_path):
 
 
 THREAD_SCRIPT = textwrap.dedent("""
-    from pyllama.server_cli import patch_gevent
+    from pyllama.server.cli import patch_gevent
     patch_gevent()
     import gevent, hashlib, sys
     from pathlib import Path

@@ -46,7 +46,7 @@ def test_cors_preflight_needs_no_key(keyed):
 
 def test_loading_state_answers_503():
     from pyllama.server import create_app
-    from pyllama.server.state import ServerConfig
+    from pyllama.server.config import ServerConfig
     app = create_app(ServerConfig(model="unused"), load=False)
     c = app.test_client()
     r = c.get("/health")
@@ -58,7 +58,7 @@ def test_loading_state_answers_503():
 def test_https(smollm2_path, tmp_path):
     key, cert = self_signed_cert(tmp_path)
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pyllama.server_cli", "-m", str(smollm2_path), "--port",
+    proc = subprocess.Popen([sys.executable, "-m", "pyllama.server.cli", "-m", str(smollm2_path), "--port",
                              str(port), "--ssl-key-file", str(key), "--ssl-cert-file", str(cert), "-c", "512"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=RUN_DIR)
     try:

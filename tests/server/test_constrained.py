@@ -224,7 +224,7 @@ def test_default_json_schema_from_the_command_line(smollm2_path):
 
 
 def test_bad_default_grammar_stops_the_server_with_a_message():
-    p = subprocess.run([sys.executable, "-m", "pyllama.server_cli", "-m", "smollm2-135m", "--grammar",
+    p = subprocess.run([sys.executable, "-m", "pyllama.server.cli", "-m", "smollm2-135m", "--grammar",
                         "root ::= ("], cwd=RUN_DIR, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
     assert "--grammar" in p.stderr

@@ -206,7 +206,7 @@ def test_sigterm_lets_a_running_stream_finish_then_exits_0(smollm2_path):
 
 
 def test_too_many_slots_is_refused_at_start():
-    out = subprocess.run([sys.executable, "-m", "pyllama.server_cli", "-m", "smollm2-135m", "-np", "65",
+    out = subprocess.run([sys.executable, "-m", "pyllama.server.cli", "-m", "smollm2-135m", "-np", "65",
                           "--port", str(free_port())], capture_output=True, text=True, timeout=60, cwd=RUN_DIR)
     assert out.returncode == 2
     assert "--parallel must be between 1 and 64" in out.stderr
@@ -215,7 +215,7 @@ def test_too_many_slots_is_refused_at_start():
 def test_disconnect_is_seen_under_tls(smollm2_path, tmp_path):
     key, cert = self_signed_cert(tmp_path)
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pyllama.server_cli", "-m", str(smollm2_path), "--port",
+    proc = subprocess.Popen([sys.executable, "-m", "pyllama.server.cli", "-m", str(smollm2_path), "--port",
                              str(port), "--ssl-key-file", str(key), "--ssl-cert-file", str(cert), "-c", "1024",
                              "-t", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=RUN_DIR)
     url = f"https://127.0.0.1:{port}"

@@ -15,7 +15,7 @@ import requests
 from helpers.fake_wheels import local_index_env, write_wheel
 from helpers.server_process import RUN_DIR, free_port
 
-SERVER = [sys.executable, "-m", "pyllama.server_cli"]
+SERVER = [sys.executable, "-m", "pyllama.server.cli"]
 
 
 def run_until_exit(cmd: list[str], env: dict, timeout: float = 30.0) -> tuple[int, str, float]:

@@ -1,0 +1,151 @@
+"""ServerConfig: pyllama-server's flags, each declared once (llama-server's names and
+LLAMA_ARG_* variables), and what the server derives from them. Making one checks
+it (the checks that need no model): ValueError, naming the flag at fault."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from pyllama.engine.engine import MAX_SLOTS
+from pyllama.grammar import GrammarError, compile_grammar
+from pyllama.sampling import SamplingParams
+from pyllama.schema import SchemaError, schema_to_grammar
+
+from .flags import check, declared, flag, given
+
+
+@dataclass
+class ServerConfig:
+    model: str = flag("-m", "--model", default="", env="LLAMA_ARG_MODEL",
+                      help="model path, or a default model name fetched on first use (smollm2-135m, gemma3-270m)")
+    alias: str = flag("-a", "--alias", default="", env="LLAMA_ARG_ALIAS", help="model name reported by the API")
+    host: str = flag("--host", default="127.0.0.1", env="LLAMA_ARG_HOST", help="address to listen on")
+    port: int = flag("--port", default=8080, env="LLAMA_ARG_PORT", help="port to listen on")
+    ctx_size: int = flag("-c", "--ctx-size", default=4096, env="LLAMA_ARG_CTX_SIZE",
+                         help="KV cache cells, shared by all slots")
+    parallel: int = flag("-np", "--parallel", default=1, env="LLAMA_ARG_N_PARALLEL", help="number of slots",
+                         check=lambda v: 1 <= v <= MAX_SLOTS,
+                         must=f"be between 1 and {MAX_SLOTS} (the KV cache's sequences)")
+    threads: int = flag("-t", "--threads", default=0, env="LLAMA_ARG_THREADS", help="compute threads (0: all cores)")
+    threads_batch: int = flag("-tb", "--threads-batch", default=0, env="LLAMA_ARG_THREADS_BATCH",
+                              help="threads for prompt batches (one pool serves both here: the larger of -t and "
+                                   "-tb is used)")
+    batch_size: int = flag("-b", "--batch-size", default=2048, env="LLAMA_ARG_BATCH", help="tokens per engine step")
+    ubatch_size: int = flag("-ub", "--ubatch-size", default=512, env="LLAMA_ARG_UBATCH",
+                            help="tokens per forward pass")
+    n_predict: int = flag("-n", "--n-predict", default=-1, env="LLAMA_ARG_N_PREDICT",
+                          help="cap on tokens per request (-1: none)")
+    keep: int = flag("--keep", default=0, help="prompt tokens kept on a context shift")
+    max_queue: int = flag("--max-queue", default=128, env="LLAMA_ARG_MAX_QUEUE",
+                          help="requests that may wait for a slot; more get 503 at once (-1: no bound, as "
+                               "llama-server)",
+                          check=lambda v: v >= -1, must="be -1 (no bound) or more")
+    shutdown_grace: float = flag("--shutdown-grace", default=30.0, env="LLAMA_ARG_SHUTDOWN_GRACE",
+                                 help="seconds running requests get to finish after SIGTERM/SIGINT",
+                                 check=lambda v: v >= 0, must="be 0 or more seconds")  # NaN fails too
+    seed: int = flag("-s", "--seed", default=-1, help="default sampling seed (-1: random)", sampling="seed")
+    temp: float = flag("--temp", default=0.8, help="default temperature", sampling="temperature")
+    top_k: int = flag("--top-k", default=40, help="default top-k", sampling="top_k")
+    top_p: float = flag("--top-p", default=0.95, help="default top-p", sampling="top_p")
+    min_p: float = flag("--min-p", default=0.05, help="default min-p", sampling="min_p")
+    repeat_penalty: float = flag("--repeat-penalty", default=1.0, help="default repeat penalty",
+                                 sampling="repeat_penalty")
+    repeat_last_n: int = flag("--repeat-last-n", default=64, help="default penalty window", sampling="repeat_last_n",
+                              check=lambda v: v >= -1, must="be -1 or more")
+    presence_penalty: float = flag("--presence-penalty", default=0.0, help="default presence penalty",
+                                   sampling="presence_penalty")
+    frequency_penalty: float = flag("--frequency-penalty", default=0.0, help="default frequency penalty",
+                                    sampling="frequency_penalty")
+    cache_reuse: int = flag("--cache-reuse", default=0, env="LLAMA_ARG_CACHE_REUSE",
+                            help="min chunk to reuse by KV shifting")
+    cache_type_k: str = flag("-ctk", "--cache-type-k", default="f16", env="LLAMA_ARG_CACHE_TYPE_K", help="K cache type")
+    cache_type_v: str = flag("-ctv", "--cache-type-v", default="f16", env="LLAMA_ARG_CACHE_TYPE_V", help="V cache type")
+    api_key: str = flag("--api-key", default="", env="LLAMA_API_KEY", help="API keys, comma-separated")
+    api_key_file: str = flag("--api-key-file", default="", help="file with one API key per line")
+    ssl_key_file: str = flag("--ssl-key-file", default="", env="LLAMA_ARG_SSL_KEY_FILE",
+                             help="PEM private key (HTTPS)")
+    ssl_cert_file: str = flag("--ssl-cert-file", default="", env="LLAMA_ARG_SSL_CERT_FILE",
+                              help="PEM certificate (HTTPS)")
+    timeout: int = flag("-to", "--timeout", default=600, env="LLAMA_ARG_TIMEOUT", help="read/write timeout, seconds")
+    chat_template: str = flag("--chat-template", default="", env="LLAMA_ARG_CHAT_TEMPLATE",
+                              help="a Jinja chat template")
+    chat_template_file: str = flag("--chat-template-file", default="", env="LLAMA_ARG_CHAT_TEMPLATE_FILE",
+                                   help="file with a Jinja chat template")
+    path: str = flag("--path", default="", env="LLAMA_ARG_STATIC_PATH", help="directory of static files to serve")
+    grammar: str = flag("--grammar", default="", help="default GBNF grammar for requests that bring no constraint")
+    grammar_file: str = flag("--grammar-file", default="", help="file with the default GBNF grammar")
+    json_schema: str = flag("-j", "--json-schema", default="",
+                            help="default JSON schema (e.g. {} for any JSON object)")
+    json_schema_file: str = flag("-jf", "--json-schema-file", default="", help="file with the default JSON schema")
+    # switches (-h lists them last)
+    cont_batching: bool = flag("-cb", "--cont-batching", off=("-nocb", "--no-cont-batching"), default=True,
+                               env="LLAMA_ARG_CONT_BATCHING", help="continuous batching")
+    context_shift: bool = flag("--context-shift", off=("--no-context-shift",), default=False,
+                               env="LLAMA_ARG_CONTEXT_SHIFT", help="shift the context when it fills")
+    metrics: bool = flag("--metrics", default=False, env="LLAMA_ARG_ENDPOINT_METRICS", help="enable /metrics")
+    slots: bool = flag("--slots", off=("--no-slots",), default=True, env="LLAMA_ARG_ENDPOINT_SLOTS",
+                       help="enable /slots")
+    props: bool = flag("--props", default=False, env="LLAMA_ARG_ENDPOINT_PROPS", help="allow POST /props")
+    jinja: bool = flag("--jinja", off=("--no-jinja",), default=True, env="LLAMA_ARG_JINJA", help="Jinja chat templates")
+    webui: bool = flag("--webui", off=("--no-webui",), default=True, env="LLAMA_ARG_WEBUI", help="serve the web UI")
+    log_disable: bool = flag("--log-disable", default=False, help="no logging")
+    verbose: bool = flag("-v", "--verbose", default=False, help="verbose logging")
+
+    # derived from the flags when the config is made
+    api_keys: list[str] = field(init=False, default_factory=list)  # --api-key's, then --api-key-file's
+    n_threads: int = field(init=False, default=0)                   # the one pool's size: the larger of -t, -tb
+    sampling: SamplingParams = field(init=False, default_factory=SamplingParams)  # the flags marked sampling=
+    default_grammar: str = field(init=False, default="")  # GBNF for requests that bring no constraint
+
+    def __post_init__(self) -> None:
+        check(self)
+        if self.ctx_size < self.parallel:
+            raise ValueError("--ctx-size must be at least --parallel")
+        self.api_keys = [k.strip() for k in self.api_key.split(",") if k.strip()]
+        if self.api_key_file:
+            with open(self.api_key_file, encoding="utf-8") as f:
+                self.api_keys += [line.strip() for line in f if line.strip()]
+        self.n_threads = max(self.threads, self.threads_batch)
+        self.sampling = SamplingParams(**{f.sampling: getattr(self, name)
+                                          for name, _, _, f in declared(ServerConfig) if f.sampling})
+        self.default_grammar = _default_grammar(self)
+
+
+def _default_grammar(cfg: ServerConfig) -> str:
+    """--grammar(-file) or --json-schema(-file), as GBNF."""
+    text = cfg.grammar
+    if cfg.grammar_file:
+        with open(cfg.grammar_file, encoding="utf-8") as f:
+            text = f.read()
+    schema_text = cfg.json_schema
+    if cfg.json_schema_file:
+        with open(cfg.json_schema_file, encoding="utf-8") as f:
+            schema_text = f.read()
+    if schema_text:
+        if text:
+            raise ValueError("--grammar and --json-schema exclude each other")
+        try:
+            schema = json.loads(schema_text)
+            text = schema_to_grammar({"type": "object"} if schema == {} else schema)
+        except (json.JSONDecodeError, SchemaError) as e:
+            raise ValueError(f"--json-schema: {e}") from None
+    if text and "<" not in text:  # token references need the model's vocabulary: checked per request
+        try:
+            compile_grammar(text)
+        except GrammarError as e:
+            raise ValueError(f"--grammar: {e}") from None
+    return text
+
+
+def resolve(ns: argparse.Namespace | None = None, environ: Mapping[str, str] = os.environ) -> ServerConfig:
+    """Flag, else environment variable, else default."""
+    return ServerConfig(**given(ServerConfig, ns, environ))
+
+
+def config_from_env(environ: Mapping[str, str] = os.environ) -> ServerConfig:
+    """The config of a server started without a command line (gunicorn)."""
+    return resolve(None, environ)
