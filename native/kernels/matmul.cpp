@@ -62,22 +62,19 @@ void matmul(const WeightView& w, const float* x, int64_t m, int64_t x_stride, fl
     const int64_t n_act_tiles = (m + kActTile - 1) / kActTile;
     std::atomic<int64_t> next_tile{0};
     std::atomic<int64_t> next_row{0};
-    std::atomic<int> quantized{0};
-    const int nth = pool.n_threads();
+    std::atomic<int64_t> rows_done{0};
 
     const uint8_t* wbase = static_cast<const uint8_t*>(w.data);
     pool.run([&](int, int) {
-        // Phase 1: quantize activation rows (rows claimed dynamically).
+        // Phase 1: quantize activation rows (rows claimed dynamically). Then wait
+        // for the rows others claimed and are still quantizing - never for a
+        // thread that has not arrived (the pool may run this call on any thread).
         for (int64_t r; (r = next_row.fetch_add(1)) < m;) {
             quant(x + r * x_stride, act + r * act_row, k);
             if (need_sums) act_block_sums(at, act + r * act_row, k, sums + r * nb);
+            rows_done.fetch_add(1, std::memory_order_acq_rel);
         }
-        quantized.fetch_add(1, std::memory_order_acq_rel);
-        while (quantized.load(std::memory_order_acquire) < nth) {
-#if defined(__x86_64__)
-            __builtin_ia32_pause();
-#endif
-        }
+        wait_until([&] { return rows_done.load(std::memory_order_acquire) >= m; });
         // Phase 2: output tiles, claimed dynamically.
         const int64_t total = n_row_tiles * n_act_tiles;
         for (int64_t t; (t = next_tile.fetch_add(1)) < total;) {

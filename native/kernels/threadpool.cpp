@@ -12,11 +12,11 @@
 namespace pyllama {
 
 namespace {
-constexpr int kSpinIterations = 1 << 16;  // ~ tens of microseconds before sleeping
+constexpr int kSpinIterations = 1 << 16;  // a worker's spin before it sleeps (about a millisecond)
 }
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
-    for (int i = 1; i < n_threads_; ++i) workers_.emplace_back(&ThreadPool::worker, this, i);
+    for (int i = 1; i < n_threads_; ++i) workers_.emplace_back(&ThreadPool::worker, this);
 }
 
 ThreadPool::~ThreadPool() {
@@ -34,19 +34,31 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
         fn(0, 1);
         return;
     }
-    job_ = &fn;
-    pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+    // A worker still finishing its claim on the previous job cannot exist here:
+    // that job returned only once all its calls were done. A late worker that
+    // claims now gets an ith >= nth (nothing) or a call of this job.
+    job_.store(&fn, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    next_.store(0, std::memory_order_release);
     {
         std::lock_guard<std::mutex> lock(mu_);
         generation_.fetch_add(1, std::memory_order_release);
         if (sleeping_ > 0) cv_.notify_all();
     }
-    fn(0, n_threads_);
-    while (pending_.load(std::memory_order_acquire) != 0) PYLLAMA_PAUSE();
-    job_ = nullptr;
+    take_calls(n_threads_);
+    // Only calls a worker claimed and is running remain; a worker preempted in the
+    // middle of one is given the core back rather than spun against.
+    wait_until([&] { return done_.load(std::memory_order_acquire) >= n_threads_; });
 }
 
-void ThreadPool::worker(int ith) {
+void ThreadPool::take_calls(int nth) {
+    for (int ith; (ith = next_.fetch_add(1, std::memory_order_acq_rel)) < nth;) {
+        (*job_.load(std::memory_order_acquire))(ith, nth);
+        done_.fetch_add(1, std::memory_order_acq_rel);
+    }
+}
+
+void ThreadPool::worker() {
     uint64_t seen = 0;
     for (;;) {
         uint64_t g = generation_.load(std::memory_order_acquire);
@@ -63,8 +75,7 @@ void ThreadPool::worker(int ith) {
         }
         seen = g;
         if (stop_.load()) return;
-        (*job_)(ith, n_threads_);
-        pending_.fetch_sub(1, std::memory_order_acq_rel);
+        take_calls(n_threads_);
     }
 }
 

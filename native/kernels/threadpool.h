@@ -1,9 +1,12 @@
-// A persistent pool of compute threads with a cheap fork/join barrier.
+// A persistent pool of compute threads with a cheap fork/join.
 //
-// run(fn) executes fn(ith, nth) on every thread (the caller is thread 0) and
-// returns when all are done. Idle workers spin briefly on the generation
-// counter before sleeping, so back-to-back ops (hundreds per token) do not pay
-// a futex wake-up each.
+// run(fn) calls fn(ith, nth) once for every ith in [0, nth) and returns when all
+// calls are done. The calls are claimed, not assigned: the caller and the workers
+// take the next ith until none is left, so a worker the OS has not scheduled
+// (more busy threads than cores) is simply not waited for - the caller does its
+// share. fn must therefore never wait for another ith (no barrier inside).
+// Idle workers spin briefly on the generation counter before sleeping, so
+// back-to-back ops (hundreds per token) do not pay a futex wake-up each.
 #pragma once
 
 #include <atomic>
@@ -13,7 +16,27 @@
 #include <thread>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace pyllama {
+
+// Waits until done() holds, for work other threads are doing now: a short spin
+// (the usual case: microseconds), then the core is yielded, so a thread the OS
+// preempted in the middle of that work gets to finish it.
+template <class Done>
+inline void wait_until(Done done) {
+    for (int spin = 0; !done(); ++spin) {
+#if defined(__x86_64__)
+        if (spin < 4096) {
+            _mm_pause();
+            continue;
+        }
+#endif
+        std::this_thread::yield();
+    }
+}
 
 class ThreadPool {
    public:
@@ -26,13 +49,16 @@ class ThreadPool {
     void run(const std::function<void(int ith, int nth)>& fn);
 
    private:
-    void worker(int ith);
+    void worker();
 
     int n_threads_;
     std::vector<std::thread> workers_;
-    const std::function<void(int, int)>* job_ = nullptr;
+    void take_calls(int nth);
+
+    std::atomic<const std::function<void(int, int)>*> job_{nullptr};
     std::atomic<uint64_t> generation_{0};
-    std::atomic<int> pending_{0};
+    std::atomic<int> next_{0};  // the next ith to claim
+    std::atomic<int> done_{0};  // calls finished
     std::atomic<bool> stop_{false};
     std::mutex mu_;
     std::condition_variable cv_;
