@@ -69,7 +69,7 @@ class Batch:
 
 
 @dataclass
-class Timings:
+class RunTimings:
     """Counts and wall times of the last generate() call."""
 
     n_prompt: int = 0
@@ -117,7 +117,7 @@ class Llama:
             raise ModelLoadError(f"'{self.path}': {e}") from None
         self.n_vocab: int = self._model.n_vocab
         self.n_params: int = sum(math.prod(t.shape) for t in self.gguf.tensors.values())
-        self.timings = Timings()
+        self.timings = RunTimings()
         self._last_logits: np.ndarray | None = None
 
     # -- properties -------------------------------------------------------
@@ -203,7 +203,7 @@ class Llama:
         sampler = Sampler(sampling, self.n_vocab, n_ctx=self.n_ctx, tokenizer=self.tokenizer)
         sampler.accept(ids)
         state = GrammarState(compile_grammar(grammar, self.tokenizer), self.tokenizer) if grammar else None
-        self.timings = Timings(n_prompt=len(ids))
+        self.timings = RunTimings(n_prompt=len(ids))
         t0 = time.perf_counter()
         logits = self.eval(ids, seq_id=seq_id)
         t1 = time.perf_counter()

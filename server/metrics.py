@@ -15,16 +15,17 @@ class Scrapes:
 
     def text(self, stats, n_busy: int, n_deferred: int) -> str:
         s = stats
-        now = (s.n_prompt_tokens, s.t_prompt_s, s.n_predicted, s.t_predicted_s, s.n_decode, s.n_busy_slots_total)
+        prompt_s, predicted_s = s.prompt.ms / 1000, s.predicted.ms / 1000
+        now = (s.prompt.n, prompt_s, s.predicted.n, predicted_s, s.n_decode, s.n_busy_slots_total)
         d_prompt, d_prompt_s, d_pred, d_pred_s, d_decode, d_busy = (a - b for a, b in zip(now, self.last))
         self.last = now
         rows = [
-            ("counter", "prompt_tokens_total", "Number of prompt tokens processed.", s.n_prompt_tokens),
+            ("counter", "prompt_tokens_total", "Number of prompt tokens processed.", s.prompt.n),
             ("counter", "prompt_tokens_cached_total", "Number of prompt tokens taken from the cache.",
              s.n_prompt_cached),
-            ("counter", "prompt_seconds_total", "Prompt process time", s.t_prompt_s),
-            ("counter", "tokens_predicted_total", "Number of generation tokens processed.", s.n_predicted),
-            ("counter", "tokens_predicted_seconds_total", "Predict process time", s.t_predicted_s),
+            ("counter", "prompt_seconds_total", "Prompt process time", prompt_s),
+            ("counter", "tokens_predicted_total", "Number of generation tokens processed.", s.predicted.n),
+            ("counter", "tokens_predicted_seconds_total", "Predict process time", predicted_s),
             ("counter", "n_decode_total", "Total number of llama_decode() calls", s.n_decode),
             ("counter", "n_tokens_max", "Largest observed n_tokens.", s.n_tokens_max),
             ("gauge", "prompt_tokens_seconds", "Average prompt throughput in tokens/s.",

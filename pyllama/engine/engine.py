@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import (ContextOverflow, EngineFailed, PyllamaError, QueueFull, ShuttingDown, TaskFailed,
                       check_fits)
@@ -17,7 +17,7 @@ from .bridge import original
 from .generation import Generation
 from .scheduler import GENERATING, IDLE, PROMPT, BatchPlan, Work, admit, plan_batch, plan_reuse, plan_shift
 from .slot import Slot, SlotSnapshot
-from .task import CompletionResult, ErrorEvent, FinalEvent, PartialEvent, Task, Timings
+from .task import CompletionResult, ErrorEvent, FinalEvent, PartialEvent, Span, Task, Timings
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +36,14 @@ class EngineConfig:
 
 @dataclass
 class Stats:
-    """Counters for /metrics and /slots."""
+    """The engine's counters since it started (for /metrics)."""
 
-    n_prompt_tokens: int = 0
-    n_prompt_cached: int = 0
-    t_prompt_s: float = 0.0
-    n_predicted: int = 0
-    t_predicted_s: float = 0.0
-    n_decode: int = 0
-    n_busy_slots_total: int = 0
-    n_tokens_max: int = 0
-    n_deferred: int = 0
+    prompt: Span = field(default_factory=Span)      # prompt tokens decoded
+    predicted: Span = field(default_factory=Span)   # tokens generated
+    n_prompt_cached: int = 0      # prompt tokens found in a slot's cache
+    n_decode: int = 0             # batches decoded
+    n_busy_slots_total: int = 0   # slots in those batches, summed
+    n_tokens_max: int = 0         # the largest n_past seen
 
 
 class Engine:
@@ -210,13 +207,12 @@ class Engine:
         st.n_decode += 1
         st.n_busy_slots_total += len(plan.pieces)
         for piece in plan.pieces:
+            ms = dt * 1000 * len(piece.tokens) / n
             if piece.prompt:
-                self.slots[piece.slot].gen.timings.prompt_n += len(piece.tokens)
-                self.slots[piece.slot].gen.timings.prompt_ms += dt * 1000 * len(piece.tokens) / n
-                st.n_prompt_tokens += len(piece.tokens)
-                st.t_prompt_s += dt * len(piece.tokens) / n
+                self.slots[piece.slot].gen.timings.prompt.add(len(piece.tokens), ms)
+                st.prompt.add(len(piece.tokens), ms)
             else:
-                st.t_predicted_s += dt / n
+                st.predicted.ms += ms  # counted as generated once sampled
         st.n_tokens_max = max(st.n_tokens_max, max(s.n_past for s in self.slots))
 
     def _repair(self) -> None:
@@ -294,7 +290,7 @@ class Engine:
         probs = gen.sampler.probs(logits, tok) if req.sampling.n_probs > 0 else None
         done = gen.add_token(tok, self.llm.tokenizer.is_eog(tok), probs, n_past=s.n_past, n_ctx=s.n_ctx,
                              context_shift=self.config.context_shift)
-        self.stats.n_predicted += 1
+        self.stats.predicted.n += 1
         if req.stream:
             text = gen.take_stream_text(final=done)
             if text:  # held-back text (a stop-string prefix, a split character) waits for the next token

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ..grammar import GrammarState
 from ..sampling import Sampler, TokenProbs
 from ..tokenizer import StreamDecoder
-from .task import CompletionResult, Task, Timings
+from .task import CompletionResult, Span, Task, Timings
 
 if TYPE_CHECKING:
     from ..tokenizer import Tokenizer
@@ -138,8 +138,7 @@ class Generation:
 
     def result(self, slot_id: int) -> CompletionResult:
         now = time.perf_counter()
-        self.timings.predicted_n = self.n_decoded
-        self.timings.predicted_ms = (now - self.t_first) * 1000 if self.t_first else 0.0
+        self.timings.predicted = Span(self.n_decoded, (now - self.t_first) * 1000 if self.t_first else 0.0)
         self.probs.extend(self.pending_probs)
         self.pending_probs = []
         return CompletionResult(

@@ -62,5 +62,5 @@ class Slot:
         g = self.last
         if g is None:
             return SlotSnapshot(self.id, self.state != IDLE)
-        return SlotSnapshot(self.id, self.state != IDLE, g.task.id, g.task.request, g.timings.prompt_n, g.n_cached,
+        return SlotSnapshot(self.id, self.state != IDLE, g.task.id, g.task.request, g.timings.prompt.n, g.n_cached,
                             g.n_decoded, "\n" in g.text)

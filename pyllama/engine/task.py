@@ -40,22 +40,37 @@ class TaskRequest:
 
 
 @dataclass
+class Span:
+    """Tokens and the wall time they took (prompt processing or generation)."""
+
+    n: int = 0
+    ms: float = 0.0
+
+    def add(self, n: int, ms: float) -> None:
+        self.n += n
+        self.ms += ms
+
+    def per_token_ms(self) -> float:
+        return self.ms / self.n if self.n else 0.0
+
+    def per_second(self) -> float:
+        return 1000.0 * self.n / self.ms if self.ms > 0 else 0.0
+
+
+@dataclass
 class Timings:
-    prompt_n: int = 0
-    prompt_ms: float = 0.0
-    predicted_n: int = 0
-    predicted_ms: float = 0.0
+    """One task's llama-server `timings` object."""
+
+    prompt: Span = field(default_factory=Span)
+    predicted: Span = field(default_factory=Span)
     cache_n: int = 0
 
     def to_json(self) -> dict:
-        def per(n: int, ms: float) -> tuple[float, float]:
-            return (ms / n if n else 0.0), (1000.0 * n / ms if ms > 0 else 0.0)
-
-        ppt, pps = per(self.prompt_n, self.prompt_ms)
-        gpt, gps = per(self.predicted_n, self.predicted_ms)
-        return {"cache_n": self.cache_n, "prompt_n": self.prompt_n, "prompt_ms": self.prompt_ms,
-                "prompt_per_token_ms": ppt, "prompt_per_second": pps, "predicted_n": self.predicted_n,
-                "predicted_ms": self.predicted_ms, "predicted_per_token_ms": gpt, "predicted_per_second": gps}
+        p, g = self.prompt, self.predicted
+        return {"cache_n": self.cache_n, "prompt_n": p.n, "prompt_ms": p.ms,
+                "prompt_per_token_ms": p.per_token_ms(), "prompt_per_second": p.per_second(), "predicted_n": g.n,
+                "predicted_ms": g.ms, "predicted_per_token_ms": g.per_token_ms(),
+                "predicted_per_second": g.per_second()}
 
 
 @dataclass
