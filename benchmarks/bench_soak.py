@@ -15,8 +15,10 @@ It measures, and the goals are:
   answered with another non-5xx status than the table expects is listed as a "status
   mismatch": reported, not a failure.) The exponential-mask grammar is "tolerated": any
   HTTP status is fine for that request alone; its statuses are listed separately.
-- RSS growth of the server process after warm-up: < 5% (max over the last 20% of the run
-  against the sample at the end of the first 20%; sampled every 5 s).
+- RSS growth of the server process after warm-up: < 5%, sampled every 5 s: the median of
+  the last 20% of the run against the median of the 10%-20% window. Medians, because a
+  hostile answer of 20 MB (n_probs over the whole vocabulary) is built and freed within
+  seconds: a peak is not growth. The peak of the last 20% is reported beside it.
 - every slot idle (/slots `is_processing` false) once the clients have stopped.
 - the control invariant: a greedy request (`cache_prompt: true`, temperature 0,
   n_predict 32, `return_tokens: true`) gives the same tokens before the traffic, every
@@ -44,6 +46,7 @@ import os
 import random
 import signal
 import socket
+import statistics
 import string
 import subprocess
 import sys
@@ -239,9 +242,9 @@ HOSTILE_CASES = [
          lambda r: {"prompt": "=" * 64, "n_predict": 8,
                     "grammar": "root ::= " + " ".join(["e"] * 12) + ' "x"\ne ::= ' + EQ8 + "\n"},
          OK, "tolerated", timeout=120),
-    # linear if $refs are memoised; the issue asks for a 400 in milliseconds otherwise
+    # linear since $refs are memoised: converted and answered (200), else a 400 in milliseconds
     Case("schema_ref_fanout", "POST", "/v1/chat/completions", once(_ref_fanout_schema),
-         frozenset({400}), max_seconds=5),
+         frozenset({200, 400}), max_seconds=5),
     # until the slot's context is full; streamed so that the end of the run can drop it
     Case("n_predict_minus2", "POST", "/completion",
          lambda r: {"prompt": r.choice(PROMPTS), "n_predict": -2, "stream": True, "temperature": 1.0,
@@ -716,14 +719,15 @@ def pct(xs: list[float], q: float) -> float | None:
 def rss_report(samples: list[tuple[float, int]], duration: float, final: int | None) -> dict:
     if not samples:
         return {"measured": False, "why": "no psutil" if psutil is None else "no server pid"}
-    early = [v for t, v in samples if t <= 0.2 * duration]
+    warm = [v for t, v in samples if 0.1 * duration <= t <= 0.2 * duration]
     late = [v for t, v in samples if 0.8 * duration <= t <= duration + 1]
-    base = early[-1] if early else samples[0][1]
+    base = statistics.median(warm) if warm else samples[0][1]
+    late_median = statistics.median(late) if late else None
     late_max = max(late) if late else None
-    growth = None if late_max is None else 100.0 * (late_max - base) / base
+    growth = None if late_median is None else 100.0 * (late_median - base) / base
     mb = lambda v: None if v is None else round(v / 2**20, 1)  # noqa: E731
     return {"measured": True, "samples": len(samples), "first_mb": mb(samples[0][1]), "warm_mb": mb(base),
-            "late_max_mb": mb(late_max), "final_mb": mb(final), "max_mb": mb(max(v for _, v in samples)),
+            "late_median_mb": mb(late_median), "late_max_mb": mb(late_max), "final_mb": mb(final), "max_mb": mb(max(v for _, v in samples)),
             "growth_pct": None if growth is None else round(growth, 2)}
 
 
@@ -811,7 +815,8 @@ def print_summary(rep: dict) -> None:
         p(f"  slow /health at {w['t']} s: {w['seconds']} s ({w['status']}); running: {w['requests_running']}")
     r = rep["rss"]
     if r.get("measured"):
-        p(f"RSS: first {r['first_mb']} MB, after warm-up {r['warm_mb']} MB, max of the last 20% {r['late_max_mb']} MB, "
+        p(f"RSS: first {r['first_mb']} MB, after warm-up {r['warm_mb']} MB, last 20% median {r['late_median_mb']} MB "
+          f"(peak {r['late_max_mb']} MB), "
           f"final {r['final_mb']} MB, growth {r['growth_pct']}%")
     else:
         p(f"RSS: not measured ({r['why']})")

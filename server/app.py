@@ -15,6 +15,7 @@ from pyllama.errors import PyllamaError
 
 from .errors import ApiError, api_error
 from .generation import ClientGone
+from .memory import tune_malloc
 from .routes import chat, completion, misc, slots, webui
 from .config import ServerConfig, config_from_env
 from .state import ServerState
@@ -56,6 +57,7 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
     if config is None:
         config = config_from_env()
     _default_logging()
+    tune_malloc()
     app = Flask("pyllama.server")
     app.json.sort_keys = False
     app.json.ensure_ascii = False

@@ -51,7 +51,7 @@ class Engine:
     cancel and read `snapshots` and `stats`. The policy (which task, which slot,
     what to reuse, what to decode) is the scheduler's; the engine carries out its
     plans on the model and the KV cache, samples, and delivers events. Errors
-    travel as typed exceptions inside ErrorEvents: the engine never speaks HTTP."""
+    travel as typed exceptions inside ErrorEvents; what a client is told is the server's business."""
 
     def __init__(self, llm: Llama, config: EngineConfig = EngineConfig()):
         if not 1 <= config.n_parallel <= MAX_SLOTS:

@@ -110,7 +110,7 @@ class FinalEvent:
 @dataclass
 class ErrorEvent:
     """The task ended with an error: a typed exception (pyllama.errors), which the
-    server maps to llama-server's status code and error type."""
+    server maps to llama-server's error envelope."""
 
     error: Exception
 
