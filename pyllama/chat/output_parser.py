@@ -77,9 +77,6 @@ class OutputParser:
     def at_end(self) -> bool:
         return self.pos >= len(self.text)
 
-    def incomplete(self, what: str) -> Incomplete:
-        return Incomplete(what)
-
     def rest(self) -> str:
         out, self.pos = self.text[self.pos:], len(self.text)
         return out

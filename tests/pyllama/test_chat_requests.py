@@ -196,3 +196,21 @@ def test_partial_json_prefixes_only_grow():
     for bad in ('{"a" 1}', "[1,,2]", '{"a": tru }', "nan"):
         with pytest.raises(JsonError):
             scan_json(bad)
+
+
+def test_formats_without_a_template_here():
+    from pyllama.chat import select_format
+    from pyllama.chat.messages import normalize_tools
+
+    tools = normalize_tools(TOOLS)
+    magistral = "{{ bos_token }}[THINK]...[/THINK]{% for m in messages %}[INST]{{ m.content }}[/INST]{% endfor %}"
+    assert select_format(magistral, tools=tools).name == "Magistral"
+    assert select_format(magistral, tools=[]).name == "Magistral"
+    syn = ChatSyntax(format="Magistral")
+    text = '[THINK]Paris.[/THINK][TOOL_CALLS][{"name": "get_weather", "arguments": {"location": "Paris"}, "id": "a1b2c3d4e"}]'
+    msg = parse_output(text, syn)
+    assert msg.reasoning_content == "Paris." and msg.tool_calls[0].id == "a1b2c3d4e"
+    plain = "{% for m in messages %}{{ m.content }}{% endfor %}"
+    assert select_format(plain, tools=[]).name == "Content-only"
+    assert select_format(plain, tools=tools).name == "Generic"
+    assert select_format(plain, tools=tools, tool_choice="none").name == "Content-only"

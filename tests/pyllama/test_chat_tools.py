@@ -204,6 +204,12 @@ def test_streamed_deltas_add_up_to_the_message(name, case):
     for s in seen:  # nothing given out early is taken back: no partial marker ever shows as content
         assert expected.content.startswith(s["content"])
         assert expected.reasoning_content.startswith(s["reasoning_content"])
+    prev = []
+    for n in range(1, len(text)):  # each parse extends the last: calls never vanish, arguments only grow
+        calls = parse_output(text[:n], p.syntax, partial=True).tool_calls
+        assert len(calls) >= len(prev)
+        assert all(b.name == a.name and b.arguments.startswith(a.arguments) for a, b in zip(prev, calls))
+        prev = calls
 
 
 @pytest.mark.parametrize("name", NAMES)

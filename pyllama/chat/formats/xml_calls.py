@@ -115,13 +115,19 @@ def _call(p, form: XmlForm) -> None:
         p.add_call(name, "{" + ",".join(pairs) + ("," if pairs and extra else "") + extra)
         return Incomplete("tool call")
 
+    def literal(s: str) -> bool:  # a marker cut short keeps the call seen so far
+        try:
+            return p.try_literal(s)
+        except Incomplete:
+            raise partial_call() from None
+
     while True:
         p.spaces()
         if p.at_end:
             raise partial_call()
-        if p.try_literal(form.call_end):
+        if literal(form.call_end):
             break
-        if not p.try_literal(form.key_start):
+        if not literal(form.key_start):
             if p.at_end:
                 raise partial_call()
             raise Malformed("expected an argument or the end of the call")
@@ -131,7 +137,7 @@ def _call(p, form: XmlForm) -> None:
         key, p.pos = text[p.pos:k].strip(), k + len(form.key_end)
         if form.value_start:
             p.spaces()
-            if not p.try_literal(form.value_start):
+            if not literal(form.value_start):
                 if p.at_end:
                     raise partial_call()
                 raise Malformed("expected a value")
