@@ -43,6 +43,7 @@ class ChatInputs:
     grammar: str | None = None              # a user grammar (refused together with tools)
     stream: bool = False                    # deepseek-legacy keeps <think> in streamed content
     prefill_assistant: bool = True
+    reasoning_preserve: bool = True         # off: only the last assistant turn keeps its reasoning_content
     now: datetime | None = None
 
 
@@ -82,6 +83,10 @@ def apply_chat(template: ChatTemplate, inputs: ChatInputs) -> ChatParams:
     if not isinstance(inputs.chat_template_kwargs or {}, dict):
         raise InvalidRequest("'chat_template_kwargs' must be an object")
     messages = normalize_messages(inputs.messages)
+    if not inputs.reasoning_preserve:
+        last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=-1)
+        messages = [{k: v for k, v in m.items() if k != "reasoning_content"} if i != last else m
+                    for i, m in enumerate(messages)]
     tools = normalize_tools(inputs.tools)
     mode, forced = parse_tool_choice(inputs.tool_choice, tools)
     if tools and mode != "none" and inputs.grammar:

@@ -214,3 +214,12 @@ def test_formats_without_a_template_here():
     assert select_format(plain, tools=[]).name == "Content-only"
     assert select_format(plain, tools=tools).name == "Generic"
     assert select_format(plain, tools=tools, tool_choice="none").name == "Content-only"
+
+
+def test_reasoning_preserve_off_keeps_only_the_last_turns_reasoning():
+    msgs = conversation(False) + [{"role": "assistant", "content": "Tomorrow too.", "reasoning_content": "Again."},
+                                  {"role": "user", "content": "Bye"}]
+    kept = run("mistralai-Ministral-3-14B-Reasoning-2512", messages=msgs, tools=TOOLS)
+    assert "[THINK]The user wants the weather.[/THINK]" in kept.prompt and "[THINK]Again.[/THINK]" in kept.prompt
+    cut = run("mistralai-Ministral-3-14B-Reasoning-2512", messages=msgs, tools=TOOLS, reasoning_preserve=False)
+    assert "The user wants the weather." not in cut.prompt and "[THINK]Again.[/THINK]" in cut.prompt
