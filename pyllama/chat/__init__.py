@@ -5,8 +5,8 @@ them back, streaming deltas).
 The server's path for one chat request:
 
     params = apply_chat(template, ChatInputs(messages, tools=..., tool_choice=..., ...))
-    # params.prompt -> tokens; params.grammar / grammar_lazy / grammar_triggers /
-    # preserved_tokens / additional_stops -> the task's constraint and stop strings
+    # params.prompt -> tokens; params.additional_stops -> more stop strings;
+    # task_fields.grammar_fields(params, tokenizer) -> the TaskRequest's grammar fields
     stream = ChatStream(params.syntax)          # streamed: deltas per generated chunk
     deltas = stream.update(text_so_far)
     message, last = stream.finish(full_text)    # then message.to_openai()

@@ -223,3 +223,56 @@ def test_reasoning_preserve_off_keeps_only_the_last_turns_reasoning():
     assert "[THINK]The user wants the weather.[/THINK]" in kept.prompt and "[THINK]Again.[/THINK]" in kept.prompt
     cut = run("mistralai-Ministral-3-14B-Reasoning-2512", messages=msgs, tools=TOOLS, reasoning_preserve=False)
     assert "The user wants the weather." not in cut.prompt and "[THINK]Again.[/THINK]" in cut.prompt
+
+
+class CharTokenizer:
+    """Each special string one token, every other byte one token: enough for grammar_fields and GrammarState."""
+
+    def __init__(self, specials):
+        self.specials = sorted(specials, key=len, reverse=True)
+        self.pieces = [s.encode() for s in self.specials] + [bytes([b]) for b in range(256)] + [b""]
+        self.eog_ids = {len(self.pieces) - 1}
+
+    def tokenize(self, text, add_special=False, parse_special=True):
+        ids, i = [], 0
+        while i < len(text):
+            k = next((k for k, s in enumerate(self.specials) if parse_special and text.startswith(s, i)), None)
+            if k is not None:
+                ids.append(k)
+                i += len(self.specials[k])
+            else:
+                ids += [len(self.specials) + b for b in text[i].encode()]
+                i += 1
+        return ids
+
+    def all_pieces(self, special=True):
+        return self.pieces
+
+
+@pytest.mark.parametrize("name,specials,case", [
+    ("Qwen-Qwen3-0.6B", ["<tool_call>", "</tool_call>", "<think>", "</think>"], "text_before"),
+    ("openai-gpt-oss-120b", ["<|channel|>", "<|message|>", "<|start|>", "<|end|>", "<|constrain|>"], "reasoning"),
+    ("moonshotai-Kimi-K2", ["<|tool_calls_section_begin|>", "<|tool_call_begin|>", "<|tool_call_argument_begin|>",
+                            "<|tool_call_end|>", "<|tool_calls_section_end|>"], "text_before"),
+    ("meta-llama-Llama-3.1-8B-Instruct", ["<|python_tag|>"], "builtin"),
+])
+def test_task_fields_drive_the_engines_lazy_grammar(name, specials, case):
+    from helpers.chat_cases import CANNED
+    from pyllama.chat.task_fields import grammar_fields
+    from pyllama.grammar import GrammarState
+
+    tok = CharTokenizer(specials)
+    p = run(name, tools=TOOLS)
+    fields = grammar_fields(p, tok)
+    assert fields["grammar_lazy"] and fields["grammar_text"] == p.grammar
+    assert set(fields) <= {"grammar", "grammar_text", "grammar_lazy", "trigger_tokens", "trigger_patterns",
+                           "grammar_triggers", "preserved_tokens"}
+    state = GrammarState(fields["grammar"], tok, lazy=True, trigger_tokens=fields["trigger_tokens"],
+                         trigger_patterns=fields["trigger_patterns"])
+    text = CANNED[p.format][case][0]
+    assert all(state.accept(t) for t in tok.tokenize(text))
+    assert not state.awaiting and state.complete
+    idle = GrammarState(fields["grammar"], tok, lazy=True, trigger_tokens=fields["trigger_tokens"],
+                        trigger_patterns=fields["trigger_patterns"])
+    assert all(idle.accept(t) for t in tok.tokenize("It is sunny.")) and idle.awaiting
+    assert grammar_fields(run(name), tok) == {}
