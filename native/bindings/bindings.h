@@ -22,6 +22,7 @@ void register_kernels(py::module_& m);
 void register_ops(py::module_& m);
 void register_tokenizer(py::module_& m);
 void register_kv_cache(py::module_& m);
+void register_architectures(py::module_& m);
 void register_model(py::module_& m);
 void register_sampling(py::module_& m);
 void register_grammar(py::module_& m);

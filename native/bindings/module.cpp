@@ -8,6 +8,7 @@ PYBIND11_MODULE(_native, m) {
     register_ops(m);
     register_tokenizer(m);
     register_kv_cache(m);
+    register_architectures(m);
     register_model(m);
     register_sampling(m);
     register_grammar(m);

@@ -18,7 +18,7 @@ std::vector<KvLayerSpec> kv_layer_specs(const Model& model) {
         const bool swa = model.is_swa(il);
         specs.push_back(KvLayerSpec{p.n_head_kv, p.head_dim_k, p.head_dim_v, p.n_rot,
                                     swa ? p.rope_base_swa : p.rope_base, swa ? p.rope_scale_swa : p.rope_scale,
-                                    model.traits().rope_neox, swa ? std::vector<float>{} : p.rope_freq_factors});
+                                    model.traits().info.rope_neox, swa ? std::vector<float>{} : p.rope_freq_factors});
     }
     return specs;
 }

@@ -82,8 +82,8 @@ void Decoder::attention_block(int64_t il, int64_t n) {
     if (L.q_norm) rms_norm(q, L.q_norm, q, n * p.n_head, hk, p.norm_eps);
     if (L.k_norm) rms_norm(k, L.k_norm, k, n * p.n_head_kv, hk, p.norm_eps);
     const float* cs = swa ? cs_swa_.data() : cs_.data();
-    rope_apply(q, cs, n, p.n_head, hk, p.n_rot, t.rope_neox);
-    rope_apply(k, cs, n, p.n_head_kv, hk, p.n_rot, t.rope_neox);
+    rope_apply(q, cs, n, p.n_head, hk, p.n_rot, t.info.rope_neox);
+    rope_apply(k, cs, n, p.n_head_kv, hk, p.n_rot, t.info.rope_neox);
     if (t.q_scale != 1.0f) scale(q, t.q_scale, q, n * nq);
     store_kv(il, n, k, v);
 
@@ -106,7 +106,7 @@ void Decoder::attention_block(int64_t il, int64_t n) {
 
     matmul(L.wo, attn, n, p.n_head * hv, o, E, pool_, kt);            // (n, E)
     add_bias(o, L.bo, n, E);
-    if (t.post_norms) rms_norm(o, L.post_attn_norm, o, n, E, p.norm_eps);
+    if (t.info.post_norms) rms_norm(o, L.post_attn_norm, o, n, E, p.norm_eps);
     add(x, o, x, n * E);
 }
 
@@ -143,7 +143,7 @@ void Decoder::feed_forward_block(int64_t il, int64_t n) {
     else
         swiglu(g, u, g, n * p.n_ff);
     matmul(L.down, g, n, p.n_ff, o, E, pool_, kt);                    // (n, E)
-    if (t.post_norms) rms_norm(o, L.post_ffw_norm, o, n, E, p.norm_eps);
+    if (t.info.post_norms) rms_norm(o, L.post_ffw_norm, o, n, E, p.norm_eps);
     add(x, o, x, n * E);
 }
 
