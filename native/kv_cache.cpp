@@ -42,6 +42,13 @@ struct Reader {
 
 }  // namespace
 
+GgmlType kv_cache_type(const std::string& name) {
+    if (name == "f16") return GgmlType::F16;
+    if (name == "f32") return GgmlType::F32;
+    if (name == "q8_0") return GgmlType::Q8_0;
+    throw std::invalid_argument("unsupported KV cache type '" + name + "' (f16, f32, q8_0)");
+}
+
 void visible_cells(const int32_t* kv_pos, const uint64_t* kv_seq, int64_t n_kv, const int32_t* q_pos,
                    const int32_t* q_seq, int64_t n_tokens, int32_t window, VisibleCells& out) {
     uint64_t wanted = 0;

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "kernels/attention.h"
@@ -24,6 +25,10 @@
 namespace pyllama {
 
 constexpr int kMaxSeq = 64;
+
+// The element type a cache type name stands for (f16, f32, q8_0, as llama.cpp's
+// --cache-type-k/-v); throws std::invalid_argument naming the choices.
+GgmlType kv_cache_type(const std::string& name);
 
 // Shape and RoPE of one layer's cache; rope is needed to re-rotate K when
 // positions shift (seq_add, seq_div).

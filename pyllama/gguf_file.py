@@ -26,9 +26,9 @@ GGML_TYPE_NAMES = {
     11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 20: "IQ4_NL", 30: "BF16",
 }
 
-# Architecture families and the architectures each one covers.
-LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "granite", "smollm3")
-FAMILIES = {**{a: "llama" for a in LLAMA_LIKE}, "gemma3": "gemma3", "bert": "bert"}
+# The architectures we know, from the native table (native/models/architectures.cpp):
+# name -> its family, whether it has a forward pass, and the tensors it needs.
+ARCHITECTURES: dict[str, "_native.Architecture"] = {a.name: a for a in _native.architectures()}
 
 
 @dataclass(frozen=True)
@@ -180,9 +180,10 @@ class GGUFFile:
 def read_hparams(f: GGUFFile) -> HParams:
     """Typed hyper-parameters of the file's architecture; checks the tensors it needs."""
     arch = f.architecture
-    family = FAMILIES.get(arch)
-    if family is None:
+    info = ARCHITECTURES.get(arch)
+    if info is None:
         raise ModelLoadError(f"'{f.path}': unsupported model architecture '{arch}'")
+    family = info.family
     p = f"{arch}."
     n_embd = f.require(p + "embedding_length")
     n_head = f.require(p + "attention.head_count")
@@ -217,9 +218,9 @@ def read_hparams(f: GGUFFile) -> HParams:
             n_rot=f.optional(p + "rope.dimension_count", int, head_k),
             rope_freq_base=f.optional(p + "rope.freq_base", float, 10000.0),
             rope_freq_scale=freq_scale,
-            rope_neox=arch in ("qwen2", "qwen3", "gemma3"),
+            rope_neox=info.rope_neox,
             sliding_window=f.optional(p + "attention.sliding_window", int, 0),
-            swa_pattern=6 if family == "gemma3" else 0,
+            swa_pattern=info.swa_period,
             final_logit_softcap=f.optional(p + "final_logit_softcapping", float, 0.0),
         )
     _check_tensors(f, hp)
@@ -232,9 +233,10 @@ def _layer_tensors(hp: HParams) -> list[str]:
                 "ffn_up.weight", "ffn_down.weight", "layer_output_norm.weight"]
     names = ["attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
              "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"]
-    if hp.family == "gemma3" or hp.arch == "qwen3":
+    info = ARCHITECTURES[hp.arch]
+    if info.qk_norm:
         names += ["attn_q_norm.weight", "attn_k_norm.weight"]
-    if hp.family == "gemma3":
+    if info.post_norms:
         names += ["post_attention_norm.weight", "post_ffw_norm.weight"]
     return names
 

@@ -17,9 +17,10 @@ import numpy as np
 
 from . import _native
 from .errors import ModelLoadError
-from .gguf_file import GGUFFile, HParams
+from .gguf_file import ARCHITECTURES, GGUFFile, HParams
 
-DECODER_ARCHS = ("llama", "mistral", "granite", "smollm3", "qwen2", "qwen3", "gemma3")
+# The architectures with a native forward pass, in the native table's order.
+DECODER_ARCHS = tuple(name for name, info in ARCHITECTURES.items() if info.decoder)
 
 # GGUF tensor name (after "blk.N.") -> native role
 LAYER_ROLES = {
@@ -51,15 +52,15 @@ def model_params(f: GGUFFile, hp: HParams) -> "_native.ModelParams":
     p.head_dim_k, p.head_dim_v, p.n_ff, p.n_rot = hp.head_dim_k, hp.head_dim_v, hp.n_ff, hp.n_rot
     p.norm_eps = hp.norm_eps
     p.rope_base, p.rope_scale = hp.rope_freq_base, hp.rope_freq_scale
-    if hp.arch == "gemma3":
+    if hp.family == "gemma3":
         # sliding-window layers: 5 of every 6 (the 6th is global), local RoPE base 10000, no scaling
         p.sliding_window = hp.sliding_window
         if hp.sliding_window > 0:
-            pattern = f.get("gemma3.attention.sliding_window_pattern")
+            pattern = f.get(f"{hp.arch}.attention.sliding_window_pattern")
             if isinstance(pattern, list) and len(pattern) == hp.n_layer:
                 p.swa_layers = [1 if v else 0 for v in pattern]
             else:
-                period = pattern if isinstance(pattern, int) and pattern > 0 else 6
+                period = pattern if isinstance(pattern, int) and pattern > 0 else hp.swa_pattern
                 p.swa_layers = [1 if il % period < period - 1 else 0 for il in range(hp.n_layer)]
         p.rope_base_swa, p.rope_scale_swa = 10000.0, 1.0
     else:

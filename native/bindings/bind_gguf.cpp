@@ -4,9 +4,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "bindings.h"
 #include "../gguf/gguf_parser.h"
 
-namespace py = pybind11;
 using namespace pyllama;
 
 namespace {

@@ -5,10 +5,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "bindings.h"
 #include "../grammar/grammar.h"
 #include "../grammar/matcher.h"
 
-namespace py = pybind11;
 using namespace pyllama;
 
 void register_grammar(py::module_& m) {

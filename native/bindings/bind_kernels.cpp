@@ -7,17 +7,15 @@
 #include <optional>
 #include <string>
 
+#include "bindings.h"
 #include "../kernels/kernels.h"
 #include "../kernels/matmul.h"
 #include "../kernels/repack.h"
 #include "../kernels/threadpool.h"
 
-namespace py = pybind11;
 using namespace pyllama;
 
 namespace {
-
-using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
 Isa parse_isa(const std::optional<std::string>& name) {
     if (!name) return active_isa();
@@ -144,8 +142,7 @@ py::array_t<float> matmul_py(const py::buffer& w, uint32_t type, int64_t n_rows,
     return y;
 }
 
-py::array_t<float> get_rows_py(const py::buffer& w, uint32_t type, int64_t n_rows, int64_t n_cols,
-                               py::array_t<int32_t, py::array::c_style | py::array::forcecast> ids) {
+py::array_t<float> get_rows_py(const py::buffer& w, uint32_t type, int64_t n_rows, int64_t n_cols, IntArray ids) {
     const WeightView wv = weight_view(w, type, n_rows, n_cols);
     const int32_t* ip = ids.data();
     for (py::ssize_t i = 0; i < ids.size(); ++i)

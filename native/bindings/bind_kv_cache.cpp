@@ -3,24 +3,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "bindings.h"
 #include "../kernels/kernels.h"
 #include "../kv_cache.h"
 
-namespace py = pybind11;
 using namespace pyllama;
 
 namespace {
-
-using IntArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
-using SeqArray = py::array_t<uint64_t, py::array::c_style | py::array::forcecast>;
-using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
-
-GgmlType cache_type(const std::string& name) {
-    if (name == "f16") return GgmlType::F16;
-    if (name == "f32") return GgmlType::F32;
-    if (name == "q8_0") return GgmlType::Q8_0;
-    throw py::value_error("unsupported KV cache type '" + name + "' (f16, f32, q8_0)");
-}
 
 void check_cell(const KvCache& kv, int64_t layer, int64_t cell) {
     if (layer < 0 || layer >= kv.n_layer() || cell < 0 || cell >= kv.size())
@@ -58,8 +47,6 @@ void set_cell(KvCache& kv, int64_t layer, int64_t cell, bool is_k, const FloatAr
 
 }  // namespace
 
-GgmlType kv_cache_type(const std::string& name) { return cache_type(name); }
-
 void register_kv_cache(py::module_& m) {
     py::register_exception<KvCacheError>(m, "KvCacheError", PyExc_ValueError);
     py::class_<KvLayerSpec>(m, "KvLayerSpec", "Shape and RoPE of one layer's cache.")
@@ -75,7 +62,7 @@ void register_kv_cache(py::module_& m) {
                         "n_ctx cells shared by all sequences (ids 0..63); position ranges are [p0, p1) with "
                         "negative bounds meaning open, seq < 0 meaning every sequence.")
         .def(py::init([](int64_t n_ctx, std::vector<KvLayerSpec> layers, const std::string& tk, const std::string& tv) {
-                 return new KvCache(n_ctx, std::move(layers), cache_type(tk), cache_type(tv));
+                 return new KvCache(n_ctx, std::move(layers), kv_cache_type(tk), kv_cache_type(tv));
              }),
              py::arg("n_ctx"), py::kw_only(), py::arg("layers") = std::vector<KvLayerSpec>{},
              py::arg("type_k") = "f16", py::arg("type_v") = "f16")

@@ -5,19 +5,13 @@
 
 #include <memory>
 
+#include "bindings.h"
 #include "../models/context.h"
 #include "../models/model.h"
 
-namespace py = pybind11;
 using namespace pyllama;
 
-GgmlType kv_cache_type(const std::string& name);
-
 namespace {
-
-using IntArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
-using SeqArray = py::array_t<uint64_t, py::array::c_style | py::array::forcecast>;
-using FlagArray = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
 
 // A Model plus references to the arrays its weights point into.
 struct ModelHolder {

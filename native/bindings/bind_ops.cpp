@@ -5,18 +5,15 @@
 
 #include <optional>
 
+#include "bindings.h"
 #include "../kernels/attention.h"
 #include "../kernels/ops.h"
 #include "../kv_cache.h"
 #include "../kernels/threadpool.h"
 
-namespace py = pybind11;
 using namespace pyllama;
 
 namespace {
-
-using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
-using IntArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
 
 py::array_t<float> like(const FloatArray& x) {
     std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
@@ -119,11 +116,8 @@ void register_ops(py::module_& m) {
         scale(a.data(), s, yp, a.size());
         return y;
     });
-    m.def("attention", [](FloatArray q, py::array_t<uint16_t, py::array::c_style | py::array::forcecast> k,
-                          py::array_t<uint16_t, py::array::c_style | py::array::forcecast> v, IntArray q_pos,
-                          IntArray q_seq, IntArray kv_pos,
-                          py::array_t<uint64_t, py::array::c_style | py::array::forcecast> kv_seq, float scale,
-                          float softcap, int32_t window) {
+    m.def("attention", [](FloatArray q, CArray<uint16_t> k, CArray<uint16_t> v, IntArray q_pos, IntArray q_seq,
+                          IntArray kv_pos, SeqArray kv_seq, float scale, float softcap, int32_t window) {
         if (q.ndim() != 3 || k.ndim() != 3 || v.ndim() != 3) throw py::value_error("q, k, v must be 3-d");
         if (k.shape(2) != q.shape(2) || v.shape(0) != k.shape(0) || v.shape(1) != k.shape(1) || v.shape(2) != q.shape(2))
             throw py::value_error("k and v must be (n_kv, n_head_kv, head_dim)");

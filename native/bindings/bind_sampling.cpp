@@ -4,14 +4,12 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "bindings.h"
 #include "../sampling/chain.h"
 
-namespace py = pybind11;
 using namespace pyllama;
 
 namespace {
-
-using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
 const float* logits_of(const FloatArray& logits, int32_t n_vocab) {
     if (logits.ndim() != 1 || logits.shape(0) != n_vocab)

@@ -5,11 +5,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "bindings.h"
 #include "../tokenizer/bpe.h"
 #include "../tokenizer/special.h"
 #include "../tokenizer/spm.h"
 
-namespace py = pybind11;
 using namespace pyllama;
 
 namespace {

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace pyllama {
 
@@ -58,6 +59,43 @@ static_assert(sizeof(block_q4_K) == 144, "q4_K");
 static_assert(sizeof(block_q5_K) == 176, "q5_K");
 static_assert(sizeof(block_q6_K) == 210, "q6_K");
 static_assert(sizeof(block_q8_K) == 292, "q8_K");
+
+// The block formats, each named once: for_each_block_format(visit) calls
+// visit(type, name, vec_dot_type, tag) per format, where the tag's type says
+// how the format scales its values:
+template <typename B, int kValues>
+struct SingleScale {  // one scale per block of kValues (Q4_1/Q5_1: and an offset)
+    using Block = B;
+    static constexpr int values = kValues;
+};
+template <typename B>
+struct SubBlocks {  // QK_K values in sub-blocks, each with its own scale (and min)
+    using Block = B;
+    static constexpr int values = QK_K;
+};
+
+template <typename Visit>
+void for_each_block_format(Visit&& visit) {
+    visit(GgmlType::Q4_0, "q4_0", GgmlType::Q8_0, SingleScale<block_q4_0, QK4_0>{});
+    visit(GgmlType::Q4_1, "q4_1", GgmlType::Q8_1, SingleScale<block_q4_1, QK4_1>{});
+    visit(GgmlType::Q5_0, "q5_0", GgmlType::Q8_0, SingleScale<block_q5_0, QK5_0>{});
+    visit(GgmlType::Q5_1, "q5_1", GgmlType::Q8_1, SingleScale<block_q5_1, QK5_1>{});
+    visit(GgmlType::Q8_0, "q8_0", GgmlType::Q8_0, SingleScale<block_q8_0, QK8_0>{});
+    visit(GgmlType::Q8_1, "q8_1", GgmlType::Q8_1, SingleScale<block_q8_1, QK8_1>{});
+    visit(GgmlType::IQ4_NL, "iq4_nl", GgmlType::Q8_0, SingleScale<block_iq4_nl, QK4_NL>{});
+    visit(GgmlType::Q8_K, "q8_K", GgmlType::Q8_K, SingleScale<block_q8_K, QK_K>{});
+    visit(GgmlType::Q2_K, "q2_K", GgmlType::Q8_K, SubBlocks<block_q2_K>{});
+    visit(GgmlType::Q3_K, "q3_K", GgmlType::Q8_K, SubBlocks<block_q3_K>{});
+    visit(GgmlType::Q4_K, "q4_K", GgmlType::Q8_K, SubBlocks<block_q4_K>{});
+    visit(GgmlType::Q5_K, "q5_K", GgmlType::Q8_K, SubBlocks<block_q5_K>{});
+    visit(GgmlType::Q6_K, "q6_K", GgmlType::Q8_K, SubBlocks<block_q6_K>{});
+}
+template <typename Tag>
+constexpr bool kIsSubBlocks = std::is_same_v<Tag, SubBlocks<typename Tag::Block>>;
+
+// Q8_1 and Q8_K only ever hold activations: no weight format dots with them.
+template <typename Block>
+constexpr bool kActivationOnly = std::is_same_v<Block, block_q8_1> || std::is_same_v<Block, block_q8_K>;
 
 // The non-linear 4-bit codebook of IQ4_NL.
 constexpr int8_t kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,

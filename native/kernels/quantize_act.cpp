@@ -3,6 +3,7 @@
 // blocks equal llama.cpp's on this hardware.
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels.h"
 
@@ -23,31 +24,23 @@ float block_amax(const float* x, int n) {
     return amax;
 }
 
-void quantize_q8_0(const float* x, void* dst, int64_t n) {
-    block_q8_0* y = static_cast<block_q8_0*>(dst);
-    for (int64_t i = 0; i < n / QK8_0; ++i, x += QK8_0) {
-        const float amax = block_amax(x, QK8_0);
-        const float d = amax / 127.f;
-        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
-        y[i].d = fp32_to_fp16(d);
-        for (int j = 0; j < QK8_0; ++j) y[i].qs[j] = (int8_t)nearest_int(x[j] * id);
-    }
-}
-
-void quantize_q8_1(const float* x, void* dst, int64_t n) {
-    block_q8_1* y = static_cast<block_q8_1*>(dst);
-    for (int64_t i = 0; i < n / QK8_1; ++i, x += QK8_1) {
-        const float amax = block_amax(x, QK8_1);
+// Q8_0 and Q8_1: d = amax / 127; Q8_1 also stores s = d * sum(qs).
+template <typename Block>
+void quantize_q8(const float* x, void* dst, int64_t n) {
+    constexpr int kValues = sizeof(Block::qs);
+    Block* y = static_cast<Block*>(dst);
+    for (int64_t i = 0; i < n / kValues; ++i, x += kValues) {
+        const float amax = block_amax(x, kValues);
         const float d = amax / 127.f;
         const float id = amax != 0.0f ? 127.f / amax : 0.0f;
         int sum = 0;
-        for (int j = 0; j < QK8_1; ++j) {
+        for (int j = 0; j < kValues; ++j) {
             const int q = nearest_int(x[j] * id);
             y[i].qs[j] = (int8_t)q;
             sum += q;
         }
         y[i].d = fp32_to_fp16(d);
-        y[i].s = fp32_to_fp16(d * (float)sum);
+        if constexpr (std::is_same_v<Block, block_q8_1>) y[i].s = fp32_to_fp16(d * (float)sum);
     }
 }
 
@@ -79,14 +72,10 @@ void quantize_q8_K(const float* x, void* dst, int64_t n) {
 
 void quantize_f32(const float* x, void* dst, int64_t n) { std::memcpy(dst, x, n * sizeof(float)); }
 
-void quantize_f16(const float* x, void* dst, int64_t n) {
-    fp16_t* y = static_cast<fp16_t*>(dst);
-    for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
-}
-
-void quantize_bf16(const float* x, void* dst, int64_t n) {
-    bf16_t* y = static_cast<bf16_t*>(dst);
-    for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_bf16(x[i]);
+template <typename T, T (*Narrow)(float)>
+void quantize_narrow(const float* x, void* dst, int64_t n) {
+    T* y = static_cast<T*>(dst);
+    for (int64_t i = 0; i < n; ++i) y[i] = Narrow(x[i]);
 }
 
 }  // namespace
@@ -94,10 +83,10 @@ void quantize_bf16(const float* x, void* dst, int64_t n) {
 void fill_quantize_generic(KernelTable& t) {
     auto set = [&](GgmlType ty, QuantizeFn f) { t.quantize[static_cast<int>(ty)] = f; };
     set(GgmlType::F32, quantize_f32);
-    set(GgmlType::F16, quantize_f16);
-    set(GgmlType::BF16, quantize_bf16);
-    set(GgmlType::Q8_0, quantize_q8_0);
-    set(GgmlType::Q8_1, quantize_q8_1);
+    set(GgmlType::F16, quantize_narrow<fp16_t, fp32_to_fp16>);
+    set(GgmlType::BF16, quantize_narrow<bf16_t, fp32_to_bf16>);
+    set(GgmlType::Q8_0, quantize_q8<block_q8_0>);
+    set(GgmlType::Q8_1, quantize_q8<block_q8_1>);
     set(GgmlType::Q8_K, quantize_q8_K);
 }
 

@@ -2,9 +2,9 @@
 // weight type's vec_dot_type. The integer part of every block is exact; only
 // the float accumulation order differs from the SIMD variants.
 #include <cmath>
-#include <cstring>
 #include <type_traits>
 
+#include "block_values.h"
 #include "kernels.h"
 #include "repack.h"
 
@@ -22,230 +22,55 @@ float dot_float(int64_t n, const void* w, const void* a) {
 }
 float widen_f32(float v) { return v; }
 
-float dot_q4_0(int64_t n, const void* w, const void* a) {
-    const block_q4_0* x = static_cast<const block_q4_0*>(w);
-    const block_q8_0* y = static_cast<const block_q8_0*>(a);
+// Single-scale formats: the integer dot of each block, times both block scales
+// (plus, for Q4_1/Q5_1, the weight offset times the activation block's s = d * sum).
+template <typename Block>
+float dot_single_scale(int64_t n, const void* w, const void* a) {
+    using Act = std::conditional_t<kHasOffset<Block>, block_q8_1, block_q8_0>;
+    const Block* x = static_cast<const Block*>(w);
+    const Act* y = static_cast<const Act*>(a);
+    int8_t buf[QK8_0];
     float sum = 0.0f;
     for (int64_t i = 0; i < n / QK8_0; ++i) {
+        const int8_t* q = block_values(x[i], buf);
         int isum = 0;
-        for (int j = 0; j < 16; ++j) {
-            isum += ((x[i].qs[j] & 0x0f) - 8) * y[i].qs[j];
-            isum += ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + 16];
-        }
-        sum += (float)isum * (fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));
+        for (int j = 0; j < QK8_0; ++j) isum += q[j] * y[i].qs[j];
+        float block = (float)isum * (fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));
+        if constexpr (kHasOffset<Block>) block += fp16_to_fp32(x[i].m) * fp16_to_fp32(y[i].s);
+        sum += block;
     }
     return sum;
 }
 
-float dot_q4_1(int64_t n, const void* w, const void* a) {
-    const block_q4_1* x = static_cast<const block_q4_1*>(w);
-    const block_q8_1* y = static_cast<const block_q8_1*>(a);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK8_1; ++i) {
-        int isum = 0;
-        for (int j = 0; j < 16; ++j) {
-            isum += (x[i].qs[j] & 0x0f) * y[i].qs[j];
-            isum += (x[i].qs[j] >> 4) * y[i].qs[j + 16];
-        }
-        sum += (float)isum * (fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d)) +
-               fp16_to_fp32(x[i].m) * fp16_to_fp32(y[i].s);
-    }
-    return sum;
-}
-
-float dot_q5_0(int64_t n, const void* w, const void* a) {
-    const block_q5_0* x = static_cast<const block_q5_0*>(w);
-    const block_q8_0* y = static_cast<const block_q8_0*>(a);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK8_0; ++i) {
-        uint32_t qh;
-        std::memcpy(&qh, x[i].qh, 4);
-        int isum = 0;
-        for (int j = 0; j < 16; ++j) {
-            isum += (((x[i].qs[j] & 0x0f) | ((qh >> j) & 1) << 4) - 16) * y[i].qs[j];
-            isum += (((x[i].qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16) * y[i].qs[j + 16];
-        }
-        sum += (float)isum * (fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));
-    }
-    return sum;
-}
-
-float dot_q5_1(int64_t n, const void* w, const void* a) {
-    const block_q5_1* x = static_cast<const block_q5_1*>(w);
-    const block_q8_1* y = static_cast<const block_q8_1*>(a);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK8_1; ++i) {
-        uint32_t qh;
-        std::memcpy(&qh, x[i].qh, 4);
-        int isum = 0;
-        for (int j = 0; j < 16; ++j) {
-            isum += ((x[i].qs[j] & 0x0f) | ((qh >> j) & 1) << 4) * y[i].qs[j];
-            isum += ((x[i].qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) * y[i].qs[j + 16];
-        }
-        sum += (float)isum * (fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d)) +
-               fp16_to_fp32(x[i].m) * fp16_to_fp32(y[i].s);
-    }
-    return sum;
-}
-
-float dot_q8_0(int64_t n, const void* w, const void* a) {
-    const block_q8_0* x = static_cast<const block_q8_0*>(w);
-    const block_q8_0* y = static_cast<const block_q8_0*>(a);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK8_0; ++i) {
-        int isum = 0;
-        for (int j = 0; j < QK8_0; ++j) isum += x[i].qs[j] * y[i].qs[j];
-        sum += (float)isum * (fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));
-    }
-    return sum;
-}
-
-float dot_iq4_nl(int64_t n, const void* w, const void* a) {
-    const block_iq4_nl* x = static_cast<const block_iq4_nl*>(w);
-    const block_q8_0* y = static_cast<const block_q8_0*>(a);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK4_NL; ++i) {
-        int isum = 0;
-        for (int j = 0; j < 16; ++j) {
-            isum += kvalues_iq4nl[x[i].qs[j] & 0x0f] * y[i].qs[j];
-            isum += kvalues_iq4nl[x[i].qs[j] >> 4] * y[i].qs[j + 16];
-        }
-        sum += (float)isum * (fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));
-    }
-    return sum;
-}
-
-float dot_q2_K(int64_t n, const void* w, const void* a) {
-    const block_q2_K* x = static_cast<const block_q2_K*>(w);
+// Sub-block formats: per sub-block the integer dot times its integer scale;
+// the mins meet the activations through their 16-value sums (bsums).
+template <typename Block>
+float dot_sub_blocks(int64_t n, const void* w, const void* a) {
+    constexpr int kSub = kSubBlock<Block>, kN = QK_K / kSub;
+    const Block* x = static_cast<const Block*>(w);
     const block_q8_K* y = static_cast<const block_q8_K*>(a);
+    int8_t q[QK_K];
     float sum = 0.0f;
     for (int64_t i = 0; i < n / QK_K; ++i) {
-        int summs = 0;
-        for (int j = 0; j < 16; ++j) summs += y[i].bsums[j] * (x[i].scales[j] >> 4);
-        int isum = 0, is = 0;
-        const uint8_t* q2 = x[i].qs;
-        const int8_t* q8 = y[i].qs;
-        for (int half = 0; half < 2; ++half, q2 += 32) {
-            for (int shift = 0; shift < 8; shift += 2) {
-                for (int part = 0; part < 2; ++part, q8 += 16) {
-                    int s = 0;
-                    for (int l = 0; l < 16; ++l) s += q8[l] * ((q2[l + 16 * part] >> shift) & 3);
-                    isum += (x[i].scales[is++] & 0x0f) * s;
-                }
-            }
-        }
-        const float dall = y[i].d * fp16_to_fp32(x[i].d);
-        const float dmin = y[i].d * fp16_to_fp32(x[i].dmin);
-        sum += dall * (float)isum - dmin * (float)summs;
-    }
-    return sum;
-}
-
-float dot_q3_K(int64_t n, const void* w, const void* a) {
-    const block_q3_K* x = static_cast<const block_q3_K*>(w);
-    const block_q8_K* y = static_cast<const block_q8_K*>(a);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK_K; ++i) {
-        int8_t scales[16];
-        q3_K_unpack_scales(x[i].scales, scales);
-        int isum = 0, is = 0;
-        const uint8_t* q3 = x[i].qs;
-        const int8_t* q8 = y[i].qs;
-        uint8_t m = 1;
-        for (int half = 0; half < 2; ++half, q3 += 32) {
-            for (int shift = 0; shift < 8; shift += 2, m <<= 1) {
-                for (int part = 0; part < 2; ++part, q8 += 16) {
-                    int s = 0;
-                    for (int l = 0; l < 16; ++l) {
-                        const int k = l + 16 * part;
-                        s += q8[l] * (((q3[k] >> shift) & 3) - ((x[i].hmask[k] & m) ? 0 : 4));
-                    }
-                    isum += scales[is++] * s;
-                }
-            }
-        }
-        sum += y[i].d * fp16_to_fp32(x[i].d) * (float)isum;
-    }
-    return sum;
-}
-
-float dot_q4_K(int64_t n, const void* w, const void* a) {
-    const block_q4_K* x = static_cast<const block_q4_K*>(w);
-    const block_q8_K* y = static_cast<const block_q8_K*>(a);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK_K; ++i) {
-        uint8_t sc[8], mn[8];
-        k4_scales_mins(x[i].scales, sc, mn);
-        int summs = 0;
-        for (int j = 0; j < 8; ++j) summs += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        block_values(x[i], q);
+        int sc[kN], mn[kN];
+        sub_scales(x[i], sc, mn);
         int isum = 0;
-        const uint8_t* q4 = x[i].qs;
-        const int8_t* q8 = y[i].qs;
-        for (int j = 0; j < 4; ++j, q4 += 32, q8 += 64) {
-            int s1 = 0, s2 = 0;
-            for (int l = 0; l < 32; ++l) {
-                s1 += (q4[l] & 0x0f) * q8[l];
-                s2 += (q4[l] >> 4) * q8[l + 32];
-            }
-            isum += sc[2 * j] * s1 + sc[2 * j + 1] * s2;
+        for (int s = 0; s < kN; ++s) {
+            int si = 0;
+            for (int l = 0; l < kSub; ++l) si += q[kSub * s + l] * y[i].qs[kSub * s + l];
+            isum += sc[s] * si;
         }
         const float d = y[i].d * fp16_to_fp32(x[i].d);
-        const float dmin = y[i].d * fp16_to_fp32(x[i].dmin);
-        sum += d * (float)isum - dmin * (float)summs;
-    }
-    return sum;
-}
-
-float dot_q5_K(int64_t n, const void* w, const void* a) {
-    const block_q5_K* x = static_cast<const block_q5_K*>(w);
-    const block_q8_K* y = static_cast<const block_q8_K*>(a);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK_K; ++i) {
-        uint8_t sc[8], mn[8];
-        k4_scales_mins(x[i].scales, sc, mn);
-        int summs = 0;
-        for (int j = 0; j < 8; ++j) summs += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
-        int isum = 0;
-        const uint8_t* ql = x[i].qs;
-        const int8_t* q8 = y[i].qs;
-        for (int j = 0; j < 4; ++j, ql += 32, q8 += 64) {
-            const uint8_t u1 = (uint8_t)(1u << (2 * j)), u2 = (uint8_t)(2u << (2 * j));
-            int s1 = 0, s2 = 0;
-            for (int l = 0; l < 32; ++l) {
-                s1 += ((ql[l] & 0x0f) + (x[i].qh[l] & u1 ? 16 : 0)) * q8[l];
-                s2 += ((ql[l] >> 4) + (x[i].qh[l] & u2 ? 16 : 0)) * q8[l + 32];
-            }
-            isum += sc[2 * j] * s1 + sc[2 * j + 1] * s2;
+        if constexpr (kHasSubMins<Block>) {
+            int summs = 0;
+            for (int s = 0; s < kN; ++s)
+                for (int b = s * kSub / 16; b < (s + 1) * kSub / 16; ++b) summs += mn[s] * y[i].bsums[b];
+            const float dmin = y[i].d * fp16_to_fp32(x[i].dmin);
+            sum += d * (float)isum - dmin * (float)summs;
+        } else {
+            sum += d * (float)isum;
         }
-        const float d = y[i].d * fp16_to_fp32(x[i].d);
-        const float dmin = y[i].d * fp16_to_fp32(x[i].dmin);
-        sum += d * (float)isum - dmin * (float)summs;
-    }
-    return sum;
-}
-
-float dot_q6_K(int64_t n, const void* w, const void* a) {
-    const block_q6_K* x = static_cast<const block_q6_K*>(w);
-    const block_q8_K* y = static_cast<const block_q8_K*>(a);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK_K; ++i) {
-        const uint8_t* ql = x[i].ql;
-        const uint8_t* qh = x[i].qh;
-        const int8_t* q8 = y[i].qs;
-        int isum = 0;
-        for (int half = 0; half < 2; ++half, ql += 64, qh += 32, q8 += 128) {
-            const int8_t* sc = x[i].scales + 8 * half;
-            int s[8] = {0};
-            for (int l = 0; l < 32; ++l) {
-                const int is = l / 16;
-                s[is + 0] += (((ql[l] & 0x0f) | ((qh[l] >> 0) & 3) << 4) - 32) * q8[l];
-                s[is + 2] += (((ql[l + 32] & 0x0f) | ((qh[l] >> 2) & 3) << 4) - 32) * q8[l + 32];
-                s[is + 4] += (((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32) * q8[l + 64];
-                s[is + 6] += (((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32) * q8[l + 96];
-            }
-            for (int j = 0; j < 8; ++j) isum += sc[j] * s[j];
-        }
-        sum += y[i].d * fp16_to_fp32(x[i].d) * (float)isum;
     }
     return sum;
 }
@@ -295,21 +120,16 @@ void fill_vec_dot_generic(KernelTable& t) {
     t.scale_f16 = scale_f16;
     t.vec_dot8[static_cast<int>(GgmlType::Q4_0)] = dot8_q4<false>;
     t.vec_dot8[static_cast<int>(GgmlType::Q4_1)] = dot8_q4<true>;
-    auto set = [&](GgmlType ty, VecDotFn f) { t.vec_dot[static_cast<int>(ty)] = f; };
-    set(GgmlType::F32, dot_float<float, widen_f32>);
-    set(GgmlType::F16, dot_float<fp16_t, fp16_to_fp32>);
-    set(GgmlType::BF16, dot_float<bf16_t, bf16_to_fp32>);
-    set(GgmlType::Q4_0, dot_q4_0);
-    set(GgmlType::Q4_1, dot_q4_1);
-    set(GgmlType::Q5_0, dot_q5_0);
-    set(GgmlType::Q5_1, dot_q5_1);
-    set(GgmlType::Q8_0, dot_q8_0);
-    set(GgmlType::IQ4_NL, dot_iq4_nl);
-    set(GgmlType::Q2_K, dot_q2_K);
-    set(GgmlType::Q3_K, dot_q3_K);
-    set(GgmlType::Q4_K, dot_q4_K);
-    set(GgmlType::Q5_K, dot_q5_K);
-    set(GgmlType::Q6_K, dot_q6_K);
+    t.vec_dot[static_cast<int>(GgmlType::F32)] = dot_float<float, widen_f32>;
+    t.vec_dot[static_cast<int>(GgmlType::F16)] = dot_float<fp16_t, fp16_to_fp32>;
+    t.vec_dot[static_cast<int>(GgmlType::BF16)] = dot_float<bf16_t, bf16_to_fp32>;
+    for_each_block_format([&](GgmlType type, const char*, GgmlType, auto tag) {
+        using Block = typename decltype(tag)::Block;
+        if constexpr (kIsSubBlocks<decltype(tag)>)
+            t.vec_dot[static_cast<int>(type)] = dot_sub_blocks<Block>;
+        else if constexpr (!kActivationOnly<Block>)
+            t.vec_dot[static_cast<int>(type)] = dot_single_scale<Block>;
+    });
 }
 
 }  // namespace pyllama

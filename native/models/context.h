@@ -1,26 +1,18 @@
-// An inference context: one KV cache, a compute thread pool and scratch
-// buffers over a Model. One decode() call = one forward pass over a batch.
+// An inference context: one KV cache, a compute thread pool and a Decoder over
+// a Model. One decode() call = one forward pass over a batch, run micro-batch
+// by micro-batch.
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <stdexcept>
 #include <vector>
 
-#include "../kv_cache.h"
 #include "../kernels/threadpool.h"
+#include "../kv_cache.h"
+#include "decoder.h"
 #include "model.h"
 
 namespace pyllama {
-
-// A batch of tokens; tokens of different sequences may share it.
-struct Batch {
-    int64_t n_tokens = 0;
-    const int32_t* token = nullptr;  // (n_tokens)
-    const int32_t* pos = nullptr;    // (n_tokens)
-    const uint64_t* seqs = nullptr;  // (n_tokens) bit set of sequence ids; attention follows the lowest
-    const uint8_t* logits = nullptr; // (n_tokens) 1 = return this token's logits
-};
 
 class ContextFull : public std::runtime_error {
    public:
@@ -51,18 +43,14 @@ class Context {
     int n_threads() const { return pool_.n_threads(); }
 
    private:
-    void decode_ubatch(const Batch& b, int64_t i0, int64_t n, float* out);
-    void layer(int64_t il, int64_t n);
+    void check(const Batch& b) const;
 
     const Model& m_;
     ContextParams cp_;
     ThreadPool pool_;
     KvCache kv_;
-    // scratch for one micro-batch of n tokens
-    std::vector<float> x_, cur_, q_, k_, v_, attn_, o_, gate_, up_;  // (n, ...) activations
-    std::vector<float> cs_, cs_swa_;                                 // (n, n_rot) RoPE angles
-    std::vector<int32_t> cells_, pos_, seq0_;                        // (n)
-    VisibleCells vis_, vis_swa_;
+    Decoder decoder_;
+    std::vector<int32_t> cells_;  // (n_ubatch) the cells claimed for one micro-batch
 };
 
 }  // namespace pyllama

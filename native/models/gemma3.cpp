@@ -14,16 +14,14 @@
 
 namespace pyllama {
 
-ArchTraits gemma3_traits(const ModelParams& p) {
+ArchTraits gemma3_traits(const ModelParams& p, const ArchInfo& info) {
     ArchTraits t{};
-    t.arch = Arch::Gemma3;
-    t.rope_neox = true;
+    t.info = info;
     t.act = FfnAct::Geglu;
     t.embd_scale = std::sqrt((float)p.n_embd);
     const bool is_27b = p.n_layer == 62;
     t.q_scale = is_27b ? 1.0f / std::sqrt((float)(p.n_embd / p.n_head)) : 1.0f / std::sqrt((float)p.head_dim_k);
     t.kq_scale = 1.0f;
-    t.post_norms = true;
     return t;
 }
 

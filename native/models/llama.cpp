@@ -7,21 +7,20 @@
 //   logits = Wout · n(x)          (Wout = embd when the output is tied)
 //
 // Qwen2/3 rotate with NEOX pairs (i, i + n_rot/2); llama rotates (2i, 2i+1).
+// Which member has which of these is a row of architectures.cpp.
 #include <cmath>
 
 #include "model.h"
 
 namespace pyllama {
 
-ArchTraits llama_traits(const ModelParams& p, Arch arch) {
+ArchTraits llama_traits(const ModelParams& p, const ArchInfo& info) {
     ArchTraits t{};
-    t.arch = arch;
-    t.rope_neox = arch != Arch::Llama;
+    t.info = info;
     t.act = FfnAct::Swiglu;
     t.embd_scale = 1.0f;
     t.q_scale = 1.0f;
     t.kq_scale = 1.0f / std::sqrt((float)p.head_dim_k);
-    t.post_norms = false;
     return t;
 }
 

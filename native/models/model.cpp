@@ -20,11 +20,14 @@ void need_matrix(const WeightView& w, const std::string& name, int64_t rows, int
 }  // namespace
 
 ArchTraits arch_traits(const ModelParams& p) {
-    if (p.arch == "llama" || p.arch == "mistral" || p.arch == "granite" || p.arch == "smollm3")
-        return llama_traits(p, Arch::Llama);
-    if (p.arch == "qwen2") return llama_traits(p, Arch::Qwen2);
-    if (p.arch == "qwen3") return llama_traits(p, Arch::Qwen3);
-    if (p.arch == "gemma3") return gemma3_traits(p);
+    const ArchInfo* info = find_architecture(p.arch);
+    if (info && info->decoder) {
+        switch (info->family) {
+            case Family::Llama: return llama_traits(p, *info);
+            case Family::Gemma3: return gemma3_traits(p, *info);
+            case Family::Bert: break;
+        }
+    }
     throw std::invalid_argument("unsupported model architecture '" + p.arch + "'");
 }
 
@@ -107,7 +110,7 @@ void Model::finalize() {
     need_matrix(tok_embd_, "token_embd", p.n_vocab, p.n_embd);
     if (output_.data) need_matrix(output_, "output", p.n_vocab, p.n_embd);
     if (!output_norm_) throw std::invalid_argument("missing tensor output_norm");
-    const bool qk_norm = t_.arch == Arch::Qwen3 || t_.arch == Arch::Gemma3;
+    const ArchInfo& a = t_.info;
     for (int64_t i = 0; i < p.n_layer; ++i) {
         LayerWeights& L = layers_[i];
         const std::string b = "blk." + std::to_string(i) + ".";
@@ -120,10 +123,11 @@ void Model::finalize() {
         need_matrix(L.down, b + "ffn_down", p.n_embd, p.n_ff);
         if (!L.attn_norm) throw std::invalid_argument("missing tensor " + b + "attn_norm");
         if (!L.ffn_norm) throw std::invalid_argument("missing tensor " + b + "ffn_norm");
-        if (qk_norm && (!L.q_norm || !L.k_norm)) throw std::invalid_argument("missing tensor " + b + "attn_q_norm/attn_k_norm");
-        if (t_.arch == Arch::Qwen2 && (!L.bq || !L.bk || !L.bv))
+        if (a.qk_norm && (!L.q_norm || !L.k_norm))
+            throw std::invalid_argument("missing tensor " + b + "attn_q_norm/attn_k_norm");
+        if (a.qkv_bias && (!L.bq || !L.bk || !L.bv))
             throw std::invalid_argument("missing tensor " + b + "attn_q/k/v bias");
-        if (t_.post_norms && (!L.post_attn_norm || !L.post_ffw_norm))
+        if (a.post_norms && (!L.post_attn_norm || !L.post_ffw_norm))
             throw std::invalid_argument("missing tensor " + b + "post_attention_norm/post_ffw_norm");
     }
     if (!output_.data && !tok_embd_.packed) pack(tok_embd_);  // tied: the packed copy serves the output matmul, get_rows reads the plain rows

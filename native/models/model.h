@@ -9,15 +9,15 @@
 #include <vector>
 
 #include "../kernels/matmul.h"
+#include "architectures.h"
 
 namespace pyllama {
 
-enum class Arch { Llama, Qwen2, Qwen3, Gemma3 };
 enum class FfnAct { Swiglu, Geglu };
 
 // Hyper-parameters, read from GGUF metadata by the Python loader.
 struct ModelParams {
-    std::string arch;           // llama | mistral | qwen2 | qwen3 | gemma3 | ...
+    std::string arch;           // general.architecture: a decoder of architectures.h
     int64_t n_vocab = 0, n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0;
     int64_t head_dim_k = 0, head_dim_v = 0, n_ff = 0, n_rot = 0;
     float norm_eps = 1e-5f;
@@ -30,22 +30,21 @@ struct ModelParams {
     float attn_logit_softcap = 0.0f;
 };
 
-// Decisions that follow from the architecture (llama.cpp's graph for it).
+// Decisions that follow from the architecture (llama.cpp's graph for it): its
+// row of the table and what its family computes from the hyper-parameters.
 struct ArchTraits {
-    Arch arch;
-    bool rope_neox;        // rotate pairs (i, i + n_rot/2) rather than (2i, 2i + 1)
+    ArchInfo info;
     FfnAct act;
     float embd_scale;      // token embeddings are multiplied by this
     float q_scale;         // queries are multiplied by this before attention ...
     float kq_scale;        // ... and the scores by this
-    bool post_norms;       // gemma: RMSNorm after attention and after the FFN
 };
 
 // Per architecture family (models/llama.cpp, models/gemma3.cpp). Throws
-// std::invalid_argument naming an architecture no family covers.
+// std::invalid_argument naming an architecture that is not a decoder of the table.
 ArchTraits arch_traits(const ModelParams& p);
-ArchTraits llama_traits(const ModelParams& p, Arch arch);
-ArchTraits gemma3_traits(const ModelParams& p);
+ArchTraits llama_traits(const ModelParams& p, const ArchInfo& info);
+ArchTraits gemma3_traits(const ModelParams& p, const ArchInfo& info);
 
 struct LayerWeights {
     const float* attn_norm = nullptr;                  // (n_embd)

@@ -196,6 +196,26 @@ def test_unsupported_architecture(tmp_path):
     expect_error(write_tiny_llama(tmp_path / "a.gguf", arch="mamba"), "unsupported model architecture 'mamba'")
 
 
+def test_architecture_table_is_the_native_one():
+    from pyllama.gguf_file import ARCHITECTURES
+    from pyllama.model_loader import DECODER_ARCHS
+
+    table = _native.architectures()
+    assert list(ARCHITECTURES) == [a.name for a in table]
+    assert DECODER_ARCHS == ("llama", "mistral", "granite", "smollm3", "qwen2", "qwen3", "gemma3")
+    assert {a.name: a.family for a in table}["mistral"] == "llama" and not ARCHITECTURES["bert"].decoder
+    for a in table:  # the native model accepts exactly the table's decoders
+        p = _native.ModelParams()
+        p.arch, p.n_vocab, p.n_embd, p.n_layer, p.n_head, p.n_head_kv = a.name, 8, 8, 1, 1, 1
+        p.head_dim_k = p.head_dim_v = p.n_rot = 8
+        p.n_ff = 8
+        if a.decoder:
+            _native.Model(p)
+        else:
+            with pytest.raises(ValueError, match=f"unsupported model architecture '{a.name}'"):
+                _native.Model(p)
+
+
 def test_inconsistent_heads(tmp_path):
     expect_error(write_tiny_llama(tmp_path / "h.gguf", n_head=4, n_head_kv=3), "not a multiple")
 

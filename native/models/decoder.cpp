@@ -1,0 +1,166 @@
+#include "decoder.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "../kernels/attention.h"
+#include "../kernels/ops.h"
+
+namespace pyllama {
+
+namespace {
+
+void add_bias(float* y, const float* b, int64_t rows, int64_t n) {
+    if (!b) return;
+    for (int64_t r = 0; r < rows; ++r) add(y + r * n, b, y + r * n, n);
+}
+
+}  // namespace
+
+void Decoder::forward(const Batch& b, int64_t i0, int64_t n, const int32_t* cells, float* out) {
+    const ModelParams& p = m_.params();
+    const ArchTraits& t = m_.traits();
+    prepare(b, i0, n, cells);
+    get_rows(m_.tok_embd(), b.token + i0, n, x_.data(), kernels());  // (n, n_embd)
+    if (t.embd_scale != 1.0f) scale(x_.data(), t.embd_scale, x_.data(), n * p.n_embd);
+    for (int64_t il = 0; il < p.n_layer; ++il) {
+        attention_block(il, n);
+        feed_forward_block(il, n);
+    }
+    output_logits(b, i0, n, out);
+}
+
+// Positions, visible cells and RoPE angles of the micro-batch; scratch sizes.
+void Decoder::prepare(const Batch& b, int64_t i0, int64_t n, const int32_t* cells) {
+    const ModelParams& p = m_.params();
+    cells_ = cells;
+    pos_.assign(b.pos + i0, b.pos + i0 + n);
+    seq0_.resize(n);
+    for (int64_t i = 0; i < n; ++i) seq0_[i] = __builtin_ctzll(b.seqs[i0 + i]);
+
+    kv_.visible(pos_.data(), seq0_.data(), n, 0, vis_);
+    cs_.resize(n * p.n_rot);
+    rope_angles(pos_.data(), n, p.n_rot, p.rope_base, p.rope_scale, cs_.data(),
+                p.rope_freq_factors.empty() ? nullptr : p.rope_freq_factors.data());
+    if (!p.swa_layers.empty()) {
+        kv_.visible(pos_.data(), seq0_.data(), n, p.sliding_window, vis_swa_);
+        cs_swa_.resize(n * p.n_rot);
+        rope_angles(pos_.data(), n, p.n_rot, p.rope_base_swa, p.rope_scale_swa, cs_swa_.data());
+    }
+
+    const int64_t nq = p.n_head * p.head_dim_k, nk = p.n_head_kv * p.head_dim_k, nv = p.n_head_kv * p.head_dim_v;
+    const int64_t width = std::max({p.n_embd, nq, p.n_head * p.head_dim_v});
+    x_.resize(n * p.n_embd);
+    cur_.resize(n * width);
+    q_.resize(n * nq);
+    k_.resize(n * nk);
+    v_.resize(n * nv);
+    attn_.resize(n * p.n_head * p.head_dim_v);
+    o_.resize(n * p.n_embd);
+    gate_.resize(n * p.n_ff);
+    up_.resize(n * p.n_ff);
+}
+
+void Decoder::attention_block(int64_t il, int64_t n) {
+    const ModelParams& p = m_.params();
+    const ArchTraits& t = m_.traits();
+    const LayerWeights& L = m_.layer(il);
+    const KernelTable& kt = kernels();
+    const bool swa = m_.is_swa(il);
+    const int64_t E = p.n_embd, hk = p.head_dim_k, hv = p.head_dim_v;
+    const int64_t nq = p.n_head * hk, nk = p.n_head_kv * hk, nv = p.n_head_kv * hv;
+    float *x = x_.data(), *cur = cur_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
+    float *attn = attn_.data(), *o = o_.data();
+
+    rms_norm(x, L.attn_norm, cur, n, E, p.norm_eps);                  // (n, E)
+    matmul(L.wq, cur, n, E, q, nq, pool_, kt);                        // (n, n_head, hk)
+    matmul(L.wk, cur, n, E, k, nk, pool_, kt);                        // (n, n_head_kv, hk)
+    matmul(L.wv, cur, n, E, v, nv, pool_, kt);                        // (n, n_head_kv, hv)
+    add_bias(q, L.bq, n, nq);
+    add_bias(k, L.bk, n, nk);
+    add_bias(v, L.bv, n, nv);
+    if (L.q_norm) rms_norm(q, L.q_norm, q, n * p.n_head, hk, p.norm_eps);
+    if (L.k_norm) rms_norm(k, L.k_norm, k, n * p.n_head_kv, hk, p.norm_eps);
+    const float* cs = swa ? cs_swa_.data() : cs_.data();
+    rope_apply(q, cs, n, p.n_head, hk, p.n_rot, t.info.rope_neox);
+    rope_apply(k, cs, n, p.n_head_kv, hk, p.n_rot, t.info.rope_neox);
+    if (t.q_scale != 1.0f) scale(q, t.q_scale, q, n * nq);
+    store_kv(il, n, k, v);
+
+    const VisibleCells& vis = swa ? vis_swa_ : vis_;
+    AttentionArgs a{};
+    a.q = q;
+    a.kv = kv_.view(il);
+    a.cells = vis.cells.data();
+    a.begin = vis.begin.data();
+    a.end = vis.end.data();
+    a.out = attn;
+    a.n_tokens = n;
+    a.n_head = p.n_head;
+    a.n_head_kv = p.n_head_kv;
+    a.head_dim_k = hk;
+    a.head_dim_v = hv;
+    a.scale = t.kq_scale;
+    a.softcap = p.attn_logit_softcap;
+    attention(a, pool_, kt);                                          // (n, n_head, hv)
+
+    matmul(L.wo, attn, n, p.n_head * hv, o, E, pool_, kt);            // (n, E)
+    add_bias(o, L.bo, n, E);
+    if (t.info.post_norms) rms_norm(o, L.post_attn_norm, o, n, E, p.norm_eps);
+    add(x, o, x, n * E);
+}
+
+// This micro-batch's K (n, n_head_kv, hk) and V (n, n_head_kv, hv), each token's into its cell.
+void Decoder::store_kv(int64_t il, int64_t n, const float* k, const float* v) {
+    const ModelParams& p = m_.params();
+    const int64_t hk = p.head_dim_k, hv = p.head_dim_v, nk = p.n_head_kv * hk, nv = p.n_head_kv * hv;
+    const KvView view = kv_.view(il);
+    const KernelTable& kt = kernels();
+    const QuantizeFn to_k = kt.quantize[(int)view.type_k], to_v = kt.quantize[(int)view.type_v];
+    for (int64_t i = 0; i < n; ++i) {
+        uint8_t* kc = kv_.k_cell(il, cells_[i]);
+        uint8_t* vc = kv_.v_cell(il, cells_[i]);
+        for (int64_t h = 0; h < p.n_head_kv; ++h) {
+            to_k(k + i * nk + h * hk, kc + h * view.k_head_bytes, hk);
+            to_v(v + i * nv + h * hv, vc + h * view.v_head_bytes, hv);
+        }
+    }
+}
+
+void Decoder::feed_forward_block(int64_t il, int64_t n) {
+    const ModelParams& p = m_.params();
+    const ArchTraits& t = m_.traits();
+    const LayerWeights& L = m_.layer(il);
+    const KernelTable& kt = kernels();
+    const int64_t E = p.n_embd;
+    float *x = x_.data(), *cur = cur_.data(), *o = o_.data(), *g = gate_.data(), *u = up_.data();
+
+    rms_norm(x, L.ffn_norm, cur, n, E, p.norm_eps);
+    matmul(L.gate, cur, n, E, g, p.n_ff, pool_, kt);                  // (n, n_ff)
+    matmul(L.up, cur, n, E, u, p.n_ff, pool_, kt);                    // (n, n_ff)
+    if (t.act == FfnAct::Geglu)
+        geglu_ggml(g, u, g, n * p.n_ff);
+    else
+        swiglu(g, u, g, n * p.n_ff);
+    matmul(L.down, g, n, p.n_ff, o, E, pool_, kt);                    // (n, E)
+    if (t.info.post_norms) rms_norm(o, L.post_ffw_norm, o, n, E, p.norm_eps);
+    add(x, o, x, n * E);
+}
+
+// Final norm and the vocabulary projection of the flagged rows only.
+void Decoder::output_logits(const Batch& b, int64_t i0, int64_t n, float* out) {
+    const ModelParams& p = m_.params();
+    int64_t n_out = 0;
+    for (int64_t i = 0; i < n; ++i)
+        if (b.logits[i0 + i])
+            std::copy(x_.begin() + i * p.n_embd, x_.begin() + (i + 1) * p.n_embd, cur_.begin() + n_out++ * p.n_embd);
+    if (!n_out) return;
+    rms_norm(cur_.data(), m_.output_norm(), cur_.data(), n_out, p.n_embd, p.norm_eps);
+    matmul(m_.output(), cur_.data(), n_out, p.n_embd, out, p.n_vocab, pool_, kernels());  // (n_out, n_vocab)
+    if (p.final_logit_softcap > 0.0f) {
+        const float c = p.final_logit_softcap;
+        for (int64_t i = 0; i < n_out * p.n_vocab; ++i) out[i] = c * std::tanh(out[i] / c);
+    }
+}
+
+}  // namespace pyllama

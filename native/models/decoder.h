@@ -1,0 +1,58 @@
+// The forward pass of a decoder-only transformer over one micro-batch:
+//
+//   x = embd[token] (* embd_scale)
+//   per layer:  x += attention block (norm, Q/K/V, RoPE, K/V into the cache, attention, Wo)
+//               x += feed-forward block (norm, gate/up, SwiGLU or GeGLU, down)
+//   logits of the wanted rows = Wout · norm(x)
+//
+// What differs between architectures is read from the model's ArchTraits and
+// its optional tensors (biases, Q/K norms, post-norms). Scratch buffers are kept
+// between calls, sized for the largest micro-batch seen.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "../kernels/threadpool.h"
+#include "../kv_cache.h"
+#include "model.h"
+
+namespace pyllama {
+
+// A batch of tokens; tokens of different sequences may share it.
+struct Batch {
+    int64_t n_tokens = 0;
+    const int32_t* token = nullptr;  // (n_tokens)
+    const int32_t* pos = nullptr;    // (n_tokens)
+    const uint64_t* seqs = nullptr;  // (n_tokens) bit set of sequence ids; attention follows the lowest
+    const uint8_t* logits = nullptr; // (n_tokens) 1 = return this token's logits
+};
+
+class Decoder {
+   public:
+    Decoder(const Model& model, KvCache& kv, ThreadPool& pool) : m_(model), kv_(kv), pool_(pool) {}
+
+    // Tokens [i0, i0 + n) of the batch, whose K/V go to the cache cells
+    // `cells` (n, already claimed). Writes the logits of the flagged tokens,
+    // in batch order, to out (n_outputs, n_vocab).
+    void forward(const Batch& b, int64_t i0, int64_t n, const int32_t* cells, float* out);
+
+   private:
+    void prepare(const Batch& b, int64_t i0, int64_t n, const int32_t* cells);
+    void attention_block(int64_t il, int64_t n);
+    void store_kv(int64_t il, int64_t n, const float* k, const float* v);
+    void feed_forward_block(int64_t il, int64_t n);
+    void output_logits(const Batch& b, int64_t i0, int64_t n, float* out);
+
+    const Model& m_;
+    KvCache& kv_;
+    ThreadPool& pool_;
+    // scratch for one micro-batch of n tokens
+    std::vector<float> x_, cur_, q_, k_, v_, attn_, o_, gate_, up_;  // (n, ...) activations
+    std::vector<float> cs_, cs_swa_;                                 // (n, n_rot) RoPE angles
+    std::vector<int32_t> pos_, seq0_;                                // (n)
+    const int32_t* cells_ = nullptr;                                 // (n) where each token's K/V go
+    VisibleCells vis_, vis_swa_;
+};
+
+}  // namespace pyllama
