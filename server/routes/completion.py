@@ -7,26 +7,15 @@ from flask import Blueprint, request
 from pyllama.engine import ErrorEvent, FinalEvent, PartialEvent
 
 from .. import responses as R
-from ..errors import ApiError, bad_request, error_event_body
-from ..constraints import parse_constraint
+from .. import schemas
+from ..errors import error_event_body
 from ..disconnect import watcher
 from ..generation import collect, run
-from ..params import field, n_choices, split_prompts, task_request, tokenize_prompt
 from ..offload import json_response, offload
 from ..sse import event, stream_response
 from .common import json_body, state
 
 bp = Blueprint("completion", __name__)
-
-
-def _requests(st, body: dict, stream: bool, openai: bool):
-    if "prompt" not in body or body["prompt"] is None:
-        raise bad_request("\"prompt\" is required")
-    prompts = split_prompts(body["prompt"])
-    ids = [tokenize_prompt(st, p) for p in prompts]
-    constraint = parse_constraint(st, body, openai=openai)
-    reqs = [task_request(st, body, p, stream=stream, constraint=constraint) for p in ids]
-    return prompts, ids, reqs
 
 
 @bp.post("/completion")
@@ -35,14 +24,8 @@ def completion():
     st = state()
     body = json_body()
     gone = watcher(request.environ)
-    stream = field(body, "stream", bool, False)
-    return_tokens = field(body, "return_tokens", bool, False)
-    n_cmpl = n_choices(st, body, ("n_cmpl", "n"))
-    prompts, ids, reqs = offload(_requests, st, body, stream, openai=False)
-    # every prompt n_cmpl times, in prompt order
-    prompts = [p for p in prompts for _ in range(n_cmpl)]
-    ids = [p for p in ids for _ in range(n_cmpl)]
-    reqs = [r for r in reqs for _ in range(n_cmpl)]
+    req = offload(schemas.completion, st, body)
+    prompts, ids, reqs, stream, return_tokens = req.prompts, req.prompt_ids, req.tasks, req.stream, req.return_tokens
     tok = st.llm.tokenizer
 
     def prompt_text(i: int) -> str:
@@ -56,9 +39,8 @@ def completion():
             out = [R.completion_final(r, reqs[i], index=i, model=st.alias, prompt_text=prompt_text(i),
                                       n_ctx=st.engine.n_ctx_slot, tokenizer=tok, return_tokens=return_tokens,
                                       stream=False) for i, r in enumerate(results)]
-            fields = body.get("response_fields")
-            if isinstance(fields, list) and fields:
-                out = [_pick(o, fields) for o in out]
+            if req.response_fields:
+                out = [_pick(o, req.response_fields) for o in out]
             return out if len(out) > 1 else out[0]
         return json_response(build)
 
@@ -100,17 +82,11 @@ def v1_completions():
     st = state()
     body = json_body()
     gone = watcher(request.environ)
-    stream = field(body, "stream", bool, False)
-    if "logprobs" in body and body["logprobs"] is not None:
-        lp = body["logprobs"]
-        if isinstance(lp, bool) or not isinstance(lp, int):
-            raise bad_request("Field 'logprobs': expected an integer")
-    n = n_choices(st, body, ("n",))
-    prompts, ids, reqs = offload(_requests, st, body, stream, openai=True)
-    reqs = [r for r in reqs for _ in range(n)]
+    req = offload(schemas.openai_completion, st, body)
+    reqs, stream = req.tasks, req.stream
     tok = st.llm.tokenizer
     cid, created = R.new_id("cmpl"), R.now()
-    include_usage = isinstance(body.get("stream_options"), dict) and body["stream_options"].get("include_usage")
+    include_usage = req.include_usage
 
     def logprobs(r, probs):
         return R.openai_logprobs(tok, probs, r.sampling.post_sampling_probs)
