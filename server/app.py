@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from pyllama.errors import PyllamaError
 
 from . import auth
-from .errors import ApiError, api_error
+from .errors import ApiError, api_error, http_error
 from .generation import ClientGone
 from .routes import chat, completion, misc, slots, webui
 from .config import ServerConfig, config_from_env
@@ -77,18 +77,12 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
-        if e.code == 404:
-            return ApiError(404, "File Not Found", "not_found_error").response()
-        if e.code == 413:
-            return ApiError(400, f"request body too large (at most {MAX_BODY_BYTES >> 20} MB)").response()
-        if e.code == 405:
-            return ApiError(404, "File Not Found", "not_found_error").response()
-        return ApiError(e.code or 500, e.description or "error").response()
+        return http_error(e.code, e.description, MAX_BODY_BYTES).response()
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception):
         logging.getLogger("pyllama.server").exception("request failed")
-        return ApiError(500, str(e) or type(e).__name__, "server_error").response()
+        return api_error(e).response()  # not the library's: a 500
 
     if load:
         st.load_in_background()

@@ -8,7 +8,7 @@ import hmac
 
 from flask import Flask, request
 
-from .errors import ApiError
+from .errors import unauthorized
 
 PUBLIC = {"/health", "/v1/health"}
 
@@ -42,7 +42,7 @@ def install(app: Flask, state) -> None:
         if not api_keys or is_public() or not state.ready:
             return None  # while loading, every route answers 503 before any key check
         if not key_accepted(api_keys):
-            return ApiError(401, "Invalid API Key", "authentication_error").response()
+            return unauthorized().response()
         return None
 
     @app.after_request

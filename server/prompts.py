@@ -9,7 +9,7 @@ from typing import Any
 from pyllama.chat import ChatTemplateError
 from pyllama.errors import PromptTooLong
 
-from .errors import ApiError, bad_request
+from .errors import bad_request, not_supported
 
 MAX_PROMPTS = 256        # prompts in one request (times n_cmpl: tasks queued at once)
 
@@ -20,7 +20,7 @@ def tokenize_prompt(state, prompt: Any) -> list[int]:
     n_vocab = state.llm.n_vocab
     if isinstance(prompt, dict):  # {"prompt_string": ..., "multimodal_data": [...]}
         if prompt.get("multimodal_data"):
-            raise ApiError(501, "This server does not support multimodal input", "not_supported_error")
+            raise not_supported("This server does not support multimodal input")
         if not isinstance(prompt.get("prompt_string"), str):
             raise bad_request("\"prompt_string\" must be a string")
         prompt = prompt["prompt_string"]

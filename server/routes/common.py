@@ -10,7 +10,7 @@ import re
 from flask import current_app, request
 
 from ..disconnect import watcher
-from ..errors import ApiError, api_error, bad_request
+from ..errors import api_error, bad_request, unavailable
 from ..generation import collect, run
 from ..offload import json_response, offload
 from ..sse import answer_events, stream_response
@@ -22,8 +22,8 @@ def state():
         raise api_error(st.engine.stopped_error())
     if not st.ready:
         if st.load_error:
-            raise ApiError(503, f"Loading model failed: {st.load_error}", "unavailable_error")
-        raise ApiError(503, "Loading model", "unavailable_error")
+            raise unavailable(f"Loading model failed: {st.load_error}")
+        raise unavailable("Loading model")
     return st
 
 
