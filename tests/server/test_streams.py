@@ -18,8 +18,10 @@ from pyllama.server.sse import answer_events
 def result(content="Hi!", n_decoded=2, n_prompt=5, n_cached=1, stop_type="limit") -> CompletionResult:
     return CompletionResult(content=content, tokens=[7, 8], id_slot=0, n_decoded=n_decoded, n_prompt=n_prompt,
                             n_cached=n_cached, stop_type=stop_type, stopping_word="", truncated=False,
-                            has_new_line=False, timings=Timings(prompt_n=n_prompt, predicted_n=n_decoded),
-                            probs=[], seed=0)
+                            has_new_line=False, timings=Timings(), probs=[], seed=0)
+
+
+TIMINGS = Timings().to_json()
 
 
 def partial(text: str, n_decoded: int) -> PartialEvent:
@@ -55,7 +57,7 @@ def test_chat_stream_with_usage():
     assert ev[3]["choices"] == [{"finish_reason": "length", "index": 0, "delta": {}}] and "timings" not in ev[3]
     assert ev[4]["choices"] == [] and ev[4]["usage"] == {
         "completion_tokens": 2, "prompt_tokens": 5, "total_tokens": 7, "prompt_tokens_details": {"cached_tokens": 1}}
-    assert ev[4]["timings"]["predicted_n"] == 2
+    assert ev[4]["timings"] == TIMINGS
     assert ev[5] == "[DONE]" and len(ev) == 6
     for e in ev[:5]:
         assert e["object"] == "chat.completion.chunk" and e["id"] == ev[0]["id"] and e["id"].startswith("chatcmpl-")
@@ -76,7 +78,7 @@ def test_text_completion_stream():
         {"text": "Hi", "index": 0, "logprobs": None, "finish_reason": None},
         {"text": "!", "index": 0, "logprobs": None, "finish_reason": None}]
     assert ev[2]["choices"] == [{"text": "", "index": 0, "logprobs": None, "finish_reason": "length"}]
-    assert "timings" in ev[2]
+    assert ev[2]["timings"] == TIMINGS
     assert ev[3]["choices"] == [] and ev[3]["usage"]["total_tokens"] == 7 and "timings" not in ev[3]
     assert ev[4] == "[DONE]" and len(ev) == 5
     assert all(e["object"] == "text_completion" and e["id"].startswith("cmpl-") for e in ev[:4])
