@@ -4,30 +4,23 @@ so the port answers at once (/health: 503 "Loading model" until ready)."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Callable
 
-from flask import Flask, request
+from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from pyllama.errors import PyllamaError
 
-from .errors import ApiError, api_error
+from . import auth
+from .errors import ApiError, api_error, http_error
 from .generation import ClientGone
 from .memory import tune_malloc
 from .routes import chat, completion, misc, slots, webui
 from .config import ServerConfig, config_from_env
 from .state import ServerState
 
-PUBLIC = {"/health", "/v1/health"}
 MAX_BODY_BYTES = 16 << 20
-
-
-def _is_public() -> bool:
-    """Health checks and the web UI's files need no key; everything else does, so a
-    new API route is protected without being listed anywhere."""
-    return request.path in PUBLIC or request.blueprint == "webui"
 
 
 def _default_logging() -> None:
@@ -70,33 +63,7 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
     for bp in (misc.bp, completion.bp, chat.bp, slots.bp, webui.bp):
         app.register_blueprint(bp)
 
-    @app.before_request
-    def _auth():
-        if request.method == "OPTIONS":
-            return _preflight()
-        if not config.api_keys or _is_public() or not st.ready:
-            return None  # while loading, every route answers 503 before any key check
-        given = request.headers.get("X-Api-Key") or request.headers.get("Authorization", "")
-        if given.startswith("Bearer "):
-            given = given[len("Bearer "):]
-        ok = False
-        for key in config.api_keys:  # every key compared, in constant time
-            ok |= hmac.compare_digest(given.encode(), key.encode())
-        if not ok:
-            return ApiError(401, "Invalid API Key", "authentication_error").response()
-        return None
-
-    def _preflight():
-        r = app.make_response(("", 200))
-        r.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
-        r.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
-        r.headers["Access-Control-Allow-Headers"] = "*"
-        return r
-
-    @app.after_request
-    def _cors(resp):
-        resp.headers.setdefault("Access-Control-Allow-Origin", request.headers.get("Origin", "*"))
-        return resp
+    auth.install(app, st)
 
     @app.errorhandler(ApiError)
     def _api_error(e: ApiError):
@@ -112,18 +79,12 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
-        if e.code == 404:
-            return ApiError(404, "File Not Found", "not_found_error").response()
-        if e.code == 413:
-            return ApiError(400, f"request body too large (at most {MAX_BODY_BYTES >> 20} MB)").response()
-        if e.code == 405:
-            return ApiError(404, "File Not Found", "not_found_error").response()
-        return ApiError(e.code or 500, e.description or "error").response()
+        return http_error(e.code, e.description, MAX_BODY_BYTES).response()
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception):
         logging.getLogger("pyllama.server").exception("request failed")
-        return ApiError(500, str(e) or type(e).__name__, "server_error").response()
+        return api_error(e).response()  # not the library's: a 500
 
     if load:
         st.load_in_background()

@@ -32,6 +32,32 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, message)
 
 
+def unauthorized() -> ApiError:
+    return ApiError(401, "Invalid API Key")
+
+
+def not_found() -> ApiError:
+    return ApiError(404, "File Not Found")
+
+
+def not_supported(message: str) -> ApiError:
+    return ApiError(501, message)
+
+
+def unavailable(message: str) -> ApiError:
+    return ApiError(503, message)
+
+
+def http_error(code: int | None, description: str | None, max_body_bytes: int) -> ApiError:
+    """Flask's own errors (no such route or method, a body too large) as llama-server
+    tells them."""
+    if code in (404, 405):
+        return not_found()
+    if code == 413:
+        return bad_request(f"request body too large (at most {max_body_bytes >> 20} MB)")
+    return ApiError(code or 500, description or "error")
+
+
 # The library's exceptions as llama-server tells them: the first class that matches
 # gives the status code and the error type. Everything else is a 500.
 STATUS: tuple[tuple[type, int, str], ...] = (

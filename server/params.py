@@ -1,21 +1,22 @@
-"""Request bodies -> TaskRequests, with llama-server's rules: null means the
-default, a wrong type or a value past a hard limit is a 400 naming the field."""
+"""A body's native generation parameters -> a TaskRequest, with llama-server's
+rules: null means the default, a wrong type or a value past a hard limit is a 400
+naming the field. (Which fields each API takes, and how OpenAI's map to these:
+schemas.py.)"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pyllama.engine import TaskRequest
-from pyllama.errors import PromptTooLong, check_fits
+from pyllama.errors import check_fits
 from pyllama.sampling import SamplingError, SamplingParams, dry_breakers
 
 from .constraints import Constraint, parse_constraint
-from .errors import ApiError, bad_request
+from .errors import bad_request
 
 INT32_MAX = 2**31 - 1
 # Bounds on what one request may ask for (llama-server has none of these; without them one
 # request could hold the engine thread or memory for everyone).
-MAX_PROMPTS = 256        # prompts in one request (times n_cmpl: tasks queued at once)
 MAX_STOP = 64            # stop strings
 MAX_STOP_CHARS = 256     # characters per stop string (each is checked after every token)
 
@@ -32,75 +33,6 @@ def field(body: dict, name: str, kind: type | tuple, default: Any) -> Any:
                  dict: "an object"}
         raise bad_request(f"Field '{name}': expected {names.get(kind, 'another type')}")
     return v
-
-
-def tokenize_prompt(state, prompt: Any) -> list[int]:
-    """One prompt: a string, a token list, or a list mixing both."""
-    tok = state.llm.tokenizer
-    n_vocab = state.llm.n_vocab
-    if isinstance(prompt, dict):  # {"prompt_string": ..., "multimodal_data": [...]}
-        if prompt.get("multimodal_data"):
-            raise ApiError(501, "This server does not support multimodal input", "not_supported_error")
-        if not isinstance(prompt.get("prompt_string"), str):
-            raise bad_request("\"prompt_string\" must be a string")
-        prompt = prompt["prompt_string"]
-    if isinstance(prompt, str):
-        _refuse_too_long(state, [prompt])
-        ids = tok.tokenize(prompt, add_special=True, parse_special=True)
-    elif isinstance(prompt, list):
-        _refuse_too_long(state, [p for p in prompt if isinstance(p, str)],
-                         n_more=sum(1 for p in prompt if isinstance(p, int)))
-        ids = []
-        for k, el in enumerate(prompt):
-            if isinstance(el, bool):
-                raise bad_request("\"prompt\" elements must be strings or integers")
-            if isinstance(el, int):
-                ids.append(el)
-            elif isinstance(el, str):
-                ids.extend(tok.tokenize(el, add_special=k == 0, parse_special=True))
-            else:
-                raise bad_request("\"prompt\" elements must be strings or integers")
-    else:
-        raise bad_request("\"prompt\" must be a string, a list of tokens, or a list of prompts")
-    if any(t < 0 or t >= n_vocab for t in ids):
-        raise bad_request("Prompt contains invalid tokens")
-    return ids
-
-
-def _refuse_too_long(state, texts: list[str], n_more: int = 0) -> None:
-    """A 400 before tokenizing text that cannot fit: every token of a byte-level BPE or
-    SPM vocabulary spells at most max_token_bytes bytes of the text (and neither drops
-    any), so a text needs at least bytes / max_token_bytes tokens. Tokenizing a 20 MB
-    prompt only to refuse it would cost seconds of CPU."""
-    tok = state.llm.tokenizer
-    if tok.kind not in ("bpe", "spm") or not texts:
-        return
-    longest = tok.__dict__.get("_max_token_bytes")
-    if longest is None:
-        longest = tok.__dict__["_max_token_bytes"] = max(len(t.encode("utf-8", "surrogatepass")) for t in tok.tokens)
-    n_chars = sum(len(t) for t in texts)
-    n_ctx = state.engine.n_ctx_slot
-    if n_chars < n_ctx:  # a character is at least one byte: short texts need no closer look
-        return
-    at_least = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts) // max(1, longest) + n_more
-    if at_least >= n_ctx:
-        raise PromptTooLong(at_least, n_ctx, f"at least {at_least}")
-
-
-def split_prompts(prompt: Any) -> list[Any]:
-    """A request's prompts: one, unless `prompt` is a list of strings and token lists
-    (a list holding any bare token id is one mixed prompt)."""
-    if isinstance(prompt, list):
-        if not prompt:
-            raise bad_request("\"prompt\" must not be empty")
-        if any(isinstance(p, int) and not isinstance(p, bool) for p in prompt):
-            return [prompt]
-        if len(prompt) > MAX_PROMPTS:
-            raise bad_request(f"\"prompt\": at most {MAX_PROMPTS} prompts per request, got {len(prompt)}")
-        return list(prompt)
-    if isinstance(prompt, dict):
-        return [prompt]
-    return [prompt]
 
 
 def n_choices(state, body: dict, names: tuple[str, ...]) -> int:

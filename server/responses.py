@@ -1,5 +1,7 @@
-"""JSON shapes of llama-server's answers: native /completion results, probability
-lists, generation settings, and the OpenAI completion / chat objects."""
+"""JSON shapes of llama-server's answers: probability lists, generation settings,
+usage totals, and one builder per generation API (native /completion, OpenAI
+text_completion and chat.completion) that makes its whole answer or the events of
+its stream (sse.answer_events runs the stream loop, the same for all)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import weakref
 
 import numpy as np
 
-from pyllama.engine.task import CompletionResult, TaskRequest
+from pyllama.engine.task import CompletionResult, PartialEvent, TaskRequest
 from pyllama.sampling import TokenProbs
 
 from .json_text import RawJSON
@@ -104,38 +106,19 @@ def reported_seed(req: TaskRequest) -> int:
     return req.sampling.seed & 0xFFFFFFFF
 
 
-def completion_final(r: CompletionResult, req: TaskRequest, *, index: int, model: str, prompt_text: str,
-                     n_ctx: int, tokenizer, return_tokens: bool, stream: bool) -> dict:
-    res = {
-        "index": index,
-        "content": "" if stream else r.content,
-        "tokens": [] if stream or not return_tokens else r.tokens,
-        "id_slot": r.id_slot,
-        "stop": True,
-        "model": model,
-        "tokens_predicted": r.n_decoded,
-        "tokens_evaluated": r.n_prompt,
-        "generation_settings": generation_settings(req, n_ctx, model, reported_seed(req)),
-        "prompt": prompt_text,
-        "has_new_line": r.has_new_line,
-        "truncated": r.truncated,
-        "stop_type": r.stop_type,
-        "stopping_word": r.stopping_word,
-        "tokens_cached": r.n_cached,
-        "timings": r.timings.to_json(),
-    }
-    if not stream and r.probs:
-        res["completion_probabilities"] = probs_json(tokenizer, r.probs, req.sampling.post_sampling_probs)
-    return res
-
-
 def finish_reason(r: CompletionResult) -> str:
     return "stop" if r.stop_type in ("eos", "word") else "length"
 
 
-def usage(r: CompletionResult) -> dict:
-    return {"completion_tokens": r.n_decoded, "prompt_tokens": r.n_prompt,
-            "total_tokens": r.n_decoded + r.n_prompt, "prompt_tokens_details": {"cached_tokens": r.n_cached}}
+def usage(results: list[CompletionResult], *, one_prompt: bool = False) -> dict:
+    """OpenAI's usage totals: the completion tokens of every result; the prompt (and
+    cached) tokens of every result, or of the first alone when all share one prompt
+    (the choices of a chat)."""
+    prompted = results[:1] if one_prompt else results
+    completion = sum(r.n_decoded for r in results)
+    prompt = sum(r.n_prompt for r in prompted)
+    return {"completion_tokens": completion, "prompt_tokens": prompt, "total_tokens": completion + prompt,
+            "prompt_tokens_details": {"cached_tokens": sum(r.n_cached for r in prompted)}}
 
 
 def new_id(prefix: str) -> str:
@@ -144,3 +127,188 @@ def new_id(prefix: str) -> str:
 
 def now() -> int:
     return int(time.time())
+
+
+def pick_fields(obj: dict, fields: list) -> dict:
+    """/completion's response_fields: each named field ("a/b" reaches into objects),
+    under its last name; missing ones and names that are not strings are skipped."""
+    out = {}
+    for f in fields:
+        if not isinstance(f, str):
+            continue
+        cur = obj
+        for part in f.split("/"):
+            cur = cur.get(part) if isinstance(cur, dict) else None
+        if cur is not None:
+            out[f.split("/")[-1]] = cur
+    return out
+
+
+class Answer:
+    """How one API answers a generation request (schemas.CompletionRequest or
+    ChatRequest): `whole(results)` at once, or as a stream: `opening(i)` before the
+    first event of task i, `partial` per PartialEvent, `final` per FinalEvent, and
+    `closing(last result)` once every task ended (payloads: dicts, or text such as
+    "[DONE]"). An error ends every API's stream alike (sse.answer_events)."""
+
+    def __init__(self, req, *, model: str, tokenizer, n_ctx: int):
+        self.req, self.model, self.tokenizer, self.n_ctx = req, model, tokenizer, n_ctx
+
+    def whole(self, results: list[CompletionResult]):
+        raise NotImplementedError
+
+    def opening(self, i: int) -> list:
+        return []
+
+    def partial(self, i: int, ev: PartialEvent) -> dict:
+        raise NotImplementedError
+
+    def final(self, i: int, r: CompletionResult) -> dict:
+        raise NotImplementedError
+
+    def closing(self, last: CompletionResult | None) -> list:
+        return []
+
+    def post_sampling(self, i: int) -> bool:
+        return self.req.tasks[i].sampling.post_sampling_probs
+
+
+class NativeCompletion(Answer):
+    """/completion: a result object per task (a list when there are several), or a
+    stream of partial results, each task's ending with its final one (no [DONE])."""
+
+    def whole(self, results):
+        out = [self._result(i, r, stream=False) for i, r in enumerate(results)]
+        if self.req.response_fields:
+            out = [pick_fields(o, self.req.response_fields) for o in out]
+        return out if len(out) > 1 else out[0]
+
+    def partial(self, i, ev):
+        chunk = {"index": i, "content": ev.content, "tokens": ev.tokens, "stop": False, "id_slot": ev.id_slot,
+                 "tokens_predicted": ev.n_decoded, "tokens_evaluated": ev.n_prompt}
+        if ev.probs:
+            chunk["completion_probabilities"] = probs_json(self.tokenizer, ev.probs, self.post_sampling(i))
+        return chunk
+
+    def final(self, i, r):
+        return self._result(i, r, stream=True)
+
+    def _prompt_text(self, i: int) -> str:
+        p = self.req.prompts[i]
+        return p if isinstance(p, str) else self.tokenizer.detokenize(self.req.prompt_ids[i])
+
+    def _result(self, i: int, r: CompletionResult, stream: bool) -> dict:
+        task = self.req.tasks[i]
+        res = {
+            "index": i,
+            "content": "" if stream else r.content,
+            "tokens": [] if stream or not self.req.return_tokens else r.tokens,
+            "id_slot": r.id_slot,
+            "stop": True,
+            "model": self.model,
+            "tokens_predicted": r.n_decoded,
+            "tokens_evaluated": r.n_prompt,
+            "generation_settings": generation_settings(task, self.n_ctx, self.model, reported_seed(task)),
+            "prompt": self._prompt_text(i),
+            "has_new_line": r.has_new_line,
+            "truncated": r.truncated,
+            "stop_type": r.stop_type,
+            "stopping_word": r.stopping_word,
+            "tokens_cached": r.n_cached,
+            "timings": r.timings.to_json(),
+        }
+        if not stream and r.probs:
+            res["completion_probabilities"] = probs_json(self.tokenizer, r.probs, self.post_sampling(i))
+        return res
+
+
+class _OpenAIAnswer(Answer):
+    """What OpenAI's answers share: one id and creation time per request, the envelope
+    of every object and chunk, logprobs, usage, and the end of a stream: a usage chunk
+    (with stream_options.include_usage), then [DONE]."""
+
+    ID_PREFIX = OBJECT = CHUNK_OBJECT = ""
+
+    def __init__(self, req, **kw):
+        super().__init__(req, **kw)
+        self.id, self.created = new_id(self.ID_PREFIX), now()
+
+    def envelope(self, choices: list, obj: str, **extra) -> dict:
+        return {"choices": choices, "created": self.created, "id": self.id, "model": self.model,
+                "system_fingerprint": FINGERPRINT, "object": obj, **extra}
+
+    def chunk(self, choice: dict, **extra) -> dict:
+        return self.envelope([choice], self.CHUNK_OBJECT, **extra)
+
+    def whole_object(self, choices: list, results: list[CompletionResult], *, one_prompt: bool) -> dict:
+        return self.envelope(choices, self.OBJECT, usage=usage(results, one_prompt=one_prompt),
+                             timings=results[-1].timings.to_json())
+
+    def logprobs(self, i: int, probs) -> dict | None:
+        return openai_logprobs(self.tokenizer, probs, self.post_sampling(i))
+
+    def closing(self, last):
+        if self.req.include_usage and last is not None:
+            return [self.usage_chunk(last), "[DONE]"]
+        return ["[DONE]"]
+
+    def usage_chunk(self, last: CompletionResult) -> dict:
+        return self.envelope([], self.CHUNK_OBJECT, usage=usage([last]))
+
+
+class TextCompletion(_OpenAIAnswer):
+    """/v1/completions: text_completion, or chunks of text, each task's ending with a
+    finish chunk that carries its timings."""
+
+    ID_PREFIX, OBJECT, CHUNK_OBJECT = "cmpl", "text_completion", "text_completion"
+
+    def whole(self, results):
+        choices = [_text_choice(i, r.content, self.logprobs(i, r.probs), finish_reason(r))
+                   for i, r in enumerate(results)]
+        return self.whole_object(choices, results, one_prompt=False)
+
+    def partial(self, i, ev):
+        return self.chunk(_text_choice(i, ev.content, self.logprobs(i, ev.probs), None))
+
+    def final(self, i, r):
+        return self.chunk(_text_choice(i, "", None, finish_reason(r)), timings=r.timings.to_json())
+
+
+def _text_choice(i: int, text: str, logprobs: dict | None, finish: str | None) -> dict:
+    return {"text": text, "index": i, "logprobs": logprobs, "finish_reason": finish}
+
+
+class ChatCompletion(_OpenAIAnswer):
+    """/v1/chat/completions: chat.completion, or chunks: per choice a role chunk,
+    content chunks and a finish chunk. The timings go on the stream's last object:
+    the usage chunk when there is one, else each finish chunk."""
+
+    ID_PREFIX, OBJECT, CHUNK_OBJECT = "chatcmpl", "chat.completion", "chat.completion.chunk"
+
+    def whole(self, results):
+        choices = []
+        for i, r in enumerate(results):
+            c = {"finish_reason": finish_reason(r), "index": i,
+                 "message": {"role": "assistant", "content": r.content}}
+            if r.probs:
+                c["logprobs"] = self.logprobs(i, r.probs)
+            choices.append(c)
+        return self.whole_object(choices, results, one_prompt=True)
+
+    def opening(self, i):
+        return [self.chunk({"finish_reason": None, "index": i, "delta": {"role": "assistant", "content": None}})]
+
+    def partial(self, i, ev):
+        choice = {"finish_reason": None, "index": i, "delta": {"content": ev.content}}
+        if ev.probs:
+            choice["logprobs"] = self.logprobs(i, ev.probs)
+        return self.chunk(choice)
+
+    def final(self, i, r):
+        chunk = self.chunk({"finish_reason": finish_reason(r), "index": i, "delta": {}})
+        if not self.req.include_usage:
+            chunk["timings"] = r.timings.to_json()
+        return chunk
+
+    def usage_chunk(self, last):
+        return {**super().usage_chunk(last), "timings": last.timings.to_json()}

@@ -1,12 +1,17 @@
-"""Server-sent events: `data: <json>\n\n` per event."""
+"""Server-sent events: `data: <json>\n\n` per event, and the one loop that turns a
+generation's engine events into the events of any API's stream."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from flask import Response
 
+from pyllama.engine import ErrorEvent, FinalEvent, PartialEvent
+
+from .errors import error_event_body
 from .json_text import dumps
+from .offload import offload
 
 
 def event(payload: dict | str) -> str:
@@ -16,3 +21,29 @@ def event(payload: dict | str) -> str:
 
 def stream_response(events: Iterable[str]) -> Response:
     return Response(events, mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def answer_events(answer, events: Iterable[tuple[int, object]]) -> Iterator[str]:
+    """The stream of a generation: (task index, engine event) pairs as generation.run
+    yields them, told by `answer` (a responses.Answer). Per task: its opening before its
+    first event, a chunk per partial and per final event; after every task ended, the
+    closing. An ErrorEvent ends the stream with the error's body, nothing after it.
+    A partial with probabilities is built on a worker thread (its candidate lists can
+    be megabytes)."""
+    started: set[int] = set()
+    last = None
+    for i, ev in events:
+        if isinstance(ev, ErrorEvent):
+            yield event(error_event_body(ev.error))
+            return
+        if i not in started:
+            started.add(i)
+            for payload in answer.opening(i):
+                yield event(payload)
+        if isinstance(ev, PartialEvent):
+            yield event(offload(answer.partial, i, ev) if ev.probs else answer.partial(i, ev))
+        elif isinstance(ev, FinalEvent):
+            last = ev.result
+            yield event(answer.final(i, ev.result))
+    for payload in answer.closing(last):
+        yield event(payload)

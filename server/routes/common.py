@@ -1,4 +1,5 @@
-"""Helpers every route uses: the server state, the JSON body."""
+"""Helpers every route uses: the server state, the JSON body, and the answer of a
+generation request (parse -> run -> build)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import re
 
 from flask import current_app, request
 
-from ..errors import ApiError, api_error, bad_request
+from ..disconnect import watcher
+from ..errors import api_error, bad_request, unavailable
+from ..generation import collect, run
+from ..offload import json_response, offload
+from ..sse import answer_events, stream_response
 
 
 def state():
@@ -17,8 +22,8 @@ def state():
         raise api_error(st.engine.stopped_error())
     if not st.ready:
         if st.load_error:
-            raise ApiError(503, f"Loading model failed: {st.load_error}", "unavailable_error")
-        raise ApiError(503, "Loading model", "unavailable_error")
+            raise unavailable(f"Loading model failed: {st.load_error}")
+        raise unavailable("Loading model")
     return st
 
 
@@ -75,3 +80,19 @@ def _lone_surrogate(value) -> str | None:
 
 
 _SURROGATE_CHAR = re.compile("[\ud800-\udfff]")
+
+
+def generate(parse, answer_type):
+    """A generation route: the body parsed into a typed request by `parse` (a schemas
+    function; on a worker thread: it renders, tokenizes and compiles grammars), its
+    tasks run on the engine, and `answer_type` (a responses.Answer) makes the answer:
+    the whole JSON object (built on a worker thread) or the SSE stream. A client that
+    goes away cancels the tasks."""
+    st = state()
+    req = offload(parse, st, json_body())
+    answer = answer_type(req, model=st.alias, tokenizer=st.llm.tokenizer, n_ctx=st.engine.n_ctx_slot)
+    gone = watcher(request.environ)
+    if not req.stream:
+        results = collect(st.engine, req.tasks, gone)
+        return json_response(lambda: answer.whole(results))
+    return stream_response(answer_events(answer, run(st.engine, req.tasks, gone)))

@@ -10,7 +10,7 @@ from pyllama import __version__
 from pyllama.engine import TaskRequest
 
 from .. import responses as R
-from ..errors import ApiError, bad_request
+from ..errors import bad_request, not_supported
 from ..params import field
 from ..offload import offload
 from .common import json_body, state
@@ -74,8 +74,7 @@ def props():
 def set_props():
     st = state()
     if not st.config.props:
-        raise ApiError(501, "This server does not support changing global properties. Start it with `--props`",
-                       "not_supported_error")
+        raise not_supported("This server does not support changing global properties. Start it with `--props`")
     json_body()
     return jsonify({"success": True})
 

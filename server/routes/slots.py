@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 from pyllama.engine.slot import SlotSnapshot
 
 from .. import responses as R
-from ..errors import ApiError
+from ..errors import not_supported, unavailable
 from .common import state
 
 bp = Blueprint("slots", __name__)
@@ -38,11 +38,11 @@ def slot_json(snap: SlotSnapshot, n_ctx: int, model: str) -> dict:
 def slots():
     st = state()
     if not st.config.slots:
-        raise ApiError(501, "This server does not support slots endpoint.", "not_supported_error")
+        raise not_supported("This server does not support slots endpoint.")
     engine = st.engine
     snaps = engine.snapshots
     if request.args.get("fail_on_no_slot") in ("1", "true") and all(s.is_processing for s in snaps):
-        raise ApiError(503, "no slot available", "unavailable_error")
+        raise unavailable("no slot available")
     return jsonify([slot_json(s, engine.n_ctx_slot, st.alias) for s in snaps])
 
 
@@ -50,7 +50,7 @@ def slots():
 def metrics():
     st = state()
     if not st.config.metrics:
-        raise ApiError(501, "This server does not support metrics endpoint.", "not_supported_error")
+        raise not_supported("This server does not support metrics endpoint.")
     busy = sum(1 for s in st.engine.snapshots if s.is_processing)
     text = st.scrapes.text(st.engine.stats, busy, st.engine.n_pending())
     return Response(text, mimetype="text/plain; version=0.0.4")

@@ -7,7 +7,7 @@ import os
 
 from flask import Blueprint, current_app, send_from_directory
 
-from ..errors import ApiError
+from ..errors import not_found
 
 bp = Blueprint("webui", __name__)
 BUILTIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
@@ -33,5 +33,5 @@ def static_file(name: str):
 def _file(name: str):
     root = _root()
     if root is None or not os.path.isfile(os.path.join(root, name)):
-        raise ApiError(404, "File Not Found", "not_found_error")
+        raise not_found()
     return send_from_directory(root, name)  # refuses paths that leave root

@@ -1,0 +1,170 @@
+"""What each generation API accepts: its body checked in llama-server's order (the
+first problem is a 400 naming the field), OpenAI's fields mapped to the native ones,
+and the typed request a route runs, with the engine's tasks made.
+
+The parse functions render templates, tokenize and compile grammars: routes call
+them on a worker thread (offload). The native parameters themselves are read by
+params.py, prompts by prompts.py, output constraints by constraints.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyllama.engine import TaskRequest
+
+from .constraints import parse_constraint
+from .errors import bad_request
+from .params import field, n_choices, task_request
+from .prompts import render_chat, split_prompts, tokenize_prompt
+
+ROLES = {"system", "user", "assistant", "tool", "developer", "function"}
+
+
+@dataclass
+class CompletionRequest:
+    """/completion (native) or /v1/completions: every prompt n times, in prompt order."""
+
+    tasks: list[TaskRequest]
+    prompts: list                        # per task: the prompt as given
+    prompt_ids: list[list[int]]          # per task
+    stream: bool
+    include_usage: bool = False          # /v1/completions: a usage chunk ends the stream
+    return_tokens: bool = False          # /completion
+    response_fields: list | None = None  # /completion: only these fields of each result
+
+
+@dataclass
+class ChatRequest:
+    """/v1/chat/completions: one rendered prompt, n choices."""
+
+    tasks: list[TaskRequest]
+    stream: bool
+    include_usage: bool = False
+
+
+def completion(st, body: dict) -> CompletionRequest:
+    """The native /completion: `n_cmpl` (or `n`) completions of each prompt."""
+    stream = field(body, "stream", bool, False)
+    return_tokens = field(body, "return_tokens", bool, False)
+    n = n_choices(st, body, ("n_cmpl", "n"))
+    prompts, ids, tasks = _prompt_tasks(st, body, stream, openai=False)
+    fields = body.get("response_fields")
+    return CompletionRequest(tasks=_repeat(tasks, n), prompts=_repeat(prompts, n), prompt_ids=_repeat(ids, n),
+                             stream=stream, return_tokens=return_tokens,
+                             response_fields=fields if isinstance(fields, list) and fields else None)
+
+
+def openai_completion(st, body: dict) -> CompletionRequest:
+    """/v1/completions: as /completion, but `logprobs` is a number (read as n_probs by
+    the sampling parameters) and `response_format` may constrain the output."""
+    stream = field(body, "stream", bool, False)
+    lp = body.get("logprobs")
+    if lp is not None and (isinstance(lp, bool) or not isinstance(lp, int)):
+        raise bad_request("Field 'logprobs': expected an integer")
+    n = n_choices(st, body, ("n",))
+    prompts, ids, tasks = _prompt_tasks(st, body, stream, openai=True)
+    return CompletionRequest(tasks=_repeat(tasks, n), prompts=_repeat(prompts, n), prompt_ids=_repeat(ids, n),
+                             stream=stream, include_usage=include_usage(body))
+
+
+def chat(st, body: dict) -> ChatRequest:
+    """/v1/chat/completions: the messages rendered by the chat template and tokenized,
+    OpenAI's fields mapped to the native ones (see native_chat_body)."""
+    stream = field(body, "stream", bool, False)
+    n = n_choices(st, body, ("n",))
+    ids = st.llm.tokenizer.tokenize(chat_prompt(st, body), add_special=True, parse_special=True)
+    native = native_chat_body(body)
+    constraint = parse_constraint(st, native, openai=True)
+    task = task_request(st, native, ids, stream=stream, constraint=constraint)
+    return ChatRequest(tasks=[task] * n, stream=stream, include_usage=include_usage(body))
+
+
+def native_chat_body(body: dict) -> dict:
+    """A chat body with OpenAI's fields as the native parameters: `logprobs` (a boolean)
+    with `top_logprobs` -> n_probs (1 without it; a number is clamped to the vocabulary
+    by the sampling reader, anything else is a 400 there), `max_completion_tokens` ->
+    max_tokens (when that is not given)."""
+    lp = body.get("logprobs")
+    if lp is not None and not isinstance(lp, bool):
+        raise bad_request("Field 'logprobs': expected a boolean")
+    top = body.get("top_logprobs")
+    if top is not None and not lp:
+        raise bad_request("top_logprobs requires logprobs to be set to true")
+    native = dict(body)
+    native.pop("logprobs", None)
+    if lp:
+        native["n_probs"] = 1 if top is None else top
+    if body.get("max_completion_tokens") is not None and body.get("max_tokens") is None:
+        native["max_tokens"] = body["max_completion_tokens"]
+    return native
+
+
+def include_usage(body: dict) -> bool:
+    """OpenAI's stream_options.include_usage."""
+    opts = body.get("stream_options")
+    return isinstance(opts, dict) and bool(opts.get("include_usage"))
+
+
+def chat_prompt(st, body: dict) -> str:
+    """The prompt text of a chat body (/v1/chat/completions, /apply-template): its
+    messages, `add_generation_prompt`, `continue_final_message` and
+    `chat_template_kwargs`, rendered by the server's chat template."""
+    msgs = chat_messages(body)
+    add_gen = field(body, "add_generation_prompt", bool, True)
+    cont = field(body, "continue_final_message", bool, False)
+    if add_gen and cont and "add_generation_prompt" in body:
+        raise bad_request("Cannot set both add_generation_prompt and continue_final_message")
+    kwargs = body.get("chat_template_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise bad_request("Field 'chat_template_kwargs': expected an object")
+    return render_chat(st.template, msgs, add_generation_prompt=add_gen, continue_final=cont, kwargs=kwargs)
+
+
+def chat_messages(body: dict) -> list[dict]:
+    """The messages, each with its content as one string (text parts joined)."""
+    msgs = body.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        raise bad_request("'messages' must be a non-empty array of message objects")
+    out = []
+    for m in msgs:
+        if not isinstance(m, dict):
+            raise bad_request("each message must be an object")
+        role = m.get("role")
+        if not isinstance(role, str) or role not in ROLES:
+            raise bad_request(f"invalid message role: {role!r}")
+        out.append({**m, "content": _message_text(m)})
+    return out
+
+
+def _message_text(m: dict) -> str:
+    content = m.get("content")
+    if isinstance(content, list):  # content parts: keep the text ones
+        texts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise bad_request("only text content parts are supported")
+            texts.append(part["text"])
+        return "".join(texts)
+    if content is None:
+        if m["role"] != "assistant" or not m.get("tool_calls"):
+            raise bad_request("message content is required")
+        return ""
+    if not isinstance(content, str):
+        raise bad_request("message content must be a string or an array of content parts")
+    return content
+
+
+def _prompt_tasks(st, body: dict, stream: bool, openai: bool) -> tuple[list, list[list[int]], list[TaskRequest]]:
+    """A completion body's prompts, their tokens, and one task per prompt."""
+    if "prompt" not in body or body["prompt"] is None:
+        raise bad_request("\"prompt\" is required")
+    prompts = split_prompts(body["prompt"])
+    ids = [tokenize_prompt(st, p) for p in prompts]
+    constraint = parse_constraint(st, body, openai=openai)
+    tasks = [task_request(st, body, p, stream=stream, constraint=constraint) for p in ids]
+    return prompts, ids, tasks
+
+
+def _repeat(items: list, n: int) -> list:
+    """Each item n times, in order: [a, b] -> [a, a, b, b]."""
+    return [x for x in items for _ in range(n)]
