@@ -1,7 +1,7 @@
-"""Typed exceptions raised inside pyllama. The library and the engine never speak
-HTTP: they raise (or, on the engine thread, deliver) these, and the server maps
-each class to llama-server's status code and error type in one table
-(pyllama/server/errors.py)."""
+"""Typed exceptions raised inside pyllama. The library and the engine never build a
+client's answer: they raise (or, on the engine thread, deliver) these, and the
+server maps each class to llama-server's status code and error type in one table
+(its errors module)."""
 
 from __future__ import annotations
 
