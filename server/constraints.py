@@ -92,10 +92,15 @@ def requested_schema(body: dict) -> dict | None:
 
 def chat_constraint(state, params: ChatParams) -> Constraint:
     """A chat's tool-call grammar (pyllama.chat.ChatParams with a grammar), resolved
-    against the model's tokenizer (triggers, preserved tokens). The format made the
-    grammar, so a failure to compile it is the server's fault, not the request's."""
-    f = _chat_fields(params.grammar, tuple(params.preserved_tokens),
-                     json.dumps(params.grammar_triggers, sort_keys=True), params.grammar_lazy, state.llm.tokenizer)
+    against the model's tokenizer (triggers, preserved tokens). The tools' schemas are
+    the request's: a grammar the matcher refuses (too ambiguous) is a 400, as a
+    request's own grammar is."""
+    try:
+        f = _chat_fields(params.grammar, tuple(params.preserved_tokens),
+                         json.dumps(params.grammar_triggers, sort_keys=True), params.grammar_lazy,
+                         state.llm.tokenizer)
+    except GrammarError as e:
+        raise bad_request(f"invalid grammar for the tools: {e}") from None
     return Constraint(grammar=f["grammar"], text=f["grammar_text"], lazy=f["grammar_lazy"],
                       trigger_tokens=list(f["trigger_tokens"]), trigger_patterns=list(f["trigger_patterns"]),
                       triggers=[dict(t) for t in f["grammar_triggers"]], preserved=list(f["preserved_tokens"]))

@@ -94,3 +94,5 @@ def chat_params(template, inputs: ChatInputs, *, continue_final: bool) -> ChatPa
         return apply_chat(template, inputs)
     except ChatTemplateError as e:
         raise bad_request(str(e)) from None
+    except RecursionError:  # a tool schema nested almost as deep as a body may be
+        raise bad_request("'tools': a schema is nested too deeply") from None
