@@ -87,6 +87,11 @@ class ServerConfig:
     reasoning_budget: int = flag("--reasoning-budget", default=-1, env="LLAMA_ARG_THINK_BUDGET",
                                  help="thinking budget: -1 unrestricted, 0 no thinking",
                                  check=lambda v: v in (-1, 0), must="be -1 (unrestricted) or 0 (no thinking)")
+    reasoning: str = flag("-rea", "--reasoning", default="auto", env="LLAMA_ARG_REASONING",
+                          help="thinking in chats: on, off, or auto (on where the template reacts to it)",
+                          check=lambda v: v in ("on", "off", "auto"), must="be on, off or auto")
+    reasoning_effort: str = flag("--reasoning-effort", default="default", env="LLAMA_ARG_REASONING_EFFORT",
+                                 help="reasoning effort given to the chat template ('default': the template's own)")
     path: str = flag("--path", default="", env="LLAMA_ARG_STATIC_PATH", help="directory of static files to serve")
     grammar: str = flag("--grammar", default="", help="default GBNF grammar for requests that bring no constraint")
     grammar_file: str = flag("--grammar-file", default="", help="file with the default GBNF grammar")
@@ -105,6 +110,9 @@ class ServerConfig:
     prefill_assistant: bool = flag("--prefill-assistant", off=("--no-prefill-assistant",), default=True,
                                    env="LLAMA_ARG_PREFILL_ASSISTANT",
                                    help="continue a conversation that ends with an assistant message")
+    reasoning_preserve: bool = flag("--reasoning-preserve", off=("--no-reasoning-preserve",), default=True,
+                                    env="LLAMA_ARG_REASONING_PRESERVE",
+                                    help="keep the reasoning of every past assistant turn (off: only the last one's)")
     jinja: bool = flag("--jinja", off=("--no-jinja",), default=True, env="LLAMA_ARG_JINJA", help="Jinja chat templates")
     webui: bool = flag("--webui", off=("--no-webui",), default=True, env="LLAMA_ARG_WEBUI", help="serve the web UI")
     log_disable: bool = flag("--log-disable", default=False, help="no logging")

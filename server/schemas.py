@@ -130,9 +130,9 @@ def chat_params(st, body: dict, *, stream: bool = False) -> ChatParams:
     """A chat body rendered by the server's chat template: its messages, `tools`,
     `tool_choice`, `parallel_tool_calls`, `add_generation_prompt`,
     `continue_final_message`, `chat_template_kwargs` (over --chat-template-kwargs),
-    `enable_thinking`, `reasoning_effort` and `reasoning_format` (default
-    --reasoning-format); thinking is off with --reasoning-budget 0 unless the request
-    turns it on. Bad tools or tool_choice are 400s (InvalidRequest)."""
+    `enable_thinking` (default --reasoning; off with --reasoning-budget 0),
+    `reasoning_effort` (default --reasoning-effort) and `reasoning_format` (default
+    --reasoning-format). Bad tools or tool_choice are 400s (InvalidRequest)."""
     cfg = st.config
     msgs = chat_messages(body)
     add_gen = field(body, "add_generation_prompt", bool, True)
@@ -144,19 +144,22 @@ def chat_params(st, body: dict, *, stream: bool = False) -> ChatParams:
         raise bad_request("Field 'chat_template_kwargs': expected an object")
     tools = body.get("tools")
     enable_thinking = field(body, "enable_thinking", bool, None)
-    if enable_thinking is None and cfg.reasoning_budget == 0:
-        enable_thinking = False
+    if enable_thinking is None:
+        enable_thinking = {"on": True, "off": False}.get(cfg.reasoning)
+        if cfg.reasoning_budget == 0:
+            enable_thinking = False
+    effort = None if cfg.reasoning_effort == "default" else cfg.reasoning_effort
     grammar = body.get("grammar")
     inputs = ChatInputs(
         msgs, tools=tools, tool_choice=body.get("tool_choice"),
         parallel_tool_calls=field(body, "parallel_tool_calls", bool, False),
         add_generation_prompt=add_gen, enable_thinking=enable_thinking,
-        reasoning_effort=field(body, "reasoning_effort", str, None),
+        reasoning_effort=field(body, "reasoning_effort", str, effort),
         reasoning_format=field(body, "reasoning_format", str, cfg.reasoning_format),
         chat_template_kwargs={**cfg.template_kwargs, **kwargs},
         json_schema=requested_schema(body) if tools else None,
         grammar=grammar if isinstance(grammar, str) and grammar else None,
-        stream=stream, prefill_assistant=cont or cfg.prefill_assistant)
+        stream=stream, prefill_assistant=cont or cfg.prefill_assistant, reasoning_preserve=cfg.reasoning_preserve)
     return render_chat_params(st.template, inputs, continue_final=cont)
 
 

@@ -78,7 +78,9 @@ def test_chat_flags():
     assert config("--reasoning-format", "none", "--reasoning-budget", "0").reasoning_budget == 0
     assert config().reasoning_format == "auto" and config().prefill_assistant
     assert not config("--no-prefill-assistant").prefill_assistant
+    assert config("-rea", "off", "--reasoning-effort", "high", "--no-reasoning-preserve").reasoning == "off"
+    assert config(LLAMA_ARG_REASONING_EFFORT="low").reasoning_effort == "low"
     for argv in (["--chat-template-kwargs", "[]"], ["--chat-template-kwargs", "{x"], ["--reasoning-format", "loud"],
-                 ["--reasoning-budget", "100"]):
+                 ["--reasoning-budget", "100"], ["--reasoning", "maybe"]):
         with pytest.raises(ValueError):
             config(*argv)

@@ -167,6 +167,18 @@ def test_thinking_kwargs_and_reasoning_format(st):
     assert schemas.chat_prompt(budget0, {"messages": ASK}).endswith(off)
     assert not schemas.chat_prompt(budget0, {"messages": ASK, "enable_thinking": True}).endswith(off)
     assert schemas.chat(budget0, {"messages": ASK}).syntax.reasoning_format == "auto"
+    assert schemas.chat_prompt(with_template(st, "Qwen-Qwen3-0.6B", reasoning="off"), {"messages": ASK}).endswith(off)
+    oss = with_template(st, "openai-gpt-oss-120b", reasoning_effort="high")
+    assert "Reasoning: high" in schemas.chat_prompt(oss, {"messages": ASK})
+    assert "Reasoning: low" in schemas.chat_prompt(oss, {"messages": ASK, "reasoning_effort": "low"})
+    past = ASK + [{"role": "assistant", "content": "Sunny.", "reasoning_content": "OLD THOUGHT"},
+                  {"role": "user", "content": "And tomorrow?"},
+                  {"role": "assistant", "content": "Rain.", "reasoning_content": "LAST THOUGHT"},
+                  {"role": "user", "content": "Thanks"}]
+    name = "mistralai-Ministral-3-14B-Reasoning-2512"
+    kept = schemas.chat_prompt(with_template(st, name), {"messages": past})
+    dropped = schemas.chat_prompt(with_template(st, name, reasoning_preserve=False), {"messages": past})
+    assert "OLD THOUGHT" in kept and "OLD THOUGHT" not in dropped and "LAST THOUGHT" in dropped
     none = with_template(st, "Qwen-Qwen3-0.6B", reasoning_format="none")
     assert schemas.chat(none, {"messages": ASK}).syntax.reasoning_format == "none"
     assert schemas.chat(none, {"messages": ASK, "reasoning_format": "deepseek"}).syntax.reasoning_format == "deepseek"
