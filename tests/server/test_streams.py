@@ -186,3 +186,29 @@ def test_reasoning_streams_apart_and_plain_text_as_it_comes():
     assert ev[-2]["choices"][0]["finish_reason"] == "stop"
     plain = payloads(chat(), pieces_of("a <b> c", 2, 4) + [(0, FinalEvent(result("a <b> c")))])
     assert [e["choices"][0]["delta"] for e in plain[1:-2]] == [{"content": "a "}, {"content": "<b"}, {"content": "> c"}]
+
+
+class PieceTokenizer:
+    def piece(self, tid: int, special: bool) -> bytes:
+        return b"t%d" % tid
+
+
+def test_probabilities_of_held_back_text_go_with_the_next_delta():
+    import numpy as np
+
+    from pyllama.sampling import TokenProbs
+
+    def with_probs(text: str, tid: int) -> PartialEvent:
+        tp = TokenProbs(token=tid, prob=0.5, top_ids=np.array([tid], dtype=np.int32),
+                        top_probs=np.array([0.5], dtype=np.float32))
+        return PartialEvent(content=text, tokens=[tid], probs=[tp], n_decoded=tid, n_prompt=5, id_slot=0)
+
+    answer = ChatCompletion(ChatRequest(tasks=[TaskRequest(prompt=[1], stream=True)], stream=True,
+                                        syntax=ChatSyntax()), model="m", tokenizer=PieceTokenizer(), n_ctx=2048)
+    text = "<thi" + "s is it"
+    ev = payloads(answer, [(0, with_probs("<thi", 1)), (0, with_probs("s is it", 2)),
+                           (0, FinalEvent(result(text, stop_type="eos")))])
+    chunks = [e["choices"][0] for e in ev[1:-1]]
+    assert chunks[0]["delta"] == {"content": text}  # "<thi" waited: it might have opened <think>
+    assert [p["id"] for p in chunks[0]["logprobs"]["content"]] == [1, 2]
+    assert chunks[1]["finish_reason"] == "stop" and "logprobs" not in chunks[1]
