@@ -40,13 +40,15 @@ FORMATS = {  # template file -> the chat_format llama-server reports for it with
     "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B": "DeepSeek R1",
     "openai-gpt-oss-120b": "GPT-OSS",
     "Qwen3-Coder": "Qwen3 Coder",
+    "": "Generic",  # SmolLM2's own template: no tool syntax, tools shown by the polyfill
 }
+NO_TOOLS_IN_TEMPLATE = {"", "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B"}
 
 
-@pytest.fixture(scope="module", params=sorted(FORMATS))
+@pytest.fixture(scope="module", params=sorted(FORMATS), ids=lambda name: name or "smollm2-own")
 def fmt_server(request, smollm2_path):
-    s = ServerProcess(smollm2_path, "--jinja", "--chat-template-file", str(TEMPLATES / f"{request.param}.jinja"),
-                      "-np", "1", "-c", "4096", "-t", "2")
+    template = ["--chat-template-file", str(TEMPLATES / f"{request.param}.jinja")] if request.param else []
+    s = ServerProcess(smollm2_path, "--jinja", *template, "-np", "1", "-c", "4096", "-t", "2")
     s.template = request.param
     yield s
     s.stop()
@@ -113,8 +115,9 @@ def test_auto_gives_text_or_a_valid_call(client):
 def test_props_and_apply_template(fmt_server):
     props = fmt_server.get("/props").json()
     caps = props["chat_template_caps"]
-    assert caps["supports_tool_calls"] and all(isinstance(v, bool) for v in caps.values())
-    assert caps["supports_tools"] == (fmt_server.template != "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B")
+    assert all(isinstance(v, bool) for v in caps.values())
+    assert caps["supports_tools"] == (fmt_server.template not in NO_TOOLS_IN_TEMPLATE)
+    assert caps["supports_tool_calls"] == bool(fmt_server.template)
     prompt = fmt_server.post("/apply-template", {"messages": ASK, "tools": TOOLS}).json()["prompt"]
     assert "get_weather" in prompt and "get_time" in prompt
     bad = fmt_server.post("/v1/chat/completions", {"messages": ASK, "tools": TOOLS, "tool_choice": "sometimes"})
