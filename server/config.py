@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from pyllama.chat.output_parser import REASONING_FORMATS
 from pyllama.engine.engine import MAX_SLOTS
 from pyllama.grammar import GrammarError, compile_grammar
 from pyllama.sampling import SamplingParams
@@ -75,6 +76,22 @@ class ServerConfig:
                               help="a Jinja chat template")
     chat_template_file: str = flag("--chat-template-file", default="", env="LLAMA_ARG_CHAT_TEMPLATE_FILE",
                                    help="file with a Jinja chat template")
+    chat_template_kwargs: str = flag("--chat-template-kwargs", default="", env="LLAMA_ARG_CHAT_TEMPLATE_KWARGS",
+                                     help="extra variables for the Jinja chat template, a JSON object "
+                                          "(a request's chat_template_kwargs override them)")
+    reasoning_format: str = flag("--reasoning-format", default="auto", env="LLAMA_ARG_THINK",
+                                 help="where thoughts go: none (left in content), deepseek (reasoning_content), "
+                                      "deepseek-legacy (both), auto",
+                                 check=lambda v: v in REASONING_FORMATS,
+                                 must="be one of " + ", ".join(REASONING_FORMATS))
+    reasoning_budget: int = flag("--reasoning-budget", default=-1, env="LLAMA_ARG_THINK_BUDGET",
+                                 help="thinking budget: -1 unrestricted, 0 no thinking",
+                                 check=lambda v: v in (-1, 0), must="be -1 (unrestricted) or 0 (no thinking)")
+    reasoning: str = flag("-rea", "--reasoning", default="auto", env="LLAMA_ARG_REASONING",
+                          help="thinking in chats: on, off, or auto (on where the template reacts to it)",
+                          check=lambda v: v in ("on", "off", "auto"), must="be on, off or auto")
+    reasoning_effort: str = flag("--reasoning-effort", default="default", env="LLAMA_ARG_REASONING_EFFORT",
+                                 help="reasoning effort given to the chat template ('default': the template's own)")
     path: str = flag("--path", default="", env="LLAMA_ARG_STATIC_PATH", help="directory of static files to serve")
     grammar: str = flag("--grammar", default="", help="default GBNF grammar for requests that bring no constraint")
     grammar_file: str = flag("--grammar-file", default="", help="file with the default GBNF grammar")
@@ -90,6 +107,12 @@ class ServerConfig:
     slots: bool = flag("--slots", off=("--no-slots",), default=True, env="LLAMA_ARG_ENDPOINT_SLOTS",
                        help="enable /slots")
     props: bool = flag("--props", default=False, env="LLAMA_ARG_ENDPOINT_PROPS", help="allow POST /props")
+    prefill_assistant: bool = flag("--prefill-assistant", off=("--no-prefill-assistant",), default=True,
+                                   env="LLAMA_ARG_PREFILL_ASSISTANT",
+                                   help="continue a conversation that ends with an assistant message")
+    reasoning_preserve: bool = flag("--reasoning-preserve", off=("--no-reasoning-preserve",), default=True,
+                                    env="LLAMA_ARG_REASONING_PRESERVE",
+                                    help="keep the reasoning of every past assistant turn (off: only the last one's)")
     jinja: bool = flag("--jinja", off=("--no-jinja",), default=True, env="LLAMA_ARG_JINJA", help="Jinja chat templates")
     webui: bool = flag("--webui", off=("--no-webui",), default=True, env="LLAMA_ARG_WEBUI", help="serve the web UI")
     log_disable: bool = flag("--log-disable", default=False, help="no logging")
@@ -100,6 +123,7 @@ class ServerConfig:
     n_threads: int = field(init=False, default=0)                   # the one pool's size: the larger of -t, -tb
     sampling: SamplingParams = field(init=False, default_factory=SamplingParams)  # the flags marked sampling=
     default_grammar: str = field(init=False, default="")  # GBNF for requests that bring no constraint
+    template_kwargs: dict = field(init=False, default_factory=dict)  # --chat-template-kwargs, parsed
 
     def __post_init__(self) -> None:
         check(self)
@@ -113,6 +137,19 @@ class ServerConfig:
         self.sampling = SamplingParams(**{f.sampling: getattr(self, name)
                                           for name, _, _, f in declared(ServerConfig) if f.sampling})
         self.default_grammar = _default_grammar(self)
+        self.template_kwargs = _template_kwargs(self.chat_template_kwargs)
+
+
+def _template_kwargs(text: str) -> dict:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--chat-template-kwargs: {e}") from None
+    if not isinstance(value, dict):
+        raise ValueError("--chat-template-kwargs must be a JSON object")
+    return value
 
 
 def _default_grammar(cfg: ServerConfig) -> str:

@@ -10,6 +10,8 @@ from functools import lru_cache
 
 import regex
 
+from pyllama.chat import ChatParams, ChatSyntax
+from pyllama.chat.task_fields import grammar_fields
 from pyllama.grammar import GrammarError, compile_grammar, compile_trigger
 from pyllama.schema import SchemaError, schema_to_grammar
 
@@ -76,6 +78,41 @@ def _response_format_schema(body: dict, schema):
         raise bad_request('response_format type must be one of "text", "json_object" or "json_schema", '
                           f"but got: {kind}")
     return schema
+
+
+def requested_schema(body: dict) -> dict | None:
+    """The JSON schema an OpenAI body asks the output to follow (`json_schema`, or
+    `response_format`'s), as a chat format folds it into its tool-call grammar; None
+    when there is none. An empty schema means any object."""
+    schema = _response_format_schema(body, body.get("json_schema"))
+    if schema is None or not isinstance(schema, dict):
+        return None
+    return schema or {"type": "object"}
+
+
+def chat_constraint(state, params: ChatParams) -> Constraint:
+    """A chat's tool-call grammar (pyllama.chat.ChatParams with a grammar), resolved
+    against the model's tokenizer (triggers, preserved tokens). The tools' schemas are
+    the request's: a grammar the matcher refuses (too ambiguous) is a 400, as a
+    request's own grammar is."""
+    try:
+        f = _chat_fields(params.grammar, tuple(params.preserved_tokens),
+                         json.dumps(params.grammar_triggers, sort_keys=True), params.grammar_lazy,
+                         state.llm.tokenizer)
+    except GrammarError as e:
+        raise bad_request(f"invalid grammar for the tools: {e}") from None
+    return Constraint(grammar=f["grammar"], text=f["grammar_text"], lazy=f["grammar_lazy"],
+                      trigger_tokens=list(f["trigger_tokens"]), trigger_patterns=list(f["trigger_patterns"]),
+                      triggers=[dict(t) for t in f["grammar_triggers"]], preserved=list(f["preserved_tokens"]))
+
+
+@lru_cache(maxsize=64)
+def _chat_fields(grammar: str, preserved: tuple, triggers_json: str, lazy: bool, tokenizer) -> dict:
+    """grammar_fields, kept per distinct grammar: an agent sends the same tools with
+    every turn, and compiling their grammar is the costly part."""
+    params = ChatParams(prompt="", format="", syntax=ChatSyntax(), grammar=grammar, grammar_lazy=lazy,
+                        grammar_triggers=json.loads(triggers_json), preserved_tokens=list(preserved))
+    return grammar_fields(params, tokenizer)
 
 
 def parse_constraint(state, body: dict, *, openai: bool) -> Constraint:

@@ -50,8 +50,9 @@ def n_choices(state, body: dict, names: tuple[str, ...]) -> int:
 
 
 def task_request(state, body: dict, prompt_ids: list[int], *, stream: bool,
-                 constraint: Constraint | None = None) -> TaskRequest:
-    """One task; `constraint` (parse_constraint, once per HTTP request) defaults to the native API's."""
+                 constraint: Constraint | None = None, more_stops: list[str] = ()) -> TaskRequest:
+    """One task; `constraint` (parse_constraint, once per HTTP request) defaults to the native API's;
+    `more_stops` (a chat format's own) come after the request's stop strings."""
     check_fits(len(prompt_ids), state.engine.n_ctx_slot)  # a 400 before any streaming starts
     cfg = state.config
     n_predict = field(body, "n_predict", int, None)
@@ -74,6 +75,7 @@ def task_request(state, body: dict, prompt_ids: list[int], *, stream: bool,
         raise bad_request(f"Field 'stop': at most {MAX_STOP} stop strings, got {len(stops)}")
     if any(len(x) > MAX_STOP_CHARS for x in stops):
         raise bad_request(f"Field 'stop': a stop string may have at most {MAX_STOP_CHARS} characters")
+    stops += [s for s in more_stops if s and s not in stops]
     try:
         sampling = SamplingParams.from_request(body, cfg.sampling, state.llm.tokenizer)
     except SamplingError as e:

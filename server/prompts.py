@@ -1,12 +1,12 @@
 """Prompts as the engine takes them (token ids), from what a request gives: a native
 prompt (text, token ids, a mix of both, or a `prompt_string` object; several at once),
-or a chat's messages rendered by the chat template."""
+or a chat's messages (and tools) rendered by the chat template."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pyllama.chat import ChatTemplateError
+from pyllama.chat import ChatInputs, ChatParams, ChatTemplateError, apply_chat
 from pyllama.errors import PromptTooLong
 
 from .errors import bad_request, not_supported
@@ -83,25 +83,16 @@ def split_prompts(prompt: Any) -> list[Any]:
     return [prompt]
 
 
-def render_chat(template, msgs: list[dict], *, add_generation_prompt: bool, continue_final: bool,
-                kwargs: dict) -> str:
-    """The prompt text of checked messages (see schemas.chat_messages)."""
+def chat_params(template, inputs: ChatInputs, *, continue_final: bool) -> ChatParams:
+    """A chat's prompt, and how to constrain and read its output (pyllama.chat.apply_chat),
+    from checked messages (see schemas.chat_messages). continue_final: the prompt ends
+    inside the last (assistant) message, which the model continues (apply_chat's
+    assistant prefill)."""
+    if continue_final and inputs.messages[-1]["role"] != "assistant":
+        raise bad_request("continue_final_message needs the last message to be from the assistant")
     try:
-        if continue_final:
-            return _continue_final(template, msgs, kwargs)
-        return template.render(msgs, add_generation_prompt=add_generation_prompt, **kwargs)
+        return apply_chat(template, inputs)
     except ChatTemplateError as e:
         raise bad_request(str(e)) from None
-
-
-def _continue_final(template, msgs: list[dict], kwargs: dict) -> str:
-    """The prompt ends inside the last (assistant) message, so the model continues it:
-    render with a marker in its place and cut the template's closing after it."""
-    if msgs[-1]["role"] != "assistant":
-        raise bad_request("continue_final_message needs the last message to be from the assistant")
-    marker = "\u2063pyllama-continue\u2063"
-    rendered = template.render(msgs[:-1] + [{**msgs[-1], "content": marker}], add_generation_prompt=False, **kwargs)
-    at = rendered.rfind(marker)
-    if at < 0:
-        raise bad_request("the chat template drops the final message; it cannot be continued")
-    return rendered[:at] + msgs[-1]["content"]
+    except RecursionError:  # a tool schema nested almost as deep as a body may be
+        raise bad_request("'tools': a schema is nested too deeply") from None

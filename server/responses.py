@@ -13,6 +13,7 @@ import weakref
 
 import numpy as np
 
+from pyllama.chat import ChatMsg, ChatStream, assign_ids, parse_output
 from pyllama.engine.task import CompletionResult, PartialEvent, TaskRequest
 from pyllama.sampling import TokenProbs
 
@@ -86,7 +87,10 @@ def openai_logprobs(tokenizer, probs: list[TokenProbs], post_sampling: bool) -> 
     return {"content": probs_json(tokenizer, probs, post_sampling)} if probs else None
 
 
-def generation_settings(req: TaskRequest, n_ctx: int, model: str, seed: int) -> dict:
+def generation_settings(req: TaskRequest, n_ctx: int, model: str, seed: int, *, reasoning_format: str = "none") -> dict:
+    """llama-server's echo of a task's parameters (`reasoning_format`: how a chat's output
+    would be read, the request's or --reasoning-format; deepseek-legacy keeps reasoning
+    in a stream's content)."""
     s = req.sampling
     return {
         "n_ctx": n_ctx, "model": model,
@@ -103,7 +107,8 @@ def generation_settings(req: TaskRequest, n_ctx: int, model: str, seed: int) -> 
         "logit_bias": [[t, b if math.isfinite(b) else False] for t, b in s.logit_bias],
         "n_probs": s.n_probs, "min_keep": s.min_keep, "grammar": req.grammar_text, "grammar_lazy": req.grammar_lazy,
         "grammar_triggers": req.grammar_triggers, "preserved_tokens": req.preserved_tokens, "chat_format": "Content-only",
-        "reasoning_format": "none", "reasoning_in_content": False, "generation_prompt": "",
+        "reasoning_format": reasoning_format,
+        "reasoning_in_content": req.stream and reasoning_format == "deepseek-legacy", "generation_prompt": "",
         "samplers": list(s.samplers), "speculative.types": "none", "timings_per_token": False,
         "post_sampling_probs": s.post_sampling_probs, "backend_sampling": False, "lora": [],
     }
@@ -157,7 +162,8 @@ class Answer:
     ChatRequest): `whole(results)` at once, or as a stream: `opening(i)` before the
     first event of task i, `partial` per PartialEvent, `final` per FinalEvent, and
     `closing(last result)` once every task ended (payloads: dicts, or text such as
-    "[DONE]"). An error ends every API's stream alike (sse.answer_events)."""
+    "[DONE]"; `partial` and `final` give one payload, or a list of any number). An
+    error ends every API's stream alike (sse.answer_events)."""
 
     def __init__(self, req, *, model: str, tokenizer, n_ctx: int):
         self.req, self.model, self.tokenizer, self.n_ctx = req, model, tokenizer, n_ctx
@@ -168,10 +174,10 @@ class Answer:
     def opening(self, i: int) -> list:
         return []
 
-    def partial(self, i: int, ev: PartialEvent) -> dict:
+    def partial(self, i: int, ev: PartialEvent) -> dict | list:
         raise NotImplementedError
 
-    def final(self, i: int, r: CompletionResult) -> dict:
+    def final(self, i: int, r: CompletionResult) -> dict | list:
         raise NotImplementedError
 
     def closing(self, last: CompletionResult | None) -> list:
@@ -216,7 +222,8 @@ class NativeCompletion(Answer):
             "model": self.model,
             "tokens_predicted": r.n_decoded,
             "tokens_evaluated": r.n_prompt,
-            "generation_settings": generation_settings(task, self.n_ctx, self.model, reported_seed(task)),
+            "generation_settings": generation_settings(task, self.n_ctx, self.model, reported_seed(task),
+                                                       reasoning_format=self.req.reasoning_format),
             "prompt": self._prompt_text(i),
             "has_new_line": r.has_new_line,
             "truncated": r.truncated,
@@ -288,16 +295,30 @@ def _text_choice(i: int, text: str, logprobs: dict | None, finish: str | None) -
 
 class ChatCompletion(_OpenAIAnswer):
     """/v1/chat/completions: chat.completion, or chunks: per choice a role chunk,
-    content chunks and a finish chunk. The timings go on the stream's last object:
-    the usage chunk when there is one, else each finish chunk."""
+    delta chunks and a finish chunk. The timings go on the stream's last object:
+    the usage chunk when there is one, else each finish chunk.
+
+    The output is read with the request's chat syntax (reasoning, tool calls): whole,
+    into the message; streamed, each partial event's text so far gives the deltas
+    since the last one (pyllama.chat.ChatStream: text that may still become a marker
+    is held back, a tool call comes as its index, id and name, then argument
+    increments), one chunk per delta; the probabilities of events that gave no delta
+    go with the next one. finish_reason is "tool_calls" when a generation that ended
+    by itself made calls (a cut one stays "length", as in llama-server)."""
 
     ID_PREFIX, OBJECT, CHUNK_OBJECT = "chatcmpl", "chat.completion", "chat.completion.chunk"
+
+    def __init__(self, req, **kw):
+        super().__init__(req, **kw)
+        self.streams: dict[int, ChatStream] = {}
+        self.texts: dict[int, str] = {}
+        self.held_probs: dict[int, list] = {}
 
     def whole(self, results):
         choices = []
         for i, r in enumerate(results):
-            c = {"finish_reason": finish_reason(r), "index": i,
-                 "message": {"role": "assistant", "content": r.content}}
+            msg = assign_ids(parse_output(r.content, self.req.syntax), self.req.syntax)
+            c = {"finish_reason": chat_finish_reason(r, msg), "index": i, "message": msg.to_openai()}
             if r.probs:
                 c["logprobs"] = self.logprobs(i, r.probs)
             choices.append(c)
@@ -306,17 +327,46 @@ class ChatCompletion(_OpenAIAnswer):
     def opening(self, i):
         return [self.chunk({"finish_reason": None, "index": i, "delta": {"role": "assistant", "content": None}})]
 
+    def _stream(self, i: int) -> ChatStream:
+        st = self.streams.get(i)
+        if st is None:
+            st = self.streams[i] = ChatStream(self.req.syntax)
+        return st
+
     def partial(self, i, ev):
-        choice = {"finish_reason": None, "index": i, "delta": {"content": ev.content}}
-        if ev.probs:
-            choice["logprobs"] = self.logprobs(i, ev.probs)
-        return self.chunk(choice)
+        text = self.texts[i] = self.texts.get(i, "") + ev.content
+        return self._delta_chunks(i, self._stream(i).update(text), ev.probs)
+
+    def _delta_chunks(self, i: int, deltas: list[dict], probs) -> list[dict]:
+        probs = self.held_probs.pop(i, []) + list(probs or [])
+        if not deltas:
+            if probs:
+                self.held_probs[i] = probs
+            return []
+        out = []
+        for k, delta in enumerate(deltas):
+            choice = {"finish_reason": None, "index": i, "delta": delta}
+            if k == 0 and probs:
+                choice["logprobs"] = self.logprobs(i, probs)
+            out.append(self.chunk(choice))
+        return out
 
     def final(self, i, r):
-        chunk = self.chunk({"finish_reason": finish_reason(r), "index": i, "delta": {}})
+        msg, deltas = self._stream(i).finish(r.content)
+        out = self._delta_chunks(i, deltas, [])
+        held = self.held_probs.pop(i, [])
+        choice = {"finish_reason": chat_finish_reason(r, msg), "index": i, "delta": {}}
+        if held:
+            choice["logprobs"] = self.logprobs(i, held)
+        chunk = self.chunk(choice)
         if not self.req.include_usage:
             chunk["timings"] = r.timings.to_json()
-        return chunk
+        return out + [chunk]
 
     def usage_chunk(self, last):
         return {**super().usage_chunk(last), "timings": last.timings.to_json()}
+
+
+def chat_finish_reason(r: CompletionResult, msg: ChatMsg) -> str:
+    reason = finish_reason(r)
+    return "tool_calls" if reason == "stop" and msg.tool_calls else reason

@@ -8,14 +8,16 @@ params.py, prompts by prompts.py, output constraints by constraints.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 
+from pyllama.chat import ChatInputs, ChatParams, ChatSyntax
+from pyllama.chat.output_parser import REASONING_FORMATS
 from pyllama.engine import TaskRequest
 
-from .constraints import parse_constraint
+from .constraints import chat_constraint, parse_constraint, requested_schema
 from .errors import bad_request
 from .params import field, n_choices, task_request
-from .prompts import render_chat, split_prompts, tokenize_prompt
+from .prompts import chat_params as render_chat_params, split_prompts, tokenize_prompt
 
 ROLES = {"system", "user", "assistant", "tool", "developer", "function"}
 
@@ -31,15 +33,18 @@ class CompletionRequest:
     include_usage: bool = False          # /v1/completions: a usage chunk ends the stream
     return_tokens: bool = False          # /completion
     response_fields: list | None = None  # /completion: only these fields of each result
+    reasoning_format: str = "auto"       # /completion: reported in generation_settings
 
 
 @dataclass
 class ChatRequest:
-    """/v1/chat/completions: one rendered prompt, n choices."""
+    """/v1/chat/completions: one rendered prompt, n choices, each output read back
+    (reasoning, tool calls) with `syntax`."""
 
     tasks: list[TaskRequest]
     stream: bool
     include_usage: bool = False
+    syntax: ChatSyntax = dataclass_field(default_factory=ChatSyntax)
 
 
 def completion(st, body: dict) -> CompletionRequest:
@@ -49,9 +54,13 @@ def completion(st, body: dict) -> CompletionRequest:
     n = n_choices(st, body, ("n_cmpl", "n"))
     prompts, ids, tasks = _prompt_tasks(st, body, stream, openai=False)
     fields = body.get("response_fields")
+    reasoning_format = field(body, "reasoning_format", str, st.config.reasoning_format)
+    if reasoning_format not in REASONING_FORMATS:
+        raise bad_request(f"Unknown reasoning format: {reasoning_format}")
     return CompletionRequest(tasks=_repeat(tasks, n), prompts=_repeat(prompts, n), prompt_ids=_repeat(ids, n),
                              stream=stream, return_tokens=return_tokens,
-                             response_fields=fields if isinstance(fields, list) and fields else None)
+                             response_fields=fields if isinstance(fields, list) and fields else None,
+                             reasoning_format=reasoning_format)
 
 
 def openai_completion(st, body: dict) -> CompletionRequest:
@@ -68,15 +77,22 @@ def openai_completion(st, body: dict) -> CompletionRequest:
 
 
 def chat(st, body: dict) -> ChatRequest:
-    """/v1/chat/completions: the messages rendered by the chat template and tokenized,
-    OpenAI's fields mapped to the native ones (see native_chat_body)."""
+    """/v1/chat/completions: the messages and tools rendered by the chat template and
+    tokenized, OpenAI's fields mapped to the native ones (see native_chat_body). With
+    tools, the chat format's tool-call grammar (lazy for tool_choice "auto") replaces
+    the request's constraint: a response_format schema is folded into it by the format
+    (pyllama.chat.apply_chat), a `grammar` with tools is refused there."""
     stream = field(body, "stream", bool, False)
     n = n_choices(st, body, ("n",))
-    ids = st.llm.tokenizer.tokenize(chat_prompt(st, body), add_special=True, parse_special=True)
+    params = chat_params(st, body, stream=stream)
+    ids = st.llm.tokenizer.tokenize(params.prompt, add_special=True, parse_special=True)
     native = native_chat_body(body)
-    constraint = parse_constraint(st, native, openai=True)
-    task = task_request(st, native, ids, stream=stream, constraint=constraint)
-    return ChatRequest(tasks=[task] * n, stream=stream, include_usage=include_usage(body))
+    if params.grammar:
+        constraint = chat_constraint(st, params)
+    else:
+        constraint = parse_constraint(st, native, openai=True)
+    task = task_request(st, native, ids, stream=stream, constraint=constraint, more_stops=params.additional_stops)
+    return ChatRequest(tasks=[task] * n, stream=stream, include_usage=include_usage(body), syntax=params.syntax)
 
 
 def native_chat_body(body: dict) -> dict:
@@ -106,9 +122,18 @@ def include_usage(body: dict) -> bool:
 
 
 def chat_prompt(st, body: dict) -> str:
-    """The prompt text of a chat body (/v1/chat/completions, /apply-template): its
-    messages, `add_generation_prompt`, `continue_final_message` and
-    `chat_template_kwargs`, rendered by the server's chat template."""
+    """The prompt text of a chat body (/apply-template): see chat_params."""
+    return chat_params(st, body).prompt
+
+
+def chat_params(st, body: dict, *, stream: bool = False) -> ChatParams:
+    """A chat body rendered by the server's chat template: its messages, `tools`,
+    `tool_choice`, `parallel_tool_calls`, `add_generation_prompt`,
+    `continue_final_message`, `chat_template_kwargs` (over --chat-template-kwargs),
+    `enable_thinking` (default --reasoning; off with --reasoning-budget 0),
+    `reasoning_effort` (default --reasoning-effort) and `reasoning_format` (default
+    --reasoning-format). Bad tools or tool_choice are 400s (InvalidRequest)."""
+    cfg = st.config
     msgs = chat_messages(body)
     add_gen = field(body, "add_generation_prompt", bool, True)
     cont = field(body, "continue_final_message", bool, False)
@@ -117,7 +142,25 @@ def chat_prompt(st, body: dict) -> str:
     kwargs = body.get("chat_template_kwargs") or {}
     if not isinstance(kwargs, dict):
         raise bad_request("Field 'chat_template_kwargs': expected an object")
-    return render_chat(st.template, msgs, add_generation_prompt=add_gen, continue_final=cont, kwargs=kwargs)
+    tools = body.get("tools")
+    enable_thinking = field(body, "enable_thinking", bool, None)
+    if enable_thinking is None:
+        enable_thinking = {"on": True, "off": False}.get(cfg.reasoning)
+        if cfg.reasoning_budget == 0:
+            enable_thinking = False
+    effort = None if cfg.reasoning_effort == "default" else cfg.reasoning_effort
+    grammar = body.get("grammar")
+    inputs = ChatInputs(
+        msgs, tools=tools, tool_choice=body.get("tool_choice"),
+        parallel_tool_calls=field(body, "parallel_tool_calls", bool, False),
+        add_generation_prompt=add_gen, enable_thinking=enable_thinking,
+        reasoning_effort=field(body, "reasoning_effort", str, effort),
+        reasoning_format=field(body, "reasoning_format", str, cfg.reasoning_format),
+        chat_template_kwargs={**cfg.template_kwargs, **kwargs},
+        json_schema=requested_schema(body) if tools else None,
+        grammar=grammar if isinstance(grammar, str) and grammar else None,
+        stream=stream, prefill_assistant=cont or cfg.prefill_assistant, reasoning_preserve=cfg.reasoning_preserve)
+    return render_chat_params(st.template, inputs, continue_final=cont)
 
 
 def chat_messages(body: dict) -> list[dict]:

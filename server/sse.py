@@ -23,10 +23,16 @@ def stream_response(events: Iterable[str]) -> Response:
     return Response(events, mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
+def _events(payloads: dict | list) -> Iterator[str]:
+    for payload in payloads if isinstance(payloads, list) else [payloads]:
+        yield event(payload)
+
+
 def answer_events(answer, events: Iterable[tuple[int, object]]) -> Iterator[str]:
     """The stream of a generation: (task index, engine event) pairs as generation.run
     yields them, told by `answer` (a responses.Answer). Per task: its opening before its
-    first event, a chunk per partial and per final event; after every task ended, the
+    first event, the chunks of each partial and final event (a chat's partial may have
+    none: text held back until the next token decides); after every task ended, the
     closing. An ErrorEvent ends the stream with the error's body, nothing after it.
     A partial with probabilities is built on a worker thread (its candidate lists can
     be megabytes)."""
@@ -41,9 +47,9 @@ def answer_events(answer, events: Iterable[tuple[int, object]]) -> Iterator[str]
             for payload in answer.opening(i):
                 yield event(payload)
         if isinstance(ev, PartialEvent):
-            yield event(offload(answer.partial, i, ev) if ev.probs else answer.partial(i, ev))
+            yield from _events(offload(answer.partial, i, ev) if ev.probs else answer.partial(i, ev))
         elif isinstance(ev, FinalEvent):
             last = ev.result
-            yield event(answer.final(i, ev.result))
+            yield from _events(answer.final(i, ev.result))
     for payload in answer.closing(last):
         yield event(payload)

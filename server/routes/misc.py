@@ -52,14 +52,15 @@ def props():
     req = TaskRequest(prompt=[], sampling=st.config.sampling, n_predict=st.config.n_predict)
     return jsonify({
         "default_generation_settings": {"params": R.generation_settings(req, st.engine.n_ctx_slot, st.alias,
-                                                                      R.reported_seed(req)),
+                                                                      R.reported_seed(req),
+                                                                      reasoning_format=st.config.reasoning_format),
                                         "n_ctx": st.engine.n_ctx_slot},
         "total_slots": st.config.parallel,
         "model_alias": st.alias,
         "model_path": st.model_path,
         "modalities": {"vision": False, "audio": False},
         "chat_template": st.template.source,
-        "chat_template_caps": {},
+        "chat_template_caps": offload(lambda: st.template.caps.to_json()),  # trial renders, the first time
         "bos_token": tok.tokens[tok.bos] if tok.bos >= 0 else "",
         "eos_token": tok.tokens[tok.eos] if tok.eos >= 0 else "",
         "build_info": f"pyllama {__version__}",

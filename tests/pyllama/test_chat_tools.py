@@ -110,6 +110,17 @@ def test_required_grammar_accepts_a_call(name, parallel):
     assert not accepts(p.grammar, "Hello")
 
 
+def test_required_grammar_closes_reasoning_the_prompt_opened():
+    """Else the call would be read as reasoning: the parser takes all before </think>."""
+    p = request("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", tool_choice="required")
+    text = CANNED[p.format]["single"][0]
+    assert p.thinking_forced_open and text.startswith("</think>") and accepts(p.grammar, text)
+    bare = text[len("</think>"):].lstrip()
+    assert not accepts(p.grammar, bare) and not parse_output(bare, p.syntax).tool_calls
+    lazy = request("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja")
+    assert lazy.grammar_lazy and lazy.grammar.split("root ::= ")[1].startswith('( "</think>" space )?')
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_named_function_grammar(name):
     p = request(name, tool_choice={"type": "function", "function": {"name": "get_time"}})

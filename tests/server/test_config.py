@@ -70,3 +70,17 @@ def test_a_config_made_in_code_is_checked_too():
     with pytest.raises(ValueError, match="--parallel"):
         ServerConfig(parallel=0)
     assert dataclasses.replace(ServerConfig(), parallel=4).parallel == 4
+
+
+def test_chat_flags():
+    c = config(LLAMA_ARG_CHAT_TEMPLATE_KWARGS='{"enable_thinking": false}', LLAMA_ARG_THINK="deepseek")
+    assert c.template_kwargs == {"enable_thinking": False} and c.reasoning_format == "deepseek"
+    assert config("--reasoning-format", "none", "--reasoning-budget", "0").reasoning_budget == 0
+    assert config().reasoning_format == "auto" and config().prefill_assistant
+    assert not config("--no-prefill-assistant").prefill_assistant
+    assert config("-rea", "off", "--reasoning-effort", "high", "--no-reasoning-preserve").reasoning == "off"
+    assert config(LLAMA_ARG_REASONING_EFFORT="low").reasoning_effort == "low"
+    for argv in (["--chat-template-kwargs", "[]"], ["--chat-template-kwargs", "{x"], ["--reasoning-format", "loud"],
+                 ["--reasoning-budget", "100"], ["--reasoning", "maybe"]):
+        with pytest.raises(ValueError):
+            config(*argv)

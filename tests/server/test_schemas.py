@@ -106,3 +106,83 @@ def test_openai_completion(st):
         assert refused(schemas.openai_completion, st, {"prompt": "x", "logprobs": lp, "n": 9}) == \
             (400, "Field 'logprobs': expected an integer")
     assert refused(schemas.openai_completion, st, {"prompt": None}) == (400, "\"prompt\" is required")
+
+
+# -- chats with tools (a tool-capable template from tests/data/chat_templates) -------------------
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}
+ASK = [{"role": "user", "content": "Weather in Paris?"}]
+
+
+def with_template(st, name: str, **cfg):
+    from helpers.chat_cases import TEMPLATES
+
+    config = ServerConfig(model=st.config.model, parallel=2, ctx_size=4096,
+                          chat_template_file=str(TEMPLATES / f"{name}.jinja"), **cfg)
+    return SimpleNamespace(config=config, llm=st.llm, template=ServerState(config)._chat_template(st.llm),
+                           engine=st.engine)
+
+
+def test_tools_give_the_formats_grammar_and_syntax(st):
+    qwen = with_template(st, "Qwen-Qwen2.5-7B-Instruct")
+    auto = schemas.chat(qwen, {"messages": ASK, "tools": [WEATHER]})
+    task = auto.tasks[0]
+    assert auto.syntax.format == "Hermes 2 Pro" and auto.syntax.parse_tool_calls
+    assert task.grammar is not None and task.grammar_lazy and task.grammar_triggers
+    assert "get_weather" in schemas.chat_prompt(qwen, {"messages": ASK, "tools": [WEATHER]})  # /apply-template
+    required = schemas.chat(qwen, {"messages": ASK, "tools": [WEATHER], "tool_choice": "required"}).tasks[0]
+    assert required.grammar is not None and not required.grammar_lazy
+    none = schemas.chat(qwen, {"messages": ASK, "tools": [WEATHER], "tool_choice": "none"})
+    assert none.tasks[0].grammar is None and not none.syntax.parse_tool_calls
+    plain = schemas.chat(qwen, {"messages": ASK, "response_format": {"type": "json_object"}})
+    assert plain.tasks[0].grammar is not None and not plain.syntax.parse_tool_calls  # the schema's grammar
+    mixed = schemas.chat(qwen, {"messages": ASK, "tools": [WEATHER], "response_format": {"type": "json_object"}})
+    assert mixed.syntax.format == "Generic" and mixed.tasks[0].grammar is not None  # one grammar for both
+    llama = with_template(st, "meta-llama-Llama-3.2-3B-Instruct")
+    assert "<|eom_id|>" in schemas.chat(llama, {"messages": ASK, "tools": [WEATHER], "stop": ["x"]}).tasks[0].stop
+
+
+def test_bad_tools_are_400s(st):
+    from pyllama.errors import InvalidRequest
+
+    qwen = with_template(st, "Qwen-Qwen2.5-7B-Instruct")
+    for body in ({"tools": [{"type": "retrieval"}]}, {"tools": "x"},
+                 {"tools": [WEATHER], "tool_choice": "sometimes"},
+                 {"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+                 {"tools": [WEATHER], "grammar": 'root ::= "x"'}, {"reasoning_format": "loud"}):
+        with pytest.raises(InvalidRequest):
+            schemas.chat(qwen, {"messages": ASK, **body})
+    assert refused(schemas.chat, qwen, {"messages": ASK, "parallel_tool_calls": "yes"}) == \
+        (400, "Field 'parallel_tool_calls': expected a boolean")
+
+
+def test_thinking_kwargs_and_reasoning_format(st):
+    qwen3 = with_template(st, "Qwen-Qwen3-0.6B", chat_template_kwargs='{"enable_thinking": false}')
+    off = "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    assert schemas.chat_prompt(qwen3, {"messages": ASK}).endswith(off)  # --chat-template-kwargs
+    on = {"messages": ASK, "chat_template_kwargs": {"enable_thinking": True}}
+    assert not schemas.chat_prompt(qwen3, on).endswith(off)  # the request's kwargs win
+    budget0 = with_template(st, "Qwen-Qwen3-0.6B", reasoning_budget=0)
+    assert schemas.chat_prompt(budget0, {"messages": ASK}).endswith(off)
+    assert not schemas.chat_prompt(budget0, {"messages": ASK, "enable_thinking": True}).endswith(off)
+    assert schemas.chat(budget0, {"messages": ASK}).syntax.reasoning_format == "auto"
+    assert schemas.chat_prompt(with_template(st, "Qwen-Qwen3-0.6B", reasoning="off"), {"messages": ASK}).endswith(off)
+    oss = with_template(st, "openai-gpt-oss-120b", reasoning_effort="high")
+    assert "Reasoning: high" in schemas.chat_prompt(oss, {"messages": ASK})
+    assert "Reasoning: low" in schemas.chat_prompt(oss, {"messages": ASK, "reasoning_effort": "low"})
+    past = ASK + [{"role": "assistant", "content": "Sunny.", "reasoning_content": "OLD THOUGHT"},
+                  {"role": "user", "content": "And tomorrow?"},
+                  {"role": "assistant", "content": "Rain.", "reasoning_content": "LAST THOUGHT"},
+                  {"role": "user", "content": "Thanks"}]
+    name = "mistralai-Ministral-3-14B-Reasoning-2512"
+    kept = schemas.chat_prompt(with_template(st, name), {"messages": past})
+    dropped = schemas.chat_prompt(with_template(st, name, reasoning_preserve=False), {"messages": past})
+    assert "OLD THOUGHT" in kept and "OLD THOUGHT" not in dropped and "LAST THOUGHT" in dropped
+    none = with_template(st, "Qwen-Qwen3-0.6B", reasoning_format="none")
+    assert schemas.chat(none, {"messages": ASK}).syntax.reasoning_format == "none"
+    assert schemas.chat(none, {"messages": ASK, "reasoning_format": "deepseek"}).syntax.reasoning_format == "deepseek"
+    with pytest.raises(ValueError, match="--chat-template-kwargs"):
+        ServerConfig(chat_template_kwargs="[1]")
+    with pytest.raises(ValueError, match="--reasoning-format"):
+        ServerConfig(reasoning_format="loud")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from pyllama.chat import ChatSyntax
 from pyllama.engine import ErrorEvent, FinalEvent, PartialEvent, TaskRequest
 from pyllama.engine.task import CompletionResult, Timings
 from pyllama.errors import PromptTooLong, TaskFailed
@@ -121,3 +122,93 @@ def test_whole_answers():
     assert [o["prompt"] for o in native] == ["a", "b"] and native[0]["content"] == "Hi!"
     req.response_fields = ["content", "generation_settings/n_ctx", 3, "nope"]
     assert build(NativeCompletion, req).whole([r1, r2])[1] == {"content": "Hi!", "n_ctx": 2048}
+
+
+# -- chats with tool calls and reasoning (the output read with the request's chat syntax) -------
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}
+HERMES = ChatSyntax(format="Hermes 2 Pro", tools=[WEATHER])
+CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"location": "Paris"}}\n</tool_call>'
+
+
+def tool_chat(syntax: ChatSyntax = HERMES, stream: bool = True) -> ChatCompletion:
+    return build(ChatCompletion, ChatRequest(tasks=[TaskRequest(prompt=[1, 2], stream=stream)], stream=stream,
+                                             syntax=syntax))
+
+
+def pieces_of(text: str, *cuts: int) -> list:
+    bounds = [0, *cuts, len(text)]
+    return [(0, partial(text[a:b], k + 1)) for k, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+
+
+def test_streamed_tool_call_deltas_as_the_openai_sdk_accumulates_them():
+    from openai.lib.streaming.chat import ChatCompletionStreamState
+    from openai.types.chat import ChatCompletionChunk
+
+    text = "Let me check. " + CALL
+    events = pieces_of(text, 8, 16, 20, 40, 60, 75) + [(0, FinalEvent(result(text, stop_type="eos")))]
+    ev = payloads(tool_chat(), events)
+    deltas = [e["choices"][0]["delta"] for e in ev[1:-1]]
+    assert "".join(d.get("content") or "" for d in deltas) == "Let me check. "  # no trigger text leaks
+    calls = [c for d in deltas for c in d.get("tool_calls", [])]
+    assert calls[0]["index"] == 0 and calls[0]["id"] and calls[0]["function"]["name"] == "get_weather"
+    assert all(c["index"] == 0 and "name" not in c["function"] for c in calls[1:])  # the name once
+    assert "".join(c["function"]["arguments"] for c in calls) == '{"location":"Paris"}'
+    assert ev[-2]["choices"][0]["finish_reason"] == "tool_calls" and ev[-1] == "[DONE]"
+    state = ChatCompletionStreamState()
+    for e in ev[:-1]:
+        state.handle_chunk(ChatCompletionChunk.model_validate(e))
+    msg = state.get_final_completion().choices[0].message
+    assert msg.content == "Let me check. " and msg.tool_calls[0].id == calls[0]["id"]
+    assert (msg.tool_calls[0].function.name, msg.tool_calls[0].function.arguments) == \
+        ("get_weather", '{"location":"Paris"}')
+
+
+def test_whole_message_with_tool_calls_and_reasoning():
+    whole = tool_chat(stream=False).whole([result("<think>Weather needs a tool.</think>\n" + CALL, stop_type="eos")])
+    choice = whole["choices"][0]
+    msg = choice["message"]
+    assert choice["finish_reason"] == "tool_calls" and msg["content"] is None
+    assert msg["reasoning_content"] == "Weather needs a tool."
+    assert msg["tool_calls"] == [{"type": "function", "id": msg["tool_calls"][0]["id"],
+                                  "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'}}]
+    assert len(msg["tool_calls"][0]["id"]) > 8
+    cut = tool_chat(stream=False).whole([result(CALL, stop_type="limit")])  # cut short: "length", as llama-server
+    assert cut["choices"][0]["finish_reason"] == "length"
+
+
+def test_reasoning_streams_apart_and_plain_text_as_it_comes():
+    text = "<think>Hmm.</think>Hello"
+    ev = payloads(tool_chat(ChatSyntax()), pieces_of(text, 3, 9, 19) + [(0, FinalEvent(result(text, stop_type="eos")))])
+    deltas = [e["choices"][0]["delta"] for e in ev[1:-2]]
+    assert deltas == [{"reasoning_content": "Hm"}, {"reasoning_content": "m."}, {"content": "Hello"}]
+    assert ev[-2]["choices"][0]["finish_reason"] == "stop"
+    plain = payloads(chat(), pieces_of("a <b> c", 2, 4) + [(0, FinalEvent(result("a <b> c")))])
+    assert [e["choices"][0]["delta"] for e in plain[1:-2]] == [{"content": "a "}, {"content": "<b"}, {"content": "> c"}]
+
+
+class PieceTokenizer:
+    def piece(self, tid: int, special: bool) -> bytes:
+        return b"t%d" % tid
+
+
+def test_probabilities_of_held_back_text_go_with_the_next_delta():
+    import numpy as np
+
+    from pyllama.sampling import TokenProbs
+
+    def with_probs(text: str, tid: int) -> PartialEvent:
+        tp = TokenProbs(token=tid, prob=0.5, top_ids=np.array([tid], dtype=np.int32),
+                        top_probs=np.array([0.5], dtype=np.float32))
+        return PartialEvent(content=text, tokens=[tid], probs=[tp], n_decoded=tid, n_prompt=5, id_slot=0)
+
+    answer = ChatCompletion(ChatRequest(tasks=[TaskRequest(prompt=[1], stream=True)], stream=True,
+                                        syntax=ChatSyntax()), model="m", tokenizer=PieceTokenizer(), n_ctx=2048)
+    text = "<thi" + "s is it"
+    ev = payloads(answer, [(0, with_probs("<thi", 1)), (0, with_probs("s is it", 2)),
+                           (0, FinalEvent(result(text, stop_type="eos")))])
+    chunks = [e["choices"][0] for e in ev[1:-1]]
+    assert chunks[0]["delta"] == {"content": text}  # "<thi" waited: it might have opened <think>
+    assert [p["id"] for p in chunks[0]["logprobs"]["content"]] == [1, 2]
+    assert chunks[1]["finish_reason"] == "stop" and "logprobs" not in chunks[1]

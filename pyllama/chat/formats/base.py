@@ -180,9 +180,15 @@ def array_of(schemas: list[dict], parallel: bool) -> dict:
 
 
 def think_prefix(spec: ToolSpec, end: str = "</think>") -> str:
-    """With reasoning opened by the prompt, a grammar from the first token lets the model
-    close it first (llama.cpp's rule: the closing tag may lead the tool calls)."""
-    return f"( {literal(end)} space )? " if spec.forced_open else ""
+    """With reasoning opened by the prompt, the closing tag leads the tool calls. A lazy
+    grammar starts at the trigger's closing tag, which may be there or not (llama.cpp's
+    rule: optional). A grammar from the first token (required, a named function) makes
+    the model write it: the parser reads everything before it as reasoning, so a call
+    with no closing tag in front would come back as reasoning_content, not as a call
+    (what llama-server answers when the model skips the optional tag)."""
+    if not spec.forced_open:
+        return ""
+    return f"{literal(end)} space " if spec.required else f"( {literal(end)} space )? "
 
 
 def dumps(value) -> str:
