@@ -189,8 +189,13 @@ def test_reasoning_streams_apart_and_plain_text_as_it_comes():
 
 
 class PieceTokenizer:
+    n_vocab = 16
+
     def piece(self, tid: int, special: bool) -> bytes:
         return b"t%d" % tid
+
+    def all_pieces(self, special: bool) -> list[bytes]:
+        return [self.piece(i, special) for i in range(self.n_vocab)]
 
 
 def test_probabilities_of_held_back_text_go_with_the_next_delta():
