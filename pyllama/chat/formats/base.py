@@ -109,6 +109,16 @@ class ChatFormat:
         """Content (and reasoning) only; formats with tool calls override this."""
         self.parse_plain(p)
 
+    def reasoning_then_calls(self, p: OutputParser) -> bool:
+        """Reasoning in this format's markers, then whether tool calls are to be read;
+        when they are not (no tools, tool_choice none), the rest is content."""
+        if self.think:
+            p.reasoning(*self.think)
+        if p.syntax.parse_tool_calls:
+            return True
+        p.add_content(p.rest())
+        return False
+
     def parse_plain(self, p: OutputParser) -> None:
         if self.think:
             p.reasoning(*self.think)

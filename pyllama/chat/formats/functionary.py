@@ -110,8 +110,7 @@ class FunctionaryV31(ChatFormat):
         return ToolGrammar(g.build(root), lazy=not spec.required, triggers=triggers, preserved=preserved)
 
     def parse(self, p):
-        if not p.syntax.parse_tool_calls:
-            p.add_content(p.rest())
+        if not self.reasoning_then_calls(p):
             return
         while (m := p.find(_V31)) is not None:
             if m.group(1) is None:  # <|python_tag|>: the rest is code

@@ -42,10 +42,7 @@ class Generic(ChatFormat):
         return ToolGrammar(g.build(g.add_schema("tool-or-response", schema)), lazy=False)
 
     def parse(self, p):
-        if self.think:
-            p.reasoning(*self.think)
-        if not p.syntax.parse_tool_calls:
-            p.add_content(p.rest())
+        if not self.reasoning_then_calls(p):
             return
         node = p.json()
         if node.kind != "object":

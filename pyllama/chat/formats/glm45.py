@@ -4,8 +4,7 @@ Detected by `[gMASK]<sop>` with the `<arg_key>` / `<arg_value>` tags."""
 
 from __future__ import annotations
 
-from .base import ChatFormat, ToolSpec
-from .xml_calls import XmlForm, XmlLayout, parse_xml_calls, xml_grammar
+from .xml_calls import XmlCallsFormat, XmlForm, XmlLayout
 
 FORM = XmlForm(scope_start="", scope_end="", call_start="<tool_call>", name_end="", key_start="<arg_key>",
                key_end="</arg_key>", value_start="<arg_value>", value_end="</arg_value>", call_end="</tool_call>",
@@ -15,7 +14,8 @@ LAYOUT = XmlLayout(scope_start="", scope_end="", call_start="<tool_call>", name_
                    scope_per_call=False)
 
 
-class Glm45(ChatFormat):
+class Glm45(XmlCallsFormat):
+    FORM, LAYOUT, TRIGGER = FORM, LAYOUT, "<tool_call>"
     name = "GLM 4.5"
     opened = ("<think>",)
     needs_no_schema = True
@@ -30,13 +30,3 @@ class Glm45(ChatFormat):
     @staticmethod
     def detect(src: str) -> bool:
         return "[gMASK]<sop>" in src and "<arg_key>" in src and "<arg_value>" in src
-
-    def grammar(self, spec: ToolSpec):
-        return xml_grammar(spec, LAYOUT, "<tool_call>")
-
-    def parse(self, p):
-        p.reasoning("<think>", "</think>")
-        if not p.syntax.parse_tool_calls:
-            p.add_content(p.rest())
-            return
-        parse_xml_calls(p, FORM)

@@ -60,9 +60,7 @@ class Hermes2Pro(ChatFormat):
         return ToolGrammar(g.build(root), lazy=not spec.required, triggers=triggers)
 
     def parse(self, p):
-        p.reasoning("<think>", "</think>")
-        if not p.syntax.parse_tool_calls:
-            p.add_content(p.rest())
+        if not self.reasoning_then_calls(p):
             return
         while (m := p.find(_OPEN)) is not None:
             fence = bool(m.group(1))

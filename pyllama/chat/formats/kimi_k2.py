@@ -35,9 +35,7 @@ class KimiK2(ChatFormat):
         return ToolGrammar(g.build(root), lazy=not spec.required, triggers=[word(SECTION_BEGIN)])
 
     def parse(self, p):
-        p.reasoning("<think>", "</think>")
-        if not p.syntax.parse_tool_calls:
-            p.add_content(p.rest())
+        if not self.reasoning_then_calls(p):
             return
         while p.find_literal(SECTION_BEGIN) is not None:
             while True:

@@ -95,9 +95,7 @@ class Llama3(ChatFormat):
         return ToolGrammar(g.build(root), lazy=not spec.required, triggers=triggers, preserved=preserved)
 
     def parse(self, p):
-        p.reasoning("<think>", "</think>")
-        if not p.syntax.parse_tool_calls:
-            p.add_content(p.rest())
+        if not self.reasoning_then_calls(p):
             return
         if self.allow_builtin and p.find_literal("<|python_tag|>") is not None:
             self._builtin_call(p)

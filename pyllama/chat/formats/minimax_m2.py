@@ -4,8 +4,7 @@ all of a turn's calls in one block. Detected by its role markers `]~!b[` and `]~
 
 from __future__ import annotations
 
-from .base import ChatFormat, ToolSpec
-from .xml_calls import XmlForm, XmlLayout, parse_xml_calls, xml_grammar
+from .xml_calls import XmlCallsFormat, XmlForm, XmlLayout
 
 FORM = XmlForm(scope_start="<minimax:tool_call>", scope_end="</minimax:tool_call>", call_start='<invoke name="',
                name_end='">', key_start='<parameter name="', key_end='">', value_start="",
@@ -15,7 +14,8 @@ LAYOUT = XmlLayout(scope_start="<minimax:tool_call>\n", scope_end="</minimax:too
                    call_end="</invoke>\n", scope_per_call=False)
 
 
-class MiniMaxM2(ChatFormat):
+class MiniMaxM2(XmlCallsFormat):
+    FORM, LAYOUT, TRIGGER = FORM, LAYOUT, "<minimax:tool_call>"
     name = "MiniMax-M2"
     opened = ("<think>\n",)
     close_thinking = "</think>\n\n"
@@ -24,13 +24,3 @@ class MiniMaxM2(ChatFormat):
     @staticmethod
     def detect(src: str) -> bool:
         return "]~!b[" in src and "]~b]" in src
-
-    def grammar(self, spec: ToolSpec):
-        return xml_grammar(spec, LAYOUT, "<minimax:tool_call>")
-
-    def parse(self, p):
-        p.reasoning("<think>", "</think>")
-        if not p.syntax.parse_tool_calls:
-            p.add_content(p.rest())
-            return
-        parse_xml_calls(p, FORM)

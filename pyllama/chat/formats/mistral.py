@@ -39,10 +39,7 @@ class MistralNemo(ChatFormat):
         return ToolGrammar(g.build(root), lazy=not spec.required, triggers=[word("[TOOL_CALLS]")])
 
     def parse(self, p):
-        if self.think:
-            p.reasoning(*self.think)
-        if not p.syntax.parse_tool_calls:
-            p.add_content(p.rest())
+        if not self.reasoning_then_calls(p):
             return
         if p.find_literal("[TOOL_CALLS]") is not None:
             calls_from_array(p, p.json())
@@ -105,9 +102,7 @@ class Ministral3(ChatFormat):
         return ToolGrammar(g.build(root), lazy=not spec.required, triggers=[word("[TOOL_CALLS]")])
 
     def parse(self, p):
-        p.reasoning(*self.think)
-        if not p.syntax.parse_tool_calls:
-            p.add_content(p.rest())
+        if not self.reasoning_then_calls(p):
             return
         if p.find_literal("[TOOL_CALLS]") is not None:
             while True:

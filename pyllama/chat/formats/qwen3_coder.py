@@ -4,8 +4,7 @@ Values are trimmed. Detected by the XML markers only its template has."""
 
 from __future__ import annotations
 
-from .base import ChatFormat, ToolSpec
-from .xml_calls import XmlForm, XmlLayout, parse_xml_calls, xml_grammar
+from .xml_calls import XmlCallsFormat, XmlForm, XmlLayout
 
 FORM = XmlForm(scope_start="<tool_call>", scope_end="</tool_call>", call_start="<function=", name_end=">",
                key_start="<parameter=", key_end=">", value_start="", value_end="</parameter>",
@@ -15,20 +14,11 @@ LAYOUT = XmlLayout(scope_start="<tool_call>\n", scope_end="</tool_call>", call_s
                    scope_per_call=True)
 
 
-class Qwen3Coder(ChatFormat):
+class Qwen3Coder(XmlCallsFormat):
+    FORM, LAYOUT, TRIGGER = FORM, LAYOUT, "<tool_call>"
     name = "Qwen3 Coder"
     preserved = ("<tool_call>", "</tool_call>", "<function=", "</function>", "<parameter=", "</parameter>")
 
     @staticmethod
     def detect(src: str) -> bool:
         return all(m in src for m in ("<tool_call>", "<function>", "<function=", "<parameters>", "<parameter="))
-
-    def grammar(self, spec: ToolSpec):
-        return xml_grammar(spec, LAYOUT, "<tool_call>")
-
-    def parse(self, p):
-        p.reasoning("<think>", "</think>")
-        if not p.syntax.parse_tool_calls:
-            p.add_content(p.rest())
-            return
-        parse_xml_calls(p, FORM)

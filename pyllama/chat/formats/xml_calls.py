@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ...schema.builder import excluding
 from ..output_parser import Incomplete, Malformed, partial_start
-from .base import GrammarBuilder, ToolGrammar, ToolSpec, dumps, literal, rule_name, think_prefix, word
+from .base import ChatFormat, GrammarBuilder, ToolGrammar, ToolSpec, dumps, literal, rule_name, think_prefix, word
 
 
 @dataclass(frozen=True)
@@ -188,3 +188,21 @@ def xml_grammar(spec: ToolSpec, lay: XmlLayout, trigger: str, *, end_think: str 
         body = f"{literal(lay.scope_start)} {body} {literal(lay.scope_end)}"
     root = think_prefix(spec, end_think) + body
     return ToolGrammar(g.build(root), lazy=not spec.required, triggers=[word(trigger)])
+
+
+class XmlCallsFormat(ChatFormat):
+    """A format of this family: its FORM (how calls are read), its LAYOUT (how the
+    grammar writes them) and the TRIGGER that starts a lazy grammar; reasoning in
+    `<think>...</think>` before the calls."""
+
+    FORM: XmlForm
+    LAYOUT: XmlLayout
+    TRIGGER: str
+
+    def grammar(self, spec: ToolSpec):
+        return xml_grammar(spec, self.LAYOUT, self.TRIGGER)
+
+    def parse(self, p):
+        if not self.reasoning_then_calls(p):
+            return
+        parse_xml_calls(p, self.FORM)
