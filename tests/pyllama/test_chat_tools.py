@@ -8,6 +8,7 @@ meant to write: from the first token for `required`, from the trigger for `auto`
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import datetime
 from functools import lru_cache
 
@@ -17,6 +18,7 @@ import regex
 from helpers.chat_cases import CANNED, EXPECTED, SHOWS_REASONING, TEMPLATES, TOOLS, conversation
 from pyllama import _native
 from pyllama.chat import ChatInputs, ChatStream, ChatTemplate, apply_chat, assign_ids, parse_output
+from pyllama.chat.formats import format_by_name
 from pyllama.grammar import compile_grammar, compile_trigger, trigger_start
 
 NAMES = sorted(EXPECTED)
@@ -250,3 +252,35 @@ def test_openai_sdk_accumulates_the_stream(name):
     assert [(c.function.name, c.function.arguments) for c in message.tool_calls] == \
         [(c.name, c.arguments) for c in expected.tool_calls]
     assert len({c.id for c in message.tool_calls}) == len(expected.tool_calls)
+
+
+XML_TEMPLATES = ["Qwen3-Coder.jinja", "MiniMax-M2.jinja", "GLM-4.6.jinja"]
+BOOKING = {"type": "function", "function": {"name": "book", "parameters": {"type": "object", "properties": {
+    "city": {"type": "string", "enum": ["Paris", "New York"]},
+    "code": {"type": "string", "pattern": "^[A-Z]{3}$"},
+    "note": {"type": "string"}}, "required": ["city", "code"]}}}
+
+
+def xml_call(p, args: list[tuple[str, str]]) -> str:
+    """One call to `book` in the format's layout (after the reasoning the prompt opened)."""
+    lay = format_by_name(p.format).LAYOUT
+    body = "".join(f"{lay.key_start}{k}{lay.key_end}{v}{lay.value_end}" for k, v in args)
+    call = f"{lay.call_start}book{lay.name_end}{body}{lay.call_end}"
+    return ("</think>\n" if p.thinking_forced_open else "") + f"{lay.scope_start}{call}{lay.scope_end}"
+
+
+@pytest.mark.parametrize("name", XML_TEMPLATES)
+def test_xml_grammar_holds_string_arguments_to_their_schema(name):
+    """An enum string is one of its raw values; a pattern makes the value a JSON string
+    (read back as the string); a plain string takes any text."""
+    p = request(name, tools=[BOOKING], tool_choice="required")
+    good = xml_call(p, [("city", "New York"), ("code", '"JFK"'), ("note", "window seat, <b>please</b>")])
+    if not accepts(p.grammar, good):  # the layout's exact whitespace: find it from the template's own output
+        pytest.fail(f"{p.format} grammar refuses {good!r}:\n{p.grammar}")
+    assert p.format in ("Qwen3 Coder", "MiniMax-M2", "GLM 4.5")
+    assert not accepts(p.grammar, xml_call(p, [("city", "Berlin"), ("code", '"JFK"')]))
+    assert not accepts(p.grammar, xml_call(p, [("city", "Paris"), ("code", '"jfk"')]))
+    assert not accepts(p.grammar, xml_call(p, [("city", "Paris"), ("code", "JFK")]))
+    msg = parse_output(good, p.syntax)
+    assert [json.loads(c.arguments) for c in msg.tool_calls] == [
+        {"city": "New York", "code": "JFK", "note": "window seat, <b>please</b>"}]

@@ -39,10 +39,9 @@ FORMATS = {  # template file -> the chat_format llama-server reports for it with
     "meetkai-functionary-medium-v3.2": "Functionary v3.2",
     "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B": "DeepSeek R1",
     "openai-gpt-oss-120b": "GPT-OSS",
+    "Qwen3-Coder": "Qwen3 Coder",
     "": "Generic",  # SmolLM2's own template: no tool syntax, tools shown by the polyfill
 }
-# Not here: Qwen3-Coder. Its grammar lets a string parameter be any text (an enum is not
-# enforced), so SmolLM2 writes values the schema refuses; see the report of issue 17.
 NO_TOOLS_IN_TEMPLATE = {"", "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B"}
 
 

@@ -3,10 +3,15 @@
 (`<minimax:tool_call><invoke name="f"><parameter name="k">v</parameter></invoke>...`) and
 GLM 4.5 / 4.6 (`<tool_call>f<arg_key>k</arg_key><arg_value>v</arg_value></tool_call>`).
 
-An argument whose schema is a string is the raw text between the tags; any other is
-read as JSON (and kept as text if it is not JSON), so `"5"` for a string parameter
-stays a string (llama.cpp reads every value as JSON first). Streaming: a string
-argument grows as it is generated; another argument appears once its tag closes."""
+An argument whose schema is a plain string is the raw text between the tags; any other
+is read as JSON (and kept as text if it is not JSON), so `"5"` for a string parameter
+stays a string (llama.cpp reads every value as JSON first). Streaming: a raw string
+argument grows as it is generated; another argument appears once its tag closes.
+
+The grammar holds string arguments to their schema, where llama.cpp lets any text
+through: an `enum` or `const` is a choice of the raw values; a `pattern`, `format` or
+length bound makes the value a JSON string (quoted and escaped, which the schema
+converter can check), read back as JSON."""
 
 from __future__ import annotations
 
@@ -56,6 +61,27 @@ def is_string_schema(schema) -> bool:
     return t == "string" or (isinstance(t, list) and t == ["string"])
 
 
+_JSON_STRING_KEYS = ("pattern", "format", "minLength", "maxLength")
+
+
+def raw_string_schema(schema) -> bool:
+    """A string argument written as raw text: one without a pattern, format or length
+    bound (those are written as JSON strings)."""
+    return is_string_schema(schema) and not any(k in schema for k in _JSON_STRING_KEYS)
+
+
+def _raw_choices(schema, value_end: str) -> list[str] | None:
+    """The raw values an enum/const string argument may take (those the closing tag
+    does not cut), or None when it takes any text."""
+    if "const" in schema:
+        values = [schema["const"]]
+    elif isinstance(schema.get("enum"), list):
+        values = schema["enum"]
+    else:
+        return None
+    return [v for v in values if isinstance(v, str) and value_end not in v]
+
+
 def _param_schemas(tools: list[dict], name: str) -> dict | None:
     for t in tools:
         if t["function"]["name"] == name:
@@ -65,7 +91,7 @@ def _param_schemas(tools: list[dict], name: str) -> dict | None:
 
 
 def _value(raw: str, schema, known: bool):
-    if known and is_string_schema(schema):
+    if known and raw_string_schema(schema):
         return raw
     try:
         return json.loads(raw)
@@ -146,7 +172,7 @@ def _call(p, form: XmlForm) -> None:
         if v < 0:
             if not p.partial:
                 raise Malformed("an argument value does not close")
-            if not (known and is_string_schema(schema)):
+            if not (known and raw_string_schema(schema)):
                 raise partial_call()
             cut = partial_start(text, form.value_end, p.pos)
             raw = text[p.pos:len(text) if cut is None else cut]
@@ -162,8 +188,10 @@ def _call(p, form: XmlForm) -> None:
 
 
 def xml_grammar(spec: ToolSpec, lay: XmlLayout, trigger: str, *, end_think: str = "</think>") -> ToolGrammar:
-    """Calls in the template's layout: string arguments are free text up to the closing
-    tag, the others follow their schema; required arguments must appear, in schema order."""
+    """Calls in the template's layout: plain string arguments are free text up to the
+    closing tag, enum strings one of their raw values, the others (and strings with a
+    pattern, format or length) follow their schema as JSON; required arguments must
+    appear, in schema order."""
     g = GrammarBuilder()
     text_value = g.add_rule("string-arg-val", excluding([lay.value_end]))
     calls = []
@@ -173,7 +201,7 @@ def xml_grammar(spec: ToolSpec, lay: XmlLayout, trigger: str, *, end_think: str 
         required = set(params.get("required") or [])
         pieces = [literal(lay.call_start + name + lay.name_end)]
         for key, schema in props.items():
-            value = text_value if is_string_schema(schema) else g.add_schema(f"{r}-arg-{rule_name(key)}", schema)
+            value = _arg_value(g, f"{r}-arg-{rule_name(key)}", schema, text_value, lay.value_end)
             kv = g.add_rule(f"{r}-kv-{rule_name(key)}",
                             f"{literal(lay.key_start + key + lay.key_end)} {value} {literal(lay.value_end)}")
             pieces.append(kv if key in required else f"{kv}?")
@@ -188,6 +216,17 @@ def xml_grammar(spec: ToolSpec, lay: XmlLayout, trigger: str, *, end_think: str 
         body = f"{literal(lay.scope_start)} {body} {literal(lay.scope_end)}"
     root = think_prefix(spec, end_think) + body
     return ToolGrammar(g.build(root), lazy=not spec.required, triggers=[word(trigger)])
+
+
+def _arg_value(g: GrammarBuilder, name: str, schema, text_value: str, value_end: str) -> str:
+    if not raw_string_schema(schema):
+        return g.add_schema(name, schema)
+    choices = _raw_choices(schema, value_end)
+    if choices is None:
+        return text_value
+    if not choices:
+        return g.add_schema(name, schema)  # nothing it can take: the converter's error
+    return g.add_rule(name, " | ".join(literal(c) for c in choices))
 
 
 class XmlCallsFormat(ChatFormat):
