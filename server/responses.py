@@ -87,11 +87,11 @@ def openai_logprobs(tokenizer, probs: list[TokenProbs], post_sampling: bool) -> 
     return {"content": probs_json(tokenizer, probs, post_sampling)} if probs else None
 
 
-def generation_settings(req: TaskRequest, n_ctx: int, model: str, seed: int, *, reasoning_format: str = "none") -> dict:
-    """llama-server's echo of a task's parameters (`reasoning_format`: how a chat's output
-    would be read, the request's or --reasoning-format; deepseek-legacy keeps reasoning
-    in a stream's content)."""
+def generation_settings(req: TaskRequest, n_ctx: int, model: str, seed: int) -> dict:
+    """llama-server's echo of a task's parameters (`chat_format` and `reasoning_format`:
+    how a chat's output is read; deepseek-legacy keeps reasoning in a stream's content)."""
     s = req.sampling
+    reasoning_format = req.reasoning_format
     return {
         "n_ctx": n_ctx, "model": model,
         "seed": seed, "temperature": s.temperature, "dynatemp_range": s.dynatemp_range,
@@ -106,7 +106,7 @@ def generation_settings(req: TaskRequest, n_ctx: int, model: str, seed: int, *, 
         "n_discard": req.n_discard, "ignore_eos": s.ignore_eos, "stream": req.stream,
         "logit_bias": [[t, b if math.isfinite(b) else False] for t, b in s.logit_bias],
         "n_probs": s.n_probs, "min_keep": s.min_keep, "grammar": req.grammar_text, "grammar_lazy": req.grammar_lazy,
-        "grammar_triggers": req.grammar_triggers, "preserved_tokens": req.preserved_tokens, "chat_format": "Content-only",
+        "grammar_triggers": req.grammar_triggers, "preserved_tokens": req.preserved_tokens, "chat_format": req.chat_format,
         "reasoning_format": reasoning_format,
         "reasoning_in_content": req.stream and reasoning_format == "deepseek-legacy", "generation_prompt": "",
         "samplers": list(s.samplers), "speculative.types": "none", "timings_per_token": False,
@@ -222,8 +222,7 @@ class NativeCompletion(Answer):
             "model": self.model,
             "tokens_predicted": r.n_decoded,
             "tokens_evaluated": r.n_prompt,
-            "generation_settings": generation_settings(task, self.n_ctx, self.model, reported_seed(task),
-                                                       reasoning_format=self.req.reasoning_format),
+            "generation_settings": generation_settings(task, self.n_ctx, self.model, reported_seed(task)),
             "prompt": self._prompt_text(i),
             "has_new_line": r.has_new_line,
             "truncated": r.truncated,

@@ -33,7 +33,6 @@ class CompletionRequest:
     include_usage: bool = False          # /v1/completions: a usage chunk ends the stream
     return_tokens: bool = False          # /completion
     response_fields: list | None = None  # /completion: only these fields of each result
-    reasoning_format: str = "auto"       # /completion: reported in generation_settings
 
 
 @dataclass
@@ -57,10 +56,11 @@ def completion(st, body: dict) -> CompletionRequest:
     reasoning_format = field(body, "reasoning_format", str, st.config.reasoning_format)
     if reasoning_format not in REASONING_FORMATS:
         raise bad_request(f"Unknown reasoning format: {reasoning_format}")
+    for t in tasks:
+        t.reasoning_format = reasoning_format
     return CompletionRequest(tasks=_repeat(tasks, n), prompts=_repeat(prompts, n), prompt_ids=_repeat(ids, n),
                              stream=stream, return_tokens=return_tokens,
-                             response_fields=fields if isinstance(fields, list) and fields else None,
-                             reasoning_format=reasoning_format)
+                             response_fields=fields if isinstance(fields, list) and fields else None)
 
 
 def openai_completion(st, body: dict) -> CompletionRequest:
@@ -92,6 +92,7 @@ def chat(st, body: dict) -> ChatRequest:
     else:
         constraint = parse_constraint(st, native, openai=True)
     task = task_request(st, native, ids, stream=stream, constraint=constraint, more_stops=params.additional_stops)
+    task.chat_format, task.reasoning_format = params.format, params.syntax.reasoning_format
     return ChatRequest(tasks=[task] * n, stream=stream, include_usage=include_usage(body), syntax=params.syntax)
 
 

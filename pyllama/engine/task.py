@@ -37,6 +37,8 @@ class TaskRequest:
     grammar_triggers: list[dict] = field(default_factory=list)  # as reported back
     preserved_tokens: list[int] = field(default_factory=list)   # special tokens shown in the text
     dry_breakers: list | None = None  # processed DRY breakers (pyllama.sampling.dry_breakers), if DRY is on
+    chat_format: str = "Content-only"  # how a chat's output is read (reported back, as llama-server)
+    reasoning_format: str = "none"     # the reasoning format it is read with (reported back)
 
 
 @dataclass

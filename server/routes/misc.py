@@ -49,11 +49,11 @@ def models():
 def props():
     st = state()
     tok = st.llm.tokenizer
-    req = TaskRequest(prompt=[], sampling=st.config.sampling, n_predict=st.config.n_predict)
+    req = TaskRequest(prompt=[], sampling=st.config.sampling, n_predict=st.config.n_predict,
+                      reasoning_format=st.config.reasoning_format)
     return jsonify({
         "default_generation_settings": {"params": R.generation_settings(req, st.engine.n_ctx_slot, st.alias,
-                                                                      R.reported_seed(req),
-                                                                      reasoning_format=st.config.reasoning_format),
+                                                                      R.reported_seed(req)),
                                         "n_ctx": st.engine.n_ctx_slot},
         "total_slots": st.config.parallel,
         "model_alias": st.alias,

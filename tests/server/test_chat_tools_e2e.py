@@ -124,6 +124,10 @@ def test_props_and_apply_template(fmt_server):
     assert caps["supports_tool_calls"] == bool(fmt_server.template)
     prompt = fmt_server.post("/apply-template", {"messages": ASK, "tools": TOOLS}).json()["prompt"]
     assert "get_weather" in prompt and "get_time" in prompt
+    done = fmt_server.post("/v1/chat/completions", {"messages": ASK, "tools": TOOLS, "max_tokens": 1})
+    assert done.status_code == 200, done.text
+    params = fmt_server.get("/slots").json()[0]["params"]  # the slot's last task, as llama-server keeps it
+    assert (params["chat_format"], params["reasoning_format"]) == (FORMATS[fmt_server.template], "auto")
     bad = fmt_server.post("/v1/chat/completions", {"messages": ASK, "tools": TOOLS, "tool_choice": "sometimes"})
     assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_request_error"
 
