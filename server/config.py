@@ -85,8 +85,12 @@ class ServerConfig:
                                  check=lambda v: v in REASONING_FORMATS,
                                  must="be one of " + ", ".join(REASONING_FORMATS))
     reasoning_budget: int = flag("--reasoning-budget", default=-1, env="LLAMA_ARG_THINK_BUDGET",
-                                 help="thinking budget: -1 unrestricted, 0 no thinking",
-                                 check=lambda v: v in (-1, 0), must="be -1 (unrestricted) or 0 (no thinking)")
+                                 help="token budget for thinking: -1 unrestricted, 0 no thinking, N>0: after N "
+                                      "tokens of reasoning its end is forced",
+                                 check=lambda v: v >= -1, must="be -1 (unrestricted), 0 or a number of tokens")
+    reasoning_budget_message: str = flag("--reasoning-budget-message", default="",
+                                         env="LLAMA_ARG_THINK_BUDGET_MESSAGE",
+                                         help="text forced before the end of thinking when the budget runs out")
     reasoning: str = flag("-rea", "--reasoning", default="auto", env="LLAMA_ARG_REASONING",
                           help="thinking in chats: on, off, or auto (on where the template reacts to it)",
                           check=lambda v: v in ("on", "off", "auto"), must="be on, off or auto")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field as dataclass_field
 from pyllama.chat import ChatInputs, ChatParams, ChatSyntax
 from pyllama.chat.output_parser import REASONING_FORMATS
 from pyllama.engine import TaskRequest
+from pyllama.engine.reasoning_budget import ReasoningBudget
 
 from .constraints import chat_constraint, parse_constraint, requested_schema
 from .errors import bad_request
@@ -93,7 +94,31 @@ def chat(st, body: dict) -> ChatRequest:
         constraint = parse_constraint(st, native, openai=True)
     task = task_request(st, native, ids, stream=stream, constraint=constraint, more_stops=params.additional_stops)
     task.chat_format, task.reasoning_format = params.format, params.syntax.reasoning_format
+    task.reasoning_budget = reasoning_budget(st, body, params, task)
     return ChatRequest(tasks=[task] * n, stream=stream, include_usage=include_usage(body), syntax=params.syntax)
+
+
+MAX_BUDGET_MESSAGE = 16384  # characters
+
+
+def reasoning_budget(st, body: dict, params: ChatParams, task: TaskRequest) -> ReasoningBudget | None:
+    """The request's `reasoning_budget_tokens` (default --reasoning-budget; -1: none)
+    and `reasoning_budget_message` (default --reasoning-budget-message) as the engine's
+    budget, for a format with reasoning markers. Not under a grammar that applies from
+    the first token: that grammar decides where reasoning ends."""
+    n = field(body, "reasoning_budget_tokens", int, st.config.reasoning_budget)
+    if n < -1:
+        raise bad_request("Field 'reasoning_budget_tokens': must be -1 (unrestricted) or a number of tokens")
+    message = field(body, "reasoning_budget_message", str, st.config.reasoning_budget_message)
+    if len(message) > MAX_BUDGET_MESSAGE:
+        raise bad_request(f"Field 'reasoning_budget_message': longer than {MAX_BUDGET_MESSAGE} characters")
+    if n < 0 or not params.thinking_end or (task.grammar is not None and not task.grammar_lazy):
+        return None
+    tok = st.llm.tokenizer.tokenize
+    return ReasoningBudget(n, start=tok(params.thinking_start, add_special=False, parse_special=True),
+                           end=tok(params.thinking_end, add_special=False, parse_special=True),
+                           forced=tok(message + params.thinking_end, add_special=False, parse_special=True),
+                           forced_open=params.thinking_forced_open)
 
 
 def native_chat_body(body: dict) -> dict:

@@ -61,6 +61,8 @@ class ChatParams:
     enable_thinking: bool = False
     parallel_tool_calls: bool = False
     prefill: str = ""                        # assistant text the prompt ends with (generation continues it)
+    thinking_start: str = ""                 # the format's reasoning markers ("" when it has none)
+    thinking_end: str = ""                   # what ends reasoning and starts the answer (a budget forces it)
 
 
 def _enable_thinking(inputs: ChatInputs, supported: bool) -> bool:
@@ -126,6 +128,8 @@ def apply_chat(template: ChatTemplate, inputs: ChatInputs) -> ChatParams:
     params = ChatParams(prompt=prompt + prefill, format=fmt.reported_name(tools), syntax=ChatSyntax(),
                         additional_stops=list(fmt.stops), thinking_forced_open=forced_open,
                         enable_thinking=thinking, parallel_tool_calls=parallel, prefill=prefill)
+    if fmt.think:
+        params.thinking_start, params.thinking_end = fmt.think[0], fmt.think_end
     preserved = list(fmt.preserved)
     if tools and mode != "none":
         chosen = [t for t in tools if forced is None or t["function"]["name"] == forced]

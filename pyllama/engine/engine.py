@@ -280,13 +280,17 @@ class Engine:
     def _sample(self, s: Slot, logits) -> None:
         gen = s.gen
         req = gen.task.request
-        tok = gen.sampler.sample(logits, gen.grammar.filter if gen.grammar is not None else None)
+        tok = gen.budget.forced_token() if gen.budget is not None else None  # reasoning over budget
+        if tok is None:
+            tok = gen.sampler.sample(logits, gen.grammar.filter if gen.grammar is not None else None)
         gen.sampler.accept(tok)
         if gen.grammar is not None and not gen.grammar.accept(tok):
             # a lazy grammar's trigger text that does not fit it, or a grammar that allows no token at all
             self._fail(s, TaskFailed("the generated text does not fit the grammar (the text that triggered a "
                                      "lazy grammar, or a grammar that allows no token here)"))
             return
+        if gen.budget is not None:
+            gen.budget.accept(tok, self.llm.tokenizer.piece(tok, True))
         probs = gen.sampler.probs(logits, tok) if req.sampling.n_probs > 0 else None
         done = gen.add_token(tok, self.llm.tokenizer.is_eog(tok), probs, n_past=s.n_past, n_ctx=s.n_ctx,
                              context_shift=self.config.context_shift)

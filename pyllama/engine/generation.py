@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from ..grammar import GrammarState
 from ..sampling import Sampler, TokenProbs
 from ..tokenizer import StreamDecoder
+from .reasoning_budget import BudgetState
 from .task import CompletionResult, Span, Task, Timings
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class Generation:
         self.grammar = GrammarState(req.grammar, tokenizer, lazy=req.grammar_lazy, trigger_tokens=req.trigger_tokens,
                                     trigger_patterns=req.trigger_patterns) if req.grammar is not None else None
         self.decoder = StreamDecoder(tokenizer, shown=req.preserved_tokens)
+        self.budget = BudgetState(req.reasoning_budget) if req.reasoning_budget is not None else None
         self.tokens: list[int] = []
         self.n_decoded = 0
         self.text = ""

@@ -39,6 +39,7 @@ class TaskRequest:
     dry_breakers: list | None = None  # processed DRY breakers (pyllama.sampling.dry_breakers), if DRY is on
     chat_format: str = "Content-only"  # how a chat's output is read (reported back, as llama-server)
     reasoning_format: str = "none"     # the reasoning format it is read with (reported back)
+    reasoning_budget: object = None    # a reasoning_budget.ReasoningBudget: thinking ends after that many tokens
 
 
 @dataclass

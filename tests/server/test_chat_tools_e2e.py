@@ -150,5 +150,32 @@ def test_reasoning_of_a_template_that_opens_it(smollm2_path):
         assert not "".join(d.get("content") or "" for d in deltas)
         props = s.get("/props").json()
         assert props["default_generation_settings"]["params"]["reasoning_format"] == "auto"
+        # a budget: after 3 tokens of reasoning the message and </think> are forced, the answer follows
+        budget = {**body, "max_tokens": 24, "reasoning_budget_tokens": 3, "reasoning_budget_message": " Enough."}
+        cut = s.post("/v1/chat/completions", budget).json()["choices"][0]["message"]
+        assert cut["reasoning_content"].endswith(" Enough.") and cut["content"], cut
+        assert cut["reasoning_content"].startswith(msg["reasoning_content"][:3])
+        n = s.post("/tokenize", {"content": cut["reasoning_content"][:-len(" Enough.")]}).json()["tokens"]
+        assert len(n) <= 4, cut  # 3 tokens, perhaps tokenized apart differently
+        bad = s.post("/v1/chat/completions", {**body, "reasoning_budget_tokens": -2})
+        assert bad.status_code == 400 and "reasoning_budget_tokens" in bad.json()["error"]["message"]
+    finally:
+        s.stop()
+
+
+def test_reasoning_budget_flag(smollm2_path):
+    """--reasoning-budget N with --reasoning-budget-message: every chat's reasoning stops there."""
+    s = ServerProcess(smollm2_path, "--chat-template-file",
+                      str(TEMPLATES / "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja"), "-c", "1024", "-t", "2",
+                      "--reasoning-budget", "2", "--reasoning-budget-message", " Done thinking.")
+    try:
+        body = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 20, "temperature": 0, "stream": True}
+        events = [json.loads(line[6:]) for line in s.post("/v1/chat/completions", body).text.splitlines()
+                  if line.startswith("data: {")]
+        deltas = [e["choices"][0]["delta"] for e in events if e["choices"]]
+        reasoning = "".join(d.get("reasoning_content") or "" for d in deltas)
+        assert reasoning.endswith(" Done thinking.") and "".join(d.get("content") or "" for d in deltas)
+        free = s.post("/v1/chat/completions", {**body, "stream": False, "reasoning_budget_tokens": -1}).json()
+        assert "Done thinking" not in free["choices"][0]["message"]["reasoning_content"]
     finally:
         s.stop()

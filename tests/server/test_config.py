@@ -76,11 +76,13 @@ def test_chat_flags():
     c = config(LLAMA_ARG_CHAT_TEMPLATE_KWARGS='{"enable_thinking": false}', LLAMA_ARG_THINK="deepseek")
     assert c.template_kwargs == {"enable_thinking": False} and c.reasoning_format == "deepseek"
     assert config("--reasoning-format", "none", "--reasoning-budget", "0").reasoning_budget == 0
+    c = config("--reasoning-budget", "100", "--reasoning-budget-message", " Enough.")
+    assert (c.reasoning_budget, c.reasoning_budget_message) == (100, " Enough.")
     assert config().reasoning_format == "auto" and config().prefill_assistant
     assert not config("--no-prefill-assistant").prefill_assistant
     assert config("-rea", "off", "--reasoning-effort", "high", "--no-reasoning-preserve").reasoning == "off"
     assert config(LLAMA_ARG_REASONING_EFFORT="low").reasoning_effort == "low"
     for argv in (["--chat-template-kwargs", "[]"], ["--chat-template-kwargs", "{x"], ["--reasoning-format", "loud"],
-                 ["--reasoning-budget", "100"], ["--reasoning", "maybe"]):
+                 ["--reasoning-budget", "-2"], ["--reasoning", "maybe"]):
         with pytest.raises(ValueError):
             config(*argv)

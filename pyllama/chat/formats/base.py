@@ -83,6 +83,11 @@ class ChatFormat:
     def detect(src: str) -> bool:
         return False
 
+    @property
+    def think_end(self) -> str:
+        """What a reasoning budget forces to end reasoning and start the answer."""
+        return self.think[1] if self.think else ""
+
     def reported_name(self, tools: list[dict]) -> str:
         """The `chat_format` llama-server reports for a request with these tools."""
         return self.name

@@ -25,6 +25,7 @@ _NOT_END = '[^<] | "<" [^|] | "<|" [^e] | "<|e" [^n] | "<|en" [^d] | "<|end" [^|
 class GptOss(ChatFormat):
     name = "GPT-OSS"
     think = ("<|channel|>analysis<|message|>", "<|end|>")
+    think_end = "<|end|><|start|>assistant<|channel|>final<|message|>"
     preserved = ("<|channel|>", "<|constrain|>", "<|message|>", "<|start|>", "<|end|>")
 
     @staticmethod
