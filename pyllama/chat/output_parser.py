@@ -50,8 +50,9 @@ def partial_start(text: str, marker: str, pos: int = 0) -> int | None:
 
 
 class OutputParser:
-    def __init__(self, text: str, syntax: ChatSyntax, partial: bool):
+    def __init__(self, text: str, syntax: ChatSyntax, partial: bool, memo: dict | None = None):
         self.text, self.syntax, self.partial = text, syntax, partial
+        self.memo = memo  # see find()
         self.pos = 0
         self.content = ""
         self.reasoning_content = ""
@@ -123,15 +124,27 @@ class OutputParser:
 
     def find(self, pattern: "regex.Pattern", add_prelude: bool = True):
         """Like find_literal for a pattern: the match, or None. Partial mode: a match that the
-        end of the text cuts short raises Incomplete (prelude before it kept)."""
-        m = pattern.search(self.text, self.pos)
+        end of the text cuts short raises Incomplete (prelude before it kept).
+
+        With a memo (ChatStream's, over successive parses of a growing text), a search
+        from the same place resumes where the last one found neither a match nor the
+        start of one: no match can start before that in the longer text either (it
+        would have been a match or a partial match of the shorter one), so a streamed
+        reply is searched once, not once per token."""
+        key = (pattern.pattern, self.pos)
+        start = self.pos if self.memo is None else self.memo.get(key, self.pos)
+        m = pattern.search(self.text, start)
         if m is None and self.partial:
-            pm = pattern.search(self.text, self.pos, partial=True)
+            pm = pattern.search(self.text, start, partial=True)
             if pm is not None and pm.start() < len(self.text):
+                if self.memo is not None:
+                    self.memo[key] = pm.start()
                 if add_prelude:
                     self.add_content(self.text[self.pos:pm.start()])
                 self.pos = len(self.text)
                 raise Incomplete(pattern.pattern)
+            if self.memo is not None:
+                self.memo[key] = len(self.text)
         if m is None:
             return None
         if add_prelude:

@@ -7,14 +7,15 @@ from .messages import ChatMsg
 from .output_parser import ChatSyntax, Incomplete, Malformed, OutputParser
 
 
-def parse_output(text: str, syntax: ChatSyntax, *, partial: bool = False) -> ChatMsg:
+def parse_output(text: str, syntax: ChatSyntax, *, partial: bool = False, memo: dict | None = None) -> ChatMsg:
     """The message in `text` (tool-call ids as the model wrote them, often empty).
     Never raises for odd output: text that does not follow the format becomes plain
     content (with its reasoning still separated). partial=True: `text` is what has
     been generated so far; nothing that could still become a marker is content yet,
-    and the last tool call may have partial arguments."""
+    and the last tool call may have partial arguments. `memo`: what earlier parses of
+    shorter versions of this same text learnt (OutputParser.find), kept by the caller."""
     fmt = format_by_name(syntax.format)
-    p = OutputParser(text, syntax, partial)
+    p = OutputParser(text, syntax, partial, memo)
     try:
         fmt.parse(p)
         if not partial and not p.at_end:

@@ -22,14 +22,22 @@ class ChatStream:
         self.new_id = new_id or format_by_name(syntax.format).new_id
         self.sent = ChatMsg()
         self.ids: list[str] = []
+        self.memo: dict = {}   # the parser's searches, valid while the text only grows
+        self.seen = ""
+
+    def _memo(self, text: str) -> dict:
+        if not text.startswith(self.seen):
+            self.memo.clear()
+        self.seen = text
+        return self.memo
 
     def update(self, text: str) -> list[dict]:
         """Deltas for the output generated so far (possibly none)."""
-        return self._diff(parse_output(text, self.syntax, partial=True))
+        return self._diff(parse_output(text, self.syntax, partial=True, memo=self._memo(text)))
 
     def finish(self, text: str) -> tuple[ChatMsg, list[dict]]:
         """(the final message with stable ids, the last deltas)."""
-        msg = parse_output(text, self.syntax, partial=False)
+        msg = parse_output(text, self.syntax, partial=False, memo=self._memo(text))
         deltas = self._diff(msg)
         for i, call in enumerate(msg.tool_calls):
             call.id = self._id(i, call)

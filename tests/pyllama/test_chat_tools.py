@@ -284,3 +284,18 @@ def test_xml_grammar_holds_string_arguments_to_their_schema(name):
     msg = parse_output(good, p.syntax)
     assert [json.loads(c.arguments) for c in msg.tool_calls] == [
         {"city": "New York", "code": "JFK", "note": "window seat, <b>please</b>"}]
+
+
+@pytest.mark.parametrize("name,case", cases())
+def test_memoized_parses_equal_fresh_ones(name, case):
+    """A stream's parser resumes its searches where the parse of the shorter text left
+    them: at every length, with text arriving one character (then five) at a time, the
+    message is the one a fresh parse gives."""
+    p = request(name)
+    text, _ = CANNED[p.format][case]
+    for step in (1, 5):
+        memo: dict = {}
+        for n in list(range(0, len(text), step)) + [len(text)]:
+            assert parse_output(text[:n], p.syntax, partial=True, memo=memo) == \
+                parse_output(text[:n], p.syntax, partial=True), (step, text[:n])
+        assert parse_output(text, p.syntax, memo=memo) == parse_output(text, p.syntax)
