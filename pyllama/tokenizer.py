@@ -64,6 +64,20 @@ _EOG_TEXTS = ("<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "
 _EOT_TEXTS = ("<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>",
               "_<EOT>", "<｜end▁of▁sentence｜>", "<end_of_utterance>")
 
+# Fill-in-the-middle tokens found by their text when the GGUF names none (llama.cpp's
+# lists; where a vocabulary has several, the first listed here is taken).
+_FIM_TEXTS = {
+    "fim_pre": ("<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>",
+                "<|code_prefix|>", "<|prefix|>"),
+    "fim_suf": ("<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>",
+                "<|code_suffix|>", "<|suffix|>"),
+    "fim_mid": ("<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>",
+                "<|code_middle|>", "<|middle|>"),
+    "fim_pad": ("<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"),
+    "fim_rep": ("<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"),
+    "fim_sep": ("<|file_sep|>",),
+}
+
 MODELS = {"llama": "spm", "gpt2": "bpe", "bert": "wpm"}
 
 
@@ -184,6 +198,12 @@ class Tokenizer:
         if self.eom < 0 and "<|eom_id|>" in t2i:
             self.eom = t2i["<|eom_id|>"]
             self._mark_control(self.eom)
+        for attr, texts in _FIM_TEXTS.items():
+            if getattr(self, attr) < 0:
+                found = next((t2i[t] for t in texts if t in t2i), -1)
+                if found >= 0:
+                    setattr(self, attr, found)
+                    self._mark_control(found)
         eog = {t for t in (self.fim_pad, self.fim_rep, self.fim_sep) if t >= 0}
         for text in _EOG_TEXTS:
             if text in t2i:

@@ -41,6 +41,8 @@ class ServerConfig:
     n_predict: int = flag("-n", "--n-predict", default=-1, env="LLAMA_ARG_N_PREDICT",
                           help="cap on tokens per request (-1: none)")
     keep: int = flag("--keep", default=0, help="prompt tokens kept on a context shift")
+    spm_infill: bool = flag("--spm-infill", default=False, env="LLAMA_ARG_SPM_INFILL",
+                            help="/infill prompts in suffix/prefix/middle order (as some models were trained)")
     max_queue: int = flag("--max-queue", default=128, env="LLAMA_ARG_MAX_QUEUE",
                           help="requests that may wait for a slot; more get 503 at once (-1: no bound, as "
                                "llama-server)",

@@ -17,6 +17,7 @@ from pyllama.engine.reasoning_budget import ReasoningBudget
 
 from .constraints import chat_constraint, parse_constraint, requested_schema
 from .errors import bad_request
+from .infill import check_body as check_infill_body, check_support as check_infill_support, infill_tokens, tokenize_mixed
 from .params import field, n_choices, task_request
 from .prompts import chat_params as render_chat_params, split_prompts, tokenize_prompt
 
@@ -119,6 +120,26 @@ def reasoning_budget(st, body: dict, params: ChatParams, task: TaskRequest) -> R
                            end=tok(params.thinking_end, add_special=False, parse_special=True),
                            forced=tok(message + params.thinking_end, add_special=False, parse_special=True),
                            forced_open=params.thinking_forced_open)
+
+
+def infill(st, body: dict) -> CompletionRequest:
+    """/infill: the FIM prompt (server/infill.py) completed as /completion completes one."""
+    tok = st.llm.tokenizer
+    check_infill_support(tok)
+    extra = check_infill_body(body)
+    stream = field(body, "stream", bool, False)
+    return_tokens = field(body, "return_tokens", bool, False)
+    prompt = tok.tokenize(body.get("prompt") or "", add_special=False, parse_special=True)
+    cfg = st.config
+    ids = infill_tokens(tok, tokenize_mixed(tok, body["input_prefix"], "input_prefix"),
+                        tokenize_mixed(tok, body["input_suffix"], "input_suffix"), extra, prompt,
+                        n_batch=cfg.batch_size, n_predict=cfg.n_predict, n_ctx=st.engine.n_ctx_slot,
+                        spm=cfg.spm_infill)
+    task = task_request(st, body, ids, stream=stream, constraint=parse_constraint(st, body, openai=False))
+    fields = body.get("response_fields")
+    return CompletionRequest(tasks=[task], prompts=[ids], prompt_ids=[ids], stream=stream,
+                             return_tokens=return_tokens,
+                             response_fields=fields if isinstance(fields, list) and fields else None)
 
 
 def native_chat_body(body: dict) -> dict:

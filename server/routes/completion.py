@@ -1,4 +1,5 @@
-"""/completion and /completions (llama-server's native API) and /v1/completions (OpenAI)."""
+"""/completion and /completions (llama-server's native API), /infill (fill in the middle)
+and /v1/completions (OpenAI)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ bp = Blueprint("completion", __name__)
 @bp.post("/completions")
 def completion():
     return generate(schemas.completion, NativeCompletion)
+
+
+@bp.post("/infill")
+def infill():
+    return generate(schemas.infill, NativeCompletion)
 
 
 @bp.post("/v1/completions")

@@ -70,6 +70,22 @@ def test_eog_tokens():
     assert tok.is_eog(128009) and tok.is_eog(tok.eos) and not tok.is_eog(tok.token_to_id["Hi"])
 
 
+@pytest.mark.parametrize("name,ids", [
+    ("starcoder", (1, 3, 2, 4, -1, -1)),          # <fim_prefix>, <fim_suffix>, <fim_middle>, <fim_pad>
+    ("deepseek-coder", (32016, 32015, 32017, -1, -1, -1)),  # <｜fim▁begin｜>, <｜fim▁hole｜>, <｜fim▁end｜>
+    ("llama-bpe", (-1, -1, -1, -1, -1, -1)),
+])
+def test_fim_tokens_found_by_their_text(name, ids):
+    """As llama.cpp finds them when the GGUF names none; pad, repo and file separator end generation."""
+    tok = vocab(name)
+    assert (tok.fim_pre, tok.fim_suf, tok.fim_mid, tok.fim_pad, tok.fim_rep, tok.fim_sep) == ids
+    for t in ids[:3]:
+        if t >= 0:
+            assert tok.attrs[t] & Attr.CONTROL and not tok.is_eog(t)
+    if ids[3] >= 0:
+        assert tok.is_eog(ids[3])
+
+
 @pytest.mark.parametrize("name", ["llama-spm", "phi-3", "qwen2", "deepseek-llm", "deepseek-coder"])
 def test_detokenize_round_trips(name):
     tok = vocab(name)
