@@ -3,7 +3,7 @@ generation's engine events into the events of any API's stream."""
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 from flask import Response
 
@@ -14,7 +14,17 @@ from .json_text import dumps
 from .offload import offload
 
 
-def event(payload: dict | str) -> str:
+class NamedEvent(NamedTuple):
+    """A payload sent under an SSE event name: `event: <name>` before its data line
+    (llama-server names every event of a Responses stream by its type)."""
+
+    name: str
+    payload: dict | str
+
+
+def event(payload: dict | str | NamedEvent) -> str:
+    if isinstance(payload, NamedEvent):
+        return f"event: {payload.name}\n" + event(payload.payload)
     data = payload if isinstance(payload, str) else dumps(payload)  # piece by piece: it may be megabytes
     return f"data: {data}\n\n"
 
