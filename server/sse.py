@@ -1,8 +1,10 @@
-"""Server-sent events: `data: <json>\n\n` per event, and the one loop that turns a
+"""Server-sent events: `data: <json>\n\n` per event (`event: <name>` before it for a
+Named payload, as Anthropic's streams name theirs), and the one loop that turns a
 generation's engine events into the events of any API's stream."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from flask import Response
@@ -14,7 +16,17 @@ from .json_text import dumps
 from .offload import offload
 
 
-def event(payload: dict | str) -> str:
+@dataclass(frozen=True)
+class Named:
+    """A payload sent under an event name: `event: <name>` then its `data:` line."""
+
+    name: str
+    data: dict
+
+
+def event(payload: dict | str | Named) -> str:
+    if isinstance(payload, Named):
+        return f"event: {payload.name}\n" + event(payload.data)
     data = payload if isinstance(payload, str) else dumps(payload)  # piece by piece: it may be megabytes
     return f"data: {data}\n\n"
 
@@ -33,14 +45,16 @@ def answer_events(answer, events: Iterable[tuple[int, object]]) -> Iterator[str]
     yields them, told by `answer` (a responses.Answer). Per task: its opening before its
     first event, the chunks of each partial and final event (a chat's partial may have
     none: text held back until the next token decides); after every task ended, the
-    closing. An ErrorEvent ends the stream with the error's body, nothing after it.
+    closing. An ErrorEvent ends the stream with the error's body (or with what the
+    answer's optional `error_payload(error)` makes of it), nothing after it.
     A partial with probabilities is built on a worker thread (its candidate lists can
     be megabytes)."""
+    error_payload = getattr(answer, "error_payload", error_event_body)
     started: set[int] = set()
     last = None
     for i, ev in events:
         if isinstance(ev, ErrorEvent):
-            yield event(error_event_body(ev.error))
+            yield event(error_payload(ev.error))
             return
         if i not in started:
             started.add(i)
