@@ -1,4 +1,5 @@
-"""Server-sent events: `data: <json>\n\n` per event, and the one loop that turns a
+"""Server-sent events: `data: <json>\n\n` per event (`event: <name>` before it for a
+Named payload, as Anthropic's streams name theirs), and the one loop that turns a
 generation's engine events into the events of any API's stream."""
 
 from __future__ import annotations
@@ -43,14 +44,16 @@ def answer_events(answer, events: Iterable[tuple[int, object]]) -> Iterator[str]
     yields them, told by `answer` (a responses.Answer). Per task: its opening before its
     first event, the chunks of each partial and final event (a chat's partial may have
     none: text held back until the next token decides); after every task ended, the
-    closing. An ErrorEvent ends the stream with the error's body, nothing after it.
+    closing. An ErrorEvent ends the stream with the error's body (or with what the
+    answer's optional `error_payload(error)` makes of it), nothing after it.
     A partial with probabilities is built on a worker thread (its candidate lists can
     be megabytes)."""
+    error_payload = getattr(answer, "error_payload", error_event_body)
     started: set[int] = set()
     last = None
     for i, ev in events:
         if isinstance(ev, ErrorEvent):
-            yield event(error_event_body(ev.error))
+            yield event(error_payload(ev.error))
             return
         if i not in started:
             started.add(i)

@@ -299,7 +299,8 @@ class Engine:
             text = gen.take_stream_text(final=done)
             if text:  # held-back text (a stop-string prefix, a split character) waits for the next token
                 tokens, probs_out = gen.take_stream_tokens()
-                gen.task.deliver(PartialEvent(text, tokens, probs_out, gen.n_decoded, len(gen.prompt), s.id))
+                gen.task.deliver(PartialEvent(text, tokens, probs_out, gen.n_decoded, len(gen.prompt), s.id,
+                                              gen.n_cached))
         if done:
             gen.task.deliver(FinalEvent(gen.result(s.id)))
             s.release()

@@ -86,6 +86,7 @@ class PartialEvent:
     n_decoded: int
     n_prompt: int
     id_slot: int
+    n_cached: int = 0  # prompt tokens found in the slot's cache (Anthropic's usage opens the stream)
 
 
 @dataclass
