@@ -24,8 +24,8 @@ Where this departs from llama-server, on purpose:
 - `tool_choice` {"type": "tool", "name"} forces that tool (llama-server: any tool);
   {"type": "none"} renders the tools and calls none (llama-server: auto).
 - `thinking` {"type": "enabled"} turns the template's thinking on, {"type": "disabled"}
-  off (llama-server only passes `budget_tokens` on as a reasoning budget, which pyllama
-  has no sampler for: the budget is checked and not enforced).
+  off; `budget_tokens` is the reasoning budget (reasoning_budget_tokens: its end is
+  forced after that many tokens of reasoning).
 - `stop_reason` is "stop_sequence", with `stop_sequence` set, when one of the request's
   stop sequences ended the output (llama-server says "end_turn", and names any stop
   string, the chat format's own included).
@@ -100,9 +100,11 @@ def to_chat_body(body: dict) -> dict:
     for key in PASSED_THROUGH:
         if key in body:
             out[key] = body[key]
-    thinking = _thinking(body.get("thinking"))
+    thinking, budget = _thinking(body.get("thinking"))
     if thinking is not None:
         out["enable_thinking"] = thinking
+    if budget is not None:
+        out["reasoning_budget_tokens"] = budget
     return out
 
 
@@ -279,20 +281,21 @@ def _tool_choice(tc) -> str | dict:
                       "{\"type\": \"tool\", \"name\": ...}")
 
 
-def _thinking(v) -> bool | None:
-    """enable_thinking for Anthropic's `thinking`: on, off, or the server's default."""
+def _thinking(v) -> tuple[bool | None, int | None]:
+    """Anthropic's `thinking` as (enable_thinking: on, off, or None for the server's
+    default; the reasoning budget in tokens, if any)."""
     if v is None:
-        return None
+        return None, None
     kind = v.get("type") if isinstance(v, dict) else None
     if kind == "enabled":
         budget = v.get("budget_tokens")
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
             raise bad_request("thinking.budget_tokens: expected a positive integer")
-        return True
+        return True, budget
     if kind == "disabled":
-        return False
+        return False, None
     if kind == "adaptive":
-        return None
+        return None, None
     raise bad_request("thinking: expected {\"type\": \"enabled\", \"budget_tokens\": N} or {\"type\": \"disabled\"}")
 
 

@@ -1,5 +1,5 @@
 """Server-sent events: `data: <json>\n\n` per event (`event: <name>` before it for a
-Named payload, as Anthropic's streams name theirs), and the one loop that turns a
+NamedEvent, as the Anthropic and Responses streams name theirs), and the one loop that turns a
 generation's engine events into the events of any API's stream."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .offload import offload
 
 class NamedEvent(NamedTuple):
     """A payload sent under an SSE event name: `event: <name>` before its data line
-    (llama-server names every event of a Responses stream by its type)."""
+    (every event of a Responses or Anthropic Messages stream is named by its type)."""
 
     name: str
     payload: dict | str

@@ -244,6 +244,11 @@ def test_thinking_block(r1_client):
     assert m.content[0].thinking and m.content[0].signature == "" and m.stop_reason == "max_tokens"
     final, text = streamed(r1_client, **kw)
     assert text == "" and shape(final) == shape(m)
+    # a small budget: the end of thinking is forced after 4 tokens of it, a text block follows
+    short = create(r1_client, **{**kw, "max_tokens": 24, "thinking": {"type": "enabled", "budget_tokens": 4}})
+    assert [b.type for b in short.content] == ["thinking", "text"], short.content
+    assert short.content[0].thinking.startswith(m.content[0].thinking[:4])
+    assert len(short.content[0].thinking) < len(m.content[0].thinking)
 
 
 def test_thinking_turns_the_template_on_and_off(smollm2_path):
