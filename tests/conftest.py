@@ -24,6 +24,13 @@ def smollm2_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    """all-MiniLM-L6-v2 F16 (bert): ../shared/models's, else converted from its PyPI package."""
+    from helpers.bert_convert import minilm_path as find
+    return find(SHARED / "models")
+
+
+@pytest.fixture(scope="session")
 def gemma3_path() -> Path:
     return resolve_model("gemma3-270m", progress=False)
 
