@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 
 from .. import schemas
 from ..offload import offload
-from ..responses import ChatCompletion
+from ..answers import ChatCompletion
 from .common import generate, json_body, state
 
 bp = Blueprint("chat", __name__)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from .. import schemas
-from ..responses import NativeCompletion, TextCompletion
+from ..answers import NativeCompletion, TextCompletion
 from .common import generate
 
 bp = Blueprint("completion", __name__)

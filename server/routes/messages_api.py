@@ -1,5 +1,5 @@
 """/v1/messages and /v1/messages/count_tokens: Anthropic's Messages API (the request
-and the answer: anthropic_messages.py). Errors raised here have Anthropic's envelope."""
+and the answer: the anthropic_messages package). Errors raised here have Anthropic's envelope."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify
 from pyllama import __version__
 from pyllama.engine import TaskRequest
 
-from .. import responses as R
+from .. import answers as R
 from ..errors import bad_request, not_supported
 from ..params import field
 from ..offload import offload

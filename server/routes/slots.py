@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from pyllama.engine.slot import SlotSnapshot
 
-from .. import responses as R
+from .. import answers as R
 from ..errors import not_supported, unavailable
 from .common import state
 

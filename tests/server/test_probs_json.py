@@ -11,7 +11,7 @@ import pytest
 
 from pyllama.gguf_file import GGUFFile
 from pyllama.sampling import TokenProbs
-from pyllama.server import responses as R
+from pyllama.server import answers as R
 from pyllama.server.json_text import dumps
 from pyllama.tokenizer import Tokenizer
 

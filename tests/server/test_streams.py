@@ -11,7 +11,7 @@ from pyllama.chat import ChatSyntax
 from pyllama.engine import ErrorEvent, FinalEvent, PartialEvent, TaskRequest
 from pyllama.engine.task import CompletionResult, Timings
 from pyllama.errors import PromptTooLong, TaskFailed
-from pyllama.server.responses import ChatCompletion, NativeCompletion, TextCompletion, usage
+from pyllama.server.answers import ChatCompletion, NativeCompletion, TextCompletion, usage
 from pyllama.server.schemas import ChatRequest, CompletionRequest
 from pyllama.server.sse import answer_events
 
