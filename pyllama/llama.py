@@ -220,7 +220,7 @@ class Llama:
         b = Batch()
         for i, t in enumerate(tokens):
             b.add(t, pos0 + i, seq_id, all_logits or i == len(tokens) - 1)
-        out = self.decode(b)
+        out = self.decode(b, embeddings=False)
         return out if all_logits else out[-1]
 
     def generate(self, prompt: str | Sequence[int], *, max_tokens: int = 128, temperature: float = 0.0,
