@@ -163,3 +163,8 @@ def test_rerank_template_from_the_gguf(minilm_path, tmp_path):
     llm = Llama(path, embedding=True)
     q, d = llm.tokenize("a query", add_special=False), llm.tokenize("a document", add_special=False)
     assert llm.rerank_tokens("a query", "a document") == [101] + d + [102] + q
+
+
+def test_vectors_do_not_depend_on_the_thread_count(minilm_path, minilm):
+    one = Llama(minilm_path, embedding=True, n_threads=1)
+    np.testing.assert_array_equal(one.embed(TEXTS), minilm.embed(TEXTS))
