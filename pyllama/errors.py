@@ -40,6 +40,17 @@ def check_fits(n_prompt_tokens: int, n_ctx_slot: int) -> None:
         raise PromptTooLong(n_prompt_tokens, n_ctx_slot)
 
 
+class InputTooLarge(PyllamaError):
+    """An embedding or rerank input that must be computed in one micro-batch and is
+    longer than it (llama-server: "input is too large to process. increase the
+    physical batch size", a server error)."""
+
+    def __init__(self, n_prompt_tokens: int, n_ubatch: int):
+        super().__init__(f"input is too large to process. increase the physical batch size "
+                         f"({n_prompt_tokens} tokens, the batch holds {n_ubatch})")
+        self.extra = {"n_prompt_tokens": n_prompt_tokens, "n_ubatch": n_ubatch}
+
+
 class ContextOverflow(PyllamaError):
     """The KV cache has no room for the tokens of a batch (the cache is unchanged)."""
 

@@ -80,9 +80,10 @@ class HParams:
     swa_pattern: int = 0
     rope_freq_base_swa: float = 10000.0
     final_logit_softcap: float = 0.0
-    # bert
-    causal_attention: bool = True
+    # `{arch}.pooling_type` (0 none, 1 mean, 2 cls, 3 last, 4 rank); 0 when absent, as llama.cpp
     pooling_type: int = 0
+    # bert family
+    causal_attention: bool = True
 
 
 class GGUFFile:
@@ -204,10 +205,13 @@ def read_hparams(f: GGUFFile) -> HParams:
         n_embd=n_embd, n_layer=n_layer, n_head=n_head, n_head_kv=n_head_kv,
         n_ff=f.require(p + "feed_forward_length"), head_dim_k=head_k, head_dim_v=head_v,
     )
+    common["pooling_type"] = f.optional(p + "pooling_type", int, 0)
     if family == "bert":
         hp = HParams(**common, norm_eps=f.require(p + "attention.layer_norm_epsilon", float),
                      causal_attention=f.optional(p + "attention.causal", bool, False),
-                     pooling_type=f.optional(p + "pooling_type", int, 0))
+                     n_rot=f.optional(p + "rope.dimension_count", int, head_k),
+                     rope_freq_base=f.optional(p + "rope.freq_base", float, 10000.0),
+                     rope_neox=info.rope_neox)
     else:
         scaling = f.optional(p + "rope.scaling.type", str, "none")
         factor = f.optional(p + "rope.scaling.factor", float, 0.0)
@@ -228,9 +232,9 @@ def read_hparams(f: GGUFFile) -> HParams:
 
 
 def _layer_tensors(hp: HParams) -> list[str]:
-    if hp.family == "bert":
-        return ["attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight", "attn_output_norm.weight",
-                "ffn_up.weight", "ffn_down.weight", "layer_output_norm.weight"]
+    if hp.family == "bert":  # Q/K/V separate or fused, the FFN's variants: checked by the native model
+        return ["attn_output.weight", "attn_output_norm.weight", "ffn_up.weight", "ffn_down.weight",
+                "layer_output_norm.weight"]
     names = ["attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
              "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"]
     info = ARCHITECTURES[hp.arch]
@@ -250,6 +254,8 @@ def _check_tensors(f: GGUFFile, hp: HParams) -> None:
     for i in range(hp.n_layer):
         for name in _layer_tensors(hp):
             f.tensor(f"blk.{i}.{name}")
-        q = f.tensors[f"blk.{i}.attn_q.weight"]
+        q = f.tensors.get(f"blk.{i}.attn_q.weight")
+        if q is None:  # bert family: fused attn_qkv, checked by the native model
+            continue
         if q.shape[:2] != (hp.n_embd, q_out):
             raise ModelLoadError(f"'{f.path}': blk.{i}.attn_q.weight has shape {q.shape}, expected ({hp.n_embd}, {q_out})")

@@ -7,8 +7,15 @@
 
 One `decode()` call is one forward pass over a Batch: tokens of one or more
 sequences, each with a position and the sequence ids it belongs to; the
-logits of the flagged tokens come back. The KV cache (`llm.kv`) keeps what
-every sequence has seen, so a sequence continues by decoding only new tokens.
+logits of the flagged tokens come back (in embedding mode their final hidden
+states). The KV cache (`llm.kv`) keeps what every sequence has seen, so a
+sequence continues by decoding only new tokens.
+
+Embeddings and reranking (encoders of the BERT family, or any decoder):
+
+    emb = Llama("all-MiniLM-L6-v2-f16.gguf", embedding=True)
+    vecs = emb.embed(["a cat", "a dog"])                   # (2, n_embd) float32, pooled, unit length
+    scores = Llama("reranker.gguf", embedding=True).rerank("query", ["doc 1", "doc 2"])
 """
 
 from __future__ import annotations
@@ -22,9 +29,10 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from . import _native
-from .errors import ContextOverflow, ModelLoadError
+from . import embedding as embd
+from .errors import ContextOverflow, InputTooLarge, InvalidRequest, ModelLoadError, PromptTooLong
 from .gguf_file import GGUFFile
-from .model_loader import LoadProgress, load_model
+from .model_loader import ENCODER_ARCHS, LoadProgress, load_model
 from .grammar import GrammarState, compile_grammar
 from .sampling import Sampler, SamplingParams
 from .tokenizer import Tokenizer
@@ -87,35 +95,55 @@ class RunTimings:
 
 
 class Llama:
-    """A GGUF text-generation model with its tokenizer and one KV cache.
+    """A GGUF model with its tokenizer and one KV cache.
 
     n_ctx: KV cache cells shared by all sequences; n_ubatch: tokens per
     micro-batch; n_threads: compute threads (default: all hardware threads);
     cache_type_k / cache_type_v: f16 (default), f32 or q8_0.
-    Raises ModelLoadError for a missing, malformed or unsupported file.
+    embedding: decode() returns final hidden states rather than logits by
+    default, and encoders (bert, nomic-bert, jina-bert-v2: embeddings only, no
+    KV cache) may be loaded. pooling: "none" | "mean" | "cls" | "last" | "rank",
+    overriding the GGUF's `{arch}.pooling_type` (absent: "none", as llama.cpp).
+    Raises ModelLoadError for a missing, malformed or unsupported file, or an
+    encoder loaded without embedding=True.
     """
 
     def __init__(self, model_path: str | os.PathLike, *, n_ctx: int = 4096, n_threads: int | None = None,
                  n_ubatch: int = 512, cache_type_k: str = "f16", cache_type_v: str = "f16",
-                 progress: bool | None = None):
+                 progress: bool | None = None, embedding: bool = False, pooling: str | None = None):
         for name, value in (("cache_type_k", cache_type_k), ("cache_type_v", cache_type_v)):
             if value not in CACHE_TYPES:
                 raise ValueError(f"{name} must be one of {', '.join(CACHE_TYPES)}, got {value!r}")
         if n_ctx <= 0 or n_ubatch <= 0:
             raise ValueError("n_ctx and n_ubatch must be positive")
+        if pooling is not None and pooling not in embd.POOLING_TYPES:
+            raise ValueError(f"pooling must be one of {', '.join(embd.POOLING_TYPES)}, got {pooling!r}")
         self.path = os.fspath(model_path)
         bar = LoadProgress(os.path.basename(self.path), enabled=progress)
         self.gguf = GGUFFile(self.path)
         self.hparams = self.gguf.hparams
+        if self.hparams.arch in ENCODER_ARCHS and not embedding:
+            raise ModelLoadError(f"'{self.path}': architecture '{self.hparams.arch}' is an embedding model without "
+                                 f"text generation: load it with embedding=True (llama-server --embedding)")
+        self.embedding = bool(embedding)
         self.tokenizer = Tokenizer.from_gguf(self.gguf)
         self._model = load_model(self.gguf, progress=bar)
         bar.done()
+        try:
+            self.pooling_type: str = pooling or embd.pooling_name(self.hparams.pooling_type)
+        except ValueError as e:
+            raise ModelLoadError(f"'{self.path}': {self.hparams.arch}.pooling_type: {e}") from None
+        if self.pooling_type == "rank" and not self._model.n_cls_out:
+            raise ModelLoadError(f"'{self.path}': pooling 'rank' needs a classifier head (cls.weight, cls.bias), "
+                                 f"which the model does not have")
         try:
             self._ctx = _native.Context(self._model, n_ctx=n_ctx, n_ubatch=n_ubatch, n_threads=n_threads or 0,
                                         type_k=cache_type_k, type_v=cache_type_v)
         except ValueError as e:
             raise ModelLoadError(f"'{self.path}': {e}") from None
         self.n_vocab: int = self._model.n_vocab
+        self.n_embd: int = self._model.n_embd
+        self.n_ubatch = n_ubatch
         self.n_params: int = sum(math.prod(t.shape) for t in self.gguf.tensors.values())
         self.timings = RunTimings()
         self._last_logits: np.ndarray | None = None
@@ -141,8 +169,18 @@ class Llama:
 
     @property
     def logits(self) -> np.ndarray | None:
-        """Logits (n_outputs, n_vocab) of the last decode() call."""
+        """Outputs of the last decode() call: logits (n_outputs, n_vocab), or hidden states (n_outputs, n_embd)."""
         return self._last_logits
+
+    @property
+    def is_encoder(self) -> bool:
+        """A non-causal encoder (BERT family): hidden states only, nothing kept between decode() calls."""
+        return self._model.is_encoder
+
+    @property
+    def n_cls_out(self) -> int:
+        """Outputs of the reranker's classifier head (cls, cls.output); 0 when the model has none."""
+        return self._model.n_cls_out
 
     # -- text <-> tokens --------------------------------------------------
     def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = False) -> list[int]:
@@ -152,15 +190,22 @@ class Llama:
         return self.tokenizer.detokenize(ids, remove_special=remove_special, unparse_special=unparse_special)
 
     # -- forward passes ---------------------------------------------------
-    def decode(self, batch: Batch) -> np.ndarray:
-        """One forward pass over the batch; returns the flagged tokens' logits (n_out, n_vocab).
+    def decode(self, batch: Batch, *, embeddings: bool | None = None) -> np.ndarray:
+        """One forward pass over the batch; returns the flagged tokens' logits (n_out, n_vocab),
+        or with embeddings (default: the embedding flag of the constructor) their final hidden
+        states (n_out, n_embd): after the final norm, what the LM head would read; for an
+        encoder the last layer's output.
 
-        Raises ContextOverflow (cache unchanged) when the KV cache lacks room.
+        Raises ContextOverflow (cache unchanged) when the KV cache lacks room. An encoder
+        keeps nothing between calls: a sequence must be whole in one batch, and at most
+        n_ubatch tokens long (ValueError otherwise).
         """
         if not len(batch):
             raise ValueError("the batch is empty")
+        if embeddings is None:
+            embeddings = self.embedding or self.is_encoder
         try:
-            out = self._ctx.decode(*batch.arrays())
+            out = self._ctx.decode(*batch.arrays(), embeddings=embeddings)
         except _native.ContextFull as e:
             raise ContextOverflow(str(e)) from None
         self._last_logits = out
@@ -175,7 +220,7 @@ class Llama:
         b = Batch()
         for i, t in enumerate(tokens):
             b.add(t, pos0 + i, seq_id, all_logits or i == len(tokens) - 1)
-        out = self.decode(b)
+        out = self.decode(b, embeddings=False)
         return out if all_logits else out[-1]
 
     def generate(self, prompt: str | Sequence[int], *, max_tokens: int = 128, temperature: float = 0.0,
@@ -223,6 +268,150 @@ class Llama:
             pos += 1
         self.timings.generate_s = time.perf_counter() - t1
 
+    # -- embeddings and reranking -----------------------------------------
+    def embedding_tokens(self, text: str) -> list[int]:
+        """An embedding input's tokens as llama-server makes them: special tokens added as the
+        vocabulary says (BERT: [CLS] ... [SEP]; BOS, and EOS when tokenizer.ggml.add_eos_token)
+        and special-token text parsed."""
+        return self.tokenize(text, add_special=True, parse_special=True)
+
+    def rerank_tokens(self, query: str, document: str) -> list[int]:
+        """A (query, document) pair as llama-server's format_prompt_rerank lays it out: the
+        GGUF's `tokenizer.chat_template.rerank` with {query} and {document} filled in when it
+        has one, else [BOS] query [EOS] [SEP] document [EOS], each special token where the
+        vocabulary adds it (EOS falling back to SEP)."""
+        template = self.gguf.get("tokenizer.chat_template.rerank")
+        tok = self.tokenizer
+        if isinstance(template, str):
+            text = template.replace("{query}", query).replace("{document}", document)
+            return self.tokenize(text, add_special=False, parse_special=True)
+        q = self.tokenize(query, add_special=False, parse_special=False)
+        d = self.tokenize(document, add_special=False, parse_special=False)
+        eos = tok.eos if tok.eos >= 0 else tok.sep
+        out = [tok.bos] if tok.add_bos else []
+        out += q
+        if tok.add_eos:
+            out.append(eos)
+        if tok.add_sep:
+            out.append(tok.sep)
+        out += d
+        if tok.add_eos:
+            out.append(eos)
+        return out
+
+    def check_embedding_input(self, n_tokens: int, pooling: str | None = None) -> None:
+        """Whether an input of n_tokens can be embedded, as llama-server decides: empty is
+        InvalidRequest; longer than n_ubatch is InputTooLarge (a sequence is computed in one
+        micro-batch, except on a decoder with "last" pooling); longer than the context
+        (a decoder's n_ctx, BERT's position embeddings) is PromptTooLong."""
+        pooling = pooling or self.pooling_type
+        if n_tokens <= 0:
+            raise InvalidRequest("Input content cannot be empty")
+        if (self.is_encoder or pooling != "last") and n_tokens > self.n_ubatch:
+            raise InputTooLarge(n_tokens, self.n_ubatch)
+        limit = self.n_ctx if not self.is_encoder else (
+            self.hparams.n_ctx_train if self.hparams.arch == "bert" else n_tokens)
+        if n_tokens > limit:
+            raise PromptTooLong(n_tokens, limit)
+
+    def classify(self, rows: np.ndarray) -> np.ndarray:
+        """The reranker's classifier head over pooled rows (n, n_embd): scores (n, n_cls_out)."""
+        if not self.n_cls_out:
+            raise InvalidRequest("the model has no classifier head (cls.weight): it cannot rank")
+        return self._ctx.classify(np.asarray(rows, dtype=np.float32).reshape(-1, self.n_embd))
+
+    def pool(self, states: np.ndarray, pooling: str | None = None) -> np.ndarray:
+        """One sequence's result from the hidden-state rows embedding.output_flags asked for:
+        none -> (n_tokens, n_embd); mean/cls/last -> (n_embd,); rank -> the classifier's
+        scores (n_cls_out,). Not normalized."""
+        pooling = pooling or self.pooling_type
+        pooled = embd.pool(states, pooling)
+        return self.classify(pooled[None])[0] if pooling == "rank" else pooled
+
+    def embed(self, inputs: str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]], *,
+              pooling: str | None = None, normalize: int = 2) -> np.ndarray | list[np.ndarray]:
+        """Embeddings of one input or many: a string, a list of strings, a list of token ids
+        or a list of lists (strings and token lists may mix). Strings are tokenized as
+        embedding_tokens does.
+
+        Returns one row per input, float32 (n_inputs, n_embd), pooled (default: the model's
+        pooling type) and normalized (embedding.normalize: -1 none, 0 max-abs int16, 1
+        taxicab, 2 euclidean, p > 2 p-norm); with pooling "none" a list of (n_tokens,
+        n_embd) arrays, unnormalized as llama-server gives them; with "rank" the classifier
+        scores (n_inputs, n_cls_out), unnormalized. Inputs are checked with
+        check_embedding_input before any is computed.
+        """
+        pooling = pooling or self.pooling_type
+        if pooling not in embd.POOLING_TYPES:
+            raise InvalidRequest(f"pooling must be one of {', '.join(embd.POOLING_TYPES)}, got {pooling!r}")
+        seqs = [self._embedding_input(x) for x in _as_inputs(inputs)]
+        for toks in seqs:
+            self.check_embedding_input(len(toks), pooling)
+        results = self._run_sequences(seqs, pooling)
+        if pooling == "none":
+            return results
+        if pooling == "rank":
+            return np.array(results, dtype=np.float32).reshape(len(seqs), self.n_cls_out)
+        out = np.array(results, dtype=np.float32).reshape(len(seqs), self.n_embd)
+        return embd.normalize(out, normalize) if len(out) else out
+
+    def rerank(self, query: str, documents: Sequence[str]) -> list[float]:
+        """The relevance score of each document for the query (rank pooling: the classifier
+        head over the [CLS] state of rerank_tokens(query, document)), in the documents'
+        order; the first output of the head, as llama-server's /rerank."""
+        if not self.n_cls_out:
+            raise InvalidRequest("the model has no classifier head (cls.weight): it cannot rank")
+        seqs = [self.rerank_tokens(query, d) for d in documents]
+        for toks in seqs:
+            self.check_embedding_input(len(toks), "rank")
+        return [float(r[0]) for r in self._run_sequences(seqs, "rank")]
+
+    def _embedding_input(self, x: str | Sequence[int]) -> list[int]:
+        if isinstance(x, str):
+            return self.embedding_tokens(x)
+        toks = [int(t) for t in x]
+        bad = [t for t in toks if not 0 <= t < self.n_vocab]
+        if bad:
+            raise InvalidRequest(f"token id {bad[0]} is out of range [0, {self.n_vocab})")
+        return toks
+
+    def _run_sequences(self, seqs: list[list[int]], pooling: str) -> list[np.ndarray]:
+        """Each token sequence through the model at positions 0..n-1, many per decode() call
+        (each its own sequence id; a decoder uses free ids of the cache and frees them after),
+        pooled with `pooling` (rank: the classifier's scores)."""
+        results: list[np.ndarray] = []
+        i = 0
+        while i < len(seqs):
+            if self.is_encoder:
+                ids, room = list(range(64)), max(self.n_ubatch, 4096)
+            else:
+                ids = [s for s in range(64) if self.kv.seq_pos_max(s) < 0]
+                room = self.kv.size - self.kv.n_used
+                if not ids or len(seqs[i]) > room:
+                    raise ContextOverflow(f"the KV cache has no room for an input of {len(seqs[i])} tokens "
+                                          f"({room} free cells, {len(ids)} free sequences)")
+            batch, group, n = Batch(), [], 0
+            while i < len(seqs) and len(group) < len(ids) and (not group or n + len(seqs[i]) <= room):
+                toks = seqs[i]
+                sid = ids[len(group)]
+                for p, (t, f) in enumerate(zip(toks, embd.output_flags(len(toks), pooling))):
+                    batch.add(t, p, sid, f)
+                group.append(sid)
+                n += len(toks)
+                i += 1
+            try:
+                rows = self.decode(batch, embeddings=True)
+            finally:
+                if not self.is_encoder:
+                    for sid in group:
+                        self.kv.seq_rm(sid, -1, -1)
+            at = 0
+            for sid in group:
+                k = sum(1 for s, f in zip(batch.seq_ids, batch.logits) if f and s[0] == sid)
+                results.append(self.pool(rows[at:at + k], pooling))
+                at += k
+        return results
+
     def close(self) -> None:
         """Free the cache and unmap the file (the object is unusable afterwards)."""
         self._ctx = None
@@ -234,3 +423,17 @@ class Llama:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _as_inputs(inputs) -> list:
+    """One input or a list of them: a string, a list of token ids, or a list of strings / token lists."""
+    if isinstance(inputs, str):
+        return [inputs]
+    items = list(inputs)
+    if items and all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in items):
+        return [items]
+    for x in items:
+        if not isinstance(x, str) and not (isinstance(x, (list, tuple, np.ndarray)) and all(
+                isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in x)):
+            raise InvalidRequest("each input must be a string or a list of token ids")
+    return items

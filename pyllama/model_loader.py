@@ -1,4 +1,4 @@
-"""Build the native decoder Model from an open GGUF file.
+"""Build the native Model (a decoder, or an encoder of the BERT family) from an open GGUF file.
 
 Weights are not copied: the native model borrows the file's memory-mapped tensor
 views (and keeps them alive); Q4_0/Q4_1 matrices get a packed copy for the
@@ -19,8 +19,10 @@ from . import _native
 from .errors import ModelLoadError
 from .gguf_file import ARCHITECTURES, GGUFFile, HParams
 
-# The architectures with a native forward pass, in the native table's order.
+# The architectures with a native forward pass, in the native table's order:
+# text generation (causal, KV cache, logits) and embeddings-only encoders.
 DECODER_ARCHS = tuple(name for name, info in ARCHITECTURES.items() if info.decoder)
+ENCODER_ARCHS = tuple(name for name, info in ARCHITECTURES.items() if info.encoder)
 
 # GGUF tensor name (after "blk.N.") -> native role
 LAYER_ROLES = {
@@ -34,6 +36,25 @@ LAYER_ROLES = {
     "post_ffw_norm.weight": "post_ffw_norm",
 }
 MODEL_ROLES = {"token_embd.weight": "tok_embd", "output.weight": "output", "output_norm.weight": "output_norm"}
+# The BERT family's tensors (llama.cpp's names) -> native roles
+ENCODER_LAYER_ROLES = {
+    "attn_q.weight": "wq", "attn_k.weight": "wk", "attn_v.weight": "wv",
+    "attn_q.bias": "bq", "attn_k.bias": "bk", "attn_v.bias": "bv",
+    "attn_qkv.weight": "wqkv", "attn_qkv.bias": "bqkv",
+    "attn_q_norm.weight": "q_norm", "attn_q_norm.bias": "q_norm_b",
+    "attn_k_norm.weight": "k_norm", "attn_k_norm.bias": "k_norm_b",
+    "attn_output.weight": "wo", "attn_output.bias": "bo",
+    "attn_output_norm.weight": "attn_out_norm", "attn_output_norm.bias": "attn_out_norm_b",
+    "attn_norm_2.weight": "attn_norm_2", "attn_norm_2.bias": "attn_norm_2_b",
+    "ffn_gate.weight": "gate", "ffn_up.weight": "up", "ffn_up.bias": "up_b",
+    "ffn_down.weight": "down", "ffn_down.bias": "down_b",
+    "layer_output_norm.weight": "layer_out_norm", "layer_output_norm.bias": "layer_out_norm_b",
+}
+ENCODER_MODEL_ROLES = {
+    "token_embd.weight": "tok_embd", "position_embd.weight": "pos_embd", "token_types.weight": "type_embd",
+    "token_embd_norm.weight": "tok_norm", "token_embd_norm.bias": "tok_norm_b",
+    "cls.weight": "cls", "cls.bias": "cls_b", "cls.output.weight": "cls_out", "cls.output.bias": "cls_out_b",
+}
 # Read into the hyper-parameters rather than attached as weights.
 PARAM_TENSORS = {"rope_freqs.weight"}
 _BLOCK = re.compile(r"blk\.(\d+)\.(.+)")
@@ -42,9 +63,9 @@ F32 = 0
 
 def model_params(f: GGUFFile, hp: HParams) -> "_native.ModelParams":
     """Native hyper-parameters from the file's `<arch>.*` metadata."""
-    if hp.arch not in DECODER_ARCHS:
-        raise ModelLoadError(f"'{f.path}': architecture '{hp.arch}' is not a text-generation model supported here "
-                             f"(supported: {', '.join(DECODER_ARCHS)})")
+    if hp.arch not in DECODER_ARCHS + ENCODER_ARCHS:
+        raise ModelLoadError(f"'{f.path}': architecture '{hp.arch}' has no forward pass here "
+                             f"(text generation: {', '.join(DECODER_ARCHS)}; embeddings: {', '.join(ENCODER_ARCHS)})")
     p = _native.ModelParams()
     p.arch = hp.arch
     p.n_vocab = hp.n_vocab or f.tensor("token_embd.weight").n_rows
@@ -52,6 +73,8 @@ def model_params(f: GGUFFile, hp: HParams) -> "_native.ModelParams":
     p.head_dim_k, p.head_dim_v, p.n_ff, p.n_rot = hp.head_dim_k, hp.head_dim_v, hp.n_ff, hp.n_rot
     p.norm_eps = hp.norm_eps
     p.rope_base, p.rope_scale = hp.rope_freq_base, hp.rope_freq_scale
+    if hp.family == "bert":
+        return p
     if hp.family == "gemma3":
         # sliding-window layers: 5 of every 6 (the 6th is global), local RoPE base 10000, no scaling
         p.sliding_window = hp.sliding_window
@@ -87,9 +110,11 @@ def load_model(f: GGUFFile, *, progress: Callable[[float], None] | None = None) 
         raise ModelLoadError(f"'{f.path}': {e}") from None
     total = sum(t.nbytes for t in f.tensors.values()) or 1
     done = 0
+    encoder = hp.arch in ENCODER_ARCHS
+    layer_roles, model_roles = (ENCODER_LAYER_ROLES, ENCODER_MODEL_ROLES) if encoder else (LAYER_ROLES, MODEL_ROLES)
     for name, t in f.tensors.items():
         m = _BLOCK.fullmatch(name)
-        layer, role = (int(m.group(1)), LAYER_ROLES.get(m.group(2))) if m else (-1, MODEL_ROLES.get(name))
+        layer, role = (int(m.group(1)), layer_roles.get(m.group(2))) if m else (-1, model_roles.get(name))
         if role is None:
             if name not in PARAM_TENSORS:
                 warnings.warn(f"'{f.path}': tensor {name} is not used by the {hp.arch} forward pass", stacklevel=2)

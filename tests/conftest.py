@@ -5,6 +5,7 @@ A model that cannot be fetched is a test error, never a silent skip.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -38,3 +39,20 @@ def gemma3_path() -> Path:
 @pytest.fixture(scope="session", params=["smollm2-135m", "gemma3-270m"])
 def real_model_path(request) -> Path:
     return resolve_model(request.param, progress=False)
+
+
+MINILM = "all-MiniLM-L6-v2-f16.gguf"
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    """all-MiniLM-L6-v2 F16 (bert, WordPiece, mean pooling) from ../shared/models, or from
+    $PYLLAMA_SHARED/models when the checkout is elsewhere."""
+    candidates = [SHARED / "models" / MINILM]
+    if os.environ.get("PYLLAMA_SHARED"):
+        candidates.insert(0, Path(os.environ["PYLLAMA_SHARED"]) / "models" / MINILM)
+    for path in candidates:
+        if path.exists():
+            return path
+    pytest.fail(f"{MINILM} not found (looked in {', '.join(str(c.parent) for c in candidates)}): the embedding "
+                f"tests need it in ../shared/models, or PYLLAMA_SHARED set to the folder that holds models/")

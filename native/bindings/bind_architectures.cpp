@@ -15,7 +15,10 @@ void register_architectures(py::module_& m) {
                                "general.architecture")
         .def_property_readonly("family", [](const ArchInfo& a) { return std::string(family_name(a.family)); },
                                "llama | gemma3 | bert: how hyper-parameters are read")
-        .def_readonly("decoder", &ArchInfo::decoder, "has a native forward pass (text generation)")
+        .def_readonly("decoder", &ArchInfo::decoder, "causal forward pass with a KV cache and logits (text generation)")
+        .def_readonly("encoder", &ArchInfo::encoder, "non-causal forward pass to hidden states (embeddings)")
+        .def_property_readonly("positions", [](const ArchInfo& a) { return std::string(positions_name(a.positions)); },
+                               "rope | absolute | alibi: where a token's position enters the model")
         .def_readonly("rope_neox", &ArchInfo::rope_neox, "RoPE rotates pairs (i, i + n_rot/2)")
         .def_readonly("qk_norm", &ArchInfo::qk_norm, "needs attn_q_norm and attn_k_norm")
         .def_readonly("qkv_bias", &ArchInfo::qkv_bias, "needs attn_q/k/v biases")

@@ -75,7 +75,12 @@ void register_model(py::module_& m) {
         .def("finalize", [](ModelHolder& pm) { pm.model->finalize(); }, py::call_guard<py::gil_scoped_release>(),
              "Check every tensor and pack Q4_0/Q4_1 weights for the matvec kernels.")
         .def_property_readonly("packed_bytes", [](const ModelHolder& pm) { return pm.model->packed_bytes(); })
-        .def_property_readonly("n_vocab", [](const ModelHolder& pm) { return pm.model->params().n_vocab; });
+        .def_property_readonly("n_vocab", [](const ModelHolder& pm) { return pm.model->params().n_vocab; })
+        .def_property_readonly("n_embd", [](const ModelHolder& pm) { return pm.model->params().n_embd; })
+        .def_property_readonly("is_encoder", [](const ModelHolder& pm) { return pm.model->is_encoder(); },
+                               "a non-causal encoder (BERT family): hidden states only, no KV cache")
+        .def_property_readonly("n_cls_out", [](const ModelHolder& pm) { return pm.model->n_cls_out(); },
+                               "outputs of the classifier head (cls, cls.output); 0 = no head");
 
     py::class_<ContextHolder>(m, "Context", "A KV cache, compute threads and scratch over a Model.")
         .def(py::init([](py::object model, int64_t n_ctx, int64_t n_ubatch, int n_threads, const std::string& tk,
@@ -94,29 +99,48 @@ void register_model(py::module_& m) {
              }),
              py::arg("model"), py::kw_only(), py::arg("n_ctx") = 4096, py::arg("n_ubatch") = 512,
              py::arg("n_threads") = 0, py::arg("type_k") = "f16", py::arg("type_v") = "f16")
-        .def("decode", [](ContextHolder& pc, IntArray tokens, IntArray pos, SeqArray seqs, FlagArray logits) {
+        .def("decode", [](ContextHolder& pc, IntArray tokens, IntArray pos, SeqArray seqs, FlagArray logits,
+                          bool embeddings) {
             const py::ssize_t n = tokens.size();
             if (pos.size() != n || seqs.size() != n || logits.size() != n)
                 throw py::value_error("tokens, pos, seqs and logits must have the same length");
             int64_t n_out = 0;
             for (py::ssize_t i = 0; i < n; ++i) n_out += logits.data()[i] != 0;
-            const int64_t n_vocab = pc.ctx->model().params().n_vocab;
-            py::array_t<float> out({(py::ssize_t)n_out, (py::ssize_t)n_vocab});
+            const int64_t width = pc.ctx->output_width(embeddings);
+            py::array_t<float> out({(py::ssize_t)n_out, (py::ssize_t)width});
             Batch b;
             b.n_tokens = n;
             b.token = tokens.data();
             b.pos = pos.data();
             b.seqs = seqs.data();
             b.logits = logits.data();
+            b.embd = embeddings;
             float* op = out.mutable_data();
             {
                 py::gil_scoped_release r;
                 pc.ctx->decode(b, op);
             }
             return out;
-        }, py::arg("tokens"), py::arg("pos"), py::arg("seqs"), py::arg("logits"),
+        }, py::arg("tokens"), py::arg("pos"), py::arg("seqs"), py::arg("logits"), py::kw_only(),
+           py::arg("embeddings") = false,
            "One forward pass over a batch: tokens with their positions, sequence bit sets and output flags. "
-           "Returns the logits (n_outputs, n_vocab) of the flagged tokens in batch order.")
+           "Returns the logits (n_outputs, n_vocab) of the flagged tokens in batch order, or with embeddings "
+           "their final hidden states (n_outputs, n_embd). An encoder needs embeddings, and each sequence "
+           "whole in the batch.")
+        .def("classify", [](ContextHolder& pc, FloatArray x) {
+            const int64_t n_embd = pc.ctx->model().params().n_embd;
+            if (x.ndim() != 2 || x.shape(1) != n_embd)
+                throw py::value_error("classify takes rows of n_embd = " + std::to_string(n_embd) + " floats");
+            const int64_t n = x.shape(0), n_cls = pc.ctx->model().n_cls_out();
+            py::array_t<float> out({(py::ssize_t)n, (py::ssize_t)n_cls});
+            const float* xp = x.data();
+            float* op = out.mutable_data();
+            {
+                py::gil_scoped_release r;
+                pc.ctx->classify(xp, n, op);
+            }
+            return out;
+        }, py::arg("x"), "The reranker's classifier head over pooled rows (n, n_embd): scores (n, n_cls_out).")
         .def_property_readonly("kv", [](ContextHolder& pc) -> KvCache& { return pc.ctx->kv(); },
                                py::return_value_policy::reference_internal)
         .def_property_readonly("n_threads", [](const ContextHolder& pc) { return pc.ctx->n_threads(); })

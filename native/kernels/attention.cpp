@@ -1,6 +1,7 @@
 #include "attention.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <vector>
 
 namespace pyllama {
@@ -38,6 +39,7 @@ void attention(const AttentionArgs& a, ThreadPool& pool, const KernelTable& kt) 
                 const uint8_t* v = a.kv.v + cell * a.kv.v_cell_bytes + hk * a.kv.v_head_bytes;
                 float s = dot(a.head_dim_k, k, qbuf.data()) * scale;
                 if (a.softcap > 0.0f) s = a.softcap * std::tanh(s);
+                if (a.alibi) s += a.alibi[h] * -(float)std::abs(a.q_pos[t] - a.kv_pos[cell]);
                 float ms = 1.0f, vs = 1.0f;
                 if (s > M) {
                     const float m_old = M;
@@ -66,6 +68,14 @@ void attention(const AttentionArgs& a, ThreadPool& pool, const KernelTable& kt) 
             for (int64_t d = 0; d < dv; ++d) o[d] *= inv;
         }
     });
+}
+
+void alibi_slopes(int64_t n_head, float max_bias, float* out) {
+    const uint32_t n_head_log2 = 1u << (uint32_t)std::floor(std::log2((double)n_head));
+    const float m0 = std::pow(2.0f, -max_bias / (float)n_head_log2);
+    const float m1 = std::pow(2.0f, -(max_bias / 2.0f) / (float)n_head_log2);
+    for (int64_t h = 0; h < n_head; ++h)
+        out[h] = (uint32_t)h < n_head_log2 ? std::pow(m0, (float)(h + 1)) : std::pow(m1, (float)(2 * (h - n_head_log2) + 1));
 }
 
 }  // namespace pyllama

@@ -1,4 +1,5 @@
-// Causal multi-head attention of a batch of query tokens over a KV cache.
+// Multi-head attention of a batch of query tokens over stored K/V rows (the KV
+// cache, or an encoder's own batch): which rows a token sees is the caller's.
 #pragma once
 
 #include <cstddef>
@@ -28,7 +29,15 @@ struct AttentionArgs {
     int64_t n_tokens, n_head, n_head_kv, head_dim_k, head_dim_v;
     float scale;            // usually 1/sqrt(head_dim_k)
     float softcap;          // 0 = off
+    // ALiBi (optional): score += slope[h] * -|q_pos[t] - kv_pos[cell]|
+    const float* alibi = nullptr;    // (n_head) slopes, or null
+    const int32_t* q_pos = nullptr;  // (n_tokens)
+    const int32_t* kv_pos = nullptr; // (cells) indexed by cell
 };
+
+// ALiBi slopes of n_head heads for a maximum bias (ggml's: 2^(-max_bias (h+1) / n)
+// for the first n = 2^floor(log2 n_head) heads, odd powers of the half step after).
+void alibi_slopes(int64_t n_head, float max_bias, float* out);
 
 // Grouped-query attention: head h reads KV head h / (n_head / n_head_kv).
 // The query row is converted to K's dot-product format (F16 for an F16

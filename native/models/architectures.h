@@ -12,10 +12,19 @@ namespace pyllama {
 // How hyper-parameters are read and which traits function (models/<family>.cpp) applies.
 enum class Family { Llama, Gemma3, Bert };
 
+// Where a token's position enters the model.
+enum class Positions {
+    Rope,      // rotary embedding of Q and K
+    Absolute,  // a learned position_embd row added to the input embedding (BERT)
+    Alibi,     // a per-head linear bias of the attention scores by distance (Jina BERT v2)
+};
+
 struct ArchInfo {
     const char* name;  // general.architecture
     Family family;
-    bool decoder;      // has a native forward pass (text generation); bert: GGUF reading only
+    bool decoder;      // causal forward pass with a KV cache and logits (text generation)
+    bool encoder;      // non-causal forward pass to hidden states, no KV cache (embeddings)
+    Positions positions;
     bool rope_neox;    // RoPE rotates pairs (i, i + n_rot/2) rather than (2i, 2i + 1)
     bool qk_norm;      // per-head RMSNorm of Q and K (attn_q_norm, attn_k_norm)
     bool qkv_bias;     // biases on Q, K and V (attn_q/k/v.bias)
@@ -28,5 +37,6 @@ const std::vector<ArchInfo>& architectures();
 // nullptr when the name is not in the table.
 const ArchInfo* find_architecture(const std::string& name);
 const char* family_name(Family f);
+const char* positions_name(Positions p);
 
 }  // namespace pyllama

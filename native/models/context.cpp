@@ -13,6 +13,7 @@ constexpr double kDefragThreshold = 0.5;
 // One cache layer per model layer: sliding-window layers rotate with their own RoPE base.
 std::vector<KvLayerSpec> kv_layer_specs(const Model& model) {
     std::vector<KvLayerSpec> specs;
+    if (model.is_encoder()) return specs;  // no cache: the bookkeeping alone, for a uniform interface
     const ModelParams& p = model.params();
     for (int64_t il = 0; il < p.n_layer; ++il) {
         const bool swa = model.is_swa(il);
@@ -30,7 +31,8 @@ Context::Context(const Model& model, const ContextParams& cp)
       cp_(cp),
       pool_(cp.n_threads > 0 ? cp.n_threads : (int)std::max(1u, std::thread::hardware_concurrency())),
       kv_(cp.n_ctx, kv_layer_specs(model), cp.type_k, cp.type_v),
-      decoder_(model, kv_, pool_) {
+      decoder_(model, kv_, pool_),
+      encoder_(model, pool_) {
     if (cp_.n_ubatch <= 0) throw std::invalid_argument("n_ubatch must be positive");
 }
 
@@ -44,6 +46,11 @@ void Context::check(const Batch& b) const {
         if (b.pos[i] < 0) throw std::invalid_argument("token positions must be >= 0");
         if (!b.seqs[i]) throw std::invalid_argument("every token needs at least one sequence id");
     }
+    if (m_.is_encoder()) {
+        if (!b.embd)
+            throw std::invalid_argument("an encoder (" + p.arch + ") has no logits: decode with embeddings");
+        return;
+    }
     if (b.n_tokens > kv_.size() - kv_.n_used())
         throw ContextFull("the KV cache has " + std::to_string(kv_.size() - kv_.n_used()) + " free cells of " +
                           std::to_string(kv_.size()) + ", the batch needs " + std::to_string(b.n_tokens));
@@ -51,10 +58,14 @@ void Context::check(const Batch& b) const {
 
 void Context::decode(const Batch& b, float* out) {
     check(b);
+    if (m_.is_encoder()) {
+        encode(b, out);
+        return;
+    }
     // Where cells sit never changes a result (attention follows positions), so
     // compacting is only about locality: do it when holes dominate the used span.
     if (kv_.n_used() > 0 && kv_.fragmentation() > kDefragThreshold) kv_.defrag();
-    const int64_t n_vocab = m_.params().n_vocab;
+    const int64_t width = output_width(b.embd);
     for (int64_t i0 = 0; i0 < b.n_tokens; i0 += cp_.n_ubatch) {
         const int64_t n = std::min(cp_.n_ubatch, b.n_tokens - i0);
         cells_.resize(n);
@@ -62,8 +73,50 @@ void Context::decode(const Batch& b, float* out) {
             throw ContextFull("no free KV cells for the micro-batch");
         decoder_.forward(b, i0, n, cells_.data(), out);
         for (int64_t i = i0; i < i0 + n; ++i)
-            if (b.logits[i]) out += n_vocab;
+            if (b.logits[i]) out += width;
     }
+}
+
+// Whole sequences (by the lowest of their ids), packed into micro-batches in the
+// order they first appear; outputs go to their rows in batch order.
+void Context::encode(const Batch& b, float* out) {
+    const int64_t n = b.n_tokens;
+    std::vector<int64_t> out_row(n);
+    int64_t n_out = 0;
+    for (int64_t i = 0; i < n; ++i) out_row[i] = b.logits[i] ? n_out++ : -1;
+    if (n <= cp_.n_ubatch) {
+        std::vector<int64_t> idx(n);
+        for (int64_t i = 0; i < n; ++i) idx[i] = i;
+        encoder_.forward(b, idx.data(), n, out_row.data(), out);
+        return;
+    }
+    std::vector<std::vector<int64_t>> seqs(kMaxSeq);  // batch indices of each sequence
+    std::vector<int> order;
+    for (int64_t i = 0; i < n; ++i) {
+        const int s = __builtin_ctzll(b.seqs[i]);
+        if (seqs[s].empty()) order.push_back(s);
+        seqs[s].push_back(i);
+    }
+    std::vector<int64_t> idx, rows;
+    auto flush = [&] {
+        if (idx.empty()) return;
+        encoder_.forward(b, idx.data(), (int64_t)idx.size(), rows.data(), out);
+        idx.clear();
+        rows.clear();
+    };
+    for (int s : order) {
+        const int64_t len = (int64_t)seqs[s].size();
+        if (len > cp_.n_ubatch)
+            throw std::invalid_argument("sequence " + std::to_string(s) + " has " + std::to_string(len) +
+                                        " tokens, more than n_ubatch = " + std::to_string(cp_.n_ubatch) +
+                                        ": an encoder computes a whole sequence in one micro-batch");
+        if ((int64_t)idx.size() + len > cp_.n_ubatch) flush();
+        for (int64_t i : seqs[s]) {
+            idx.push_back(i);
+            rows.push_back(out_row[i]);
+        }
+    }
+    flush();
 }
 
 }  // namespace pyllama

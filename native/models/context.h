@@ -1,6 +1,6 @@
-// An inference context: one KV cache, a compute thread pool and a Decoder over
-// a Model. One decode() call = one forward pass over a batch, run micro-batch
-// by micro-batch.
+// An inference context: one KV cache, a compute thread pool and the forward pass
+// of a Model (a Decoder, or an Encoder for the BERT family, which has no cache).
+// One decode() call = one forward pass over a batch, run micro-batch by micro-batch.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +10,7 @@
 #include "../kernels/threadpool.h"
 #include "../kv_cache.h"
 #include "decoder.h"
+#include "encoder.h"
 #include "model.h"
 
 namespace pyllama {
@@ -31,10 +32,22 @@ class Context {
     Context(const Model& model, const ContextParams& cp);
 
     // Run the batch through the model, storing its K/V in the cache. Writes the
-    // logits of the tokens with logits[i] = 1, in batch order, to out
-    // (n_outputs, n_vocab). Throws ContextFull (cache untouched) when the cache
-    // has fewer free cells than tokens, std::invalid_argument on a bad batch.
+    // outputs of the tokens with logits[i] = 1, in batch order, to out
+    // (n_outputs, output_width(b.embd)): logits, or with b.embd final hidden
+    // states. Throws ContextFull (cache untouched) when the cache has fewer free
+    // cells than tokens, std::invalid_argument on a bad batch.
+    //
+    // An encoder keeps nothing between calls: each sequence of a batch must be
+    // whole in it, and is computed within one micro-batch (sequences are grouped
+    // into micro-batches of at most n_ubatch tokens; a longer one is refused).
+    // It has hidden states only: b.embd must be set.
     void decode(const Batch& b, float* out);
+
+    // Floats per output row: n_embd for hidden states, n_vocab for logits.
+    int64_t output_width(bool embd) const { return embd ? m_.params().n_embd : m_.params().n_vocab; }
+
+    // The reranker's classifier head over n pooled rows x (n, n_embd): out (n, n_cls_out).
+    void classify(const float* x, int64_t n, float* out) { encoder_.classify(x, n, out); }
 
     KvCache& kv() { return kv_; }
     const KvCache& kv() const { return kv_; }
@@ -44,12 +57,14 @@ class Context {
 
    private:
     void check(const Batch& b) const;
+    void encode(const Batch& b, float* out);
 
     const Model& m_;
     ContextParams cp_;
     ThreadPool pool_;
     KvCache kv_;
     Decoder decoder_;
+    Encoder encoder_;
     std::vector<int32_t> cells_;  // (n_ubatch) the cells claimed for one micro-batch
 };
 

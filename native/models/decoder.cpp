@@ -147,7 +147,7 @@ void Decoder::feed_forward_block(int64_t il, int64_t n) {
     add(x, o, x, n * E);
 }
 
-// Final norm and the vocabulary projection of the flagged rows only.
+// Final norm and the vocabulary projection of the flagged rows only (or the normed rows themselves).
 void Decoder::output_logits(const Batch& b, int64_t i0, int64_t n, float* out) {
     const ModelParams& p = m_.params();
     int64_t n_out = 0;
@@ -156,6 +156,10 @@ void Decoder::output_logits(const Batch& b, int64_t i0, int64_t n, float* out) {
             std::copy(x_.begin() + i * p.n_embd, x_.begin() + (i + 1) * p.n_embd, cur_.begin() + n_out++ * p.n_embd);
     if (!n_out) return;
     rms_norm(cur_.data(), m_.output_norm(), cur_.data(), n_out, p.n_embd, p.norm_eps);
+    if (b.embd) {
+        std::copy(cur_.begin(), cur_.begin() + n_out * p.n_embd, out);  // (n_out, n_embd)
+        return;
+    }
     matmul(m_.output(), cur_.data(), n_out, p.n_embd, out, p.n_vocab, pool_, kernels());  // (n_out, n_vocab)
     if (p.final_logit_softcap > 0.0f) {
         const float c = p.final_logit_softcap;

@@ -25,7 +25,8 @@ struct Batch {
     const int32_t* token = nullptr;  // (n_tokens)
     const int32_t* pos = nullptr;    // (n_tokens)
     const uint64_t* seqs = nullptr;  // (n_tokens) bit set of sequence ids; attention follows the lowest
-    const uint8_t* logits = nullptr; // (n_tokens) 1 = return this token's logits
+    const uint8_t* logits = nullptr; // (n_tokens) 1 = return this token's output
+    bool embd = false;               // outputs are final hidden states (n_embd) rather than logits (n_vocab)
 };
 
 class Decoder {
@@ -34,7 +35,8 @@ class Decoder {
 
     // Tokens [i0, i0 + n) of the batch, whose K/V go to the cache cells
     // `cells` (n, already claimed). Writes the logits of the flagged tokens,
-    // in batch order, to out (n_outputs, n_vocab).
+    // in batch order, to out (n_outputs, n_vocab); with b.embd their final
+    // normed hidden states instead (n_outputs, n_embd), what the LM head would read.
     void forward(const Batch& b, int64_t i0, int64_t n, const int32_t* cells, float* out);
 
    private:

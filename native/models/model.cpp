@@ -21,11 +21,11 @@ void need_matrix(const WeightView& w, const std::string& name, int64_t rows, int
 
 ArchTraits arch_traits(const ModelParams& p) {
     const ArchInfo* info = find_architecture(p.arch);
-    if (info && info->decoder) {
+    if (info && (info->decoder || info->encoder)) {
         switch (info->family) {
             case Family::Llama: return llama_traits(p, *info);
             case Family::Gemma3: return gemma3_traits(p, *info);
-            case Family::Bert: break;
+            case Family::Bert: return bert_traits(p, *info);
         }
     }
     throw std::invalid_argument("unsupported model architecture '" + p.arch + "'");
@@ -66,35 +66,68 @@ void Model::set_tensor(const std::string& role, int64_t layer, const void* data,
     if (role == "tok_embd") { tok_embd_ = w; return; }
     if (role == "output") { mat(output_); return; }
     if (role == "output_norm") { vec(output_norm_); return; }
+    if (role == "pos_embd") { pos_embd_ = w; return; }
+    if (role == "type_embd") { type_embd_ = w; return; }
+    if (role == "cls") { mat(cls_); return; }
+    if (role == "cls_out") { mat(cls_out_); return; }
+    const float** whole = role == "tok_norm" ? &tok_norm_ : role == "tok_norm_b" ? &tok_norm_b_
+                        : role == "cls_b" ? &cls_b_ : role == "cls_out_b" ? &cls_out_b_ : nullptr;
+    if (whole) {
+        vec(*whole);
+        check_vector(role, -1, n_cols);
+        return;
+    }
     if (layer < 0 || layer >= p_.n_layer) throw std::invalid_argument("layer index out of range for " + role);
     LayerWeights& L = layers_[layer];
-    if (role == "attn_norm") vec(L.attn_norm);
-    else if (role == "wq") mat(L.wq);
-    else if (role == "wk") mat(L.wk);
-    else if (role == "wv") mat(L.wv);
-    else if (role == "wo") mat(L.wo);
-    else if (role == "bq") vec(L.bq);
-    else if (role == "bk") vec(L.bk);
-    else if (role == "bv") vec(L.bv);
-    else if (role == "bo") vec(L.bo);
-    else if (role == "q_norm") vec(L.q_norm);
-    else if (role == "k_norm") vec(L.k_norm);
-    else if (role == "post_attn_norm") vec(L.post_attn_norm);
-    else if (role == "ffn_norm") vec(L.ffn_norm);
-    else if (role == "gate") mat(L.gate);
-    else if (role == "up") mat(L.up);
-    else if (role == "down") mat(L.down);
-    else if (role == "post_ffw_norm") vec(L.post_ffw_norm);
-    else throw std::invalid_argument("unknown tensor role " + role);
-    // vector lengths are checked here: vec() only saw that they are vectors
-    const int64_t want = role == "bq" ? p_.n_head * p_.head_dim_k
-                       : role == "bk" ? p_.n_head_kv * p_.head_dim_k
-                       : role == "bv" ? p_.n_head_kv * p_.head_dim_v
-                       : (role == "q_norm" || role == "k_norm") ? p_.head_dim_k
-                       : p_.n_embd;
-    if (n_rows == 1 && n_cols != want)
-        throw std::invalid_argument("tensor " + role + " of layer " + std::to_string(layer) + " has " +
-                                    std::to_string(n_cols) + " elements, expected " + std::to_string(want));
+    WeightView* m = role == "wq" ? &L.wq : role == "wk" ? &L.wk : role == "wv" ? &L.wv : role == "wo" ? &L.wo
+                  : role == "wqkv" ? &L.wqkv : role == "gate" ? &L.gate : role == "up" ? &L.up
+                  : role == "down" ? &L.down : nullptr;
+    if (m) {
+        mat(*m);
+        return;
+    }
+    const std::pair<const char*, const float**> vectors[] = {
+        {"attn_norm", &L.attn_norm}, {"bq", &L.bq}, {"bk", &L.bk}, {"bv", &L.bv}, {"bo", &L.bo},
+        {"q_norm", &L.q_norm}, {"k_norm", &L.k_norm}, {"post_attn_norm", &L.post_attn_norm},
+        {"ffn_norm", &L.ffn_norm}, {"post_ffw_norm", &L.post_ffw_norm}, {"bqkv", &L.bqkv},
+        {"q_norm_b", &L.q_norm_b}, {"k_norm_b", &L.k_norm_b}, {"attn_out_norm", &L.attn_out_norm},
+        {"attn_out_norm_b", &L.attn_out_norm_b}, {"attn_norm_2", &L.attn_norm_2},
+        {"attn_norm_2_b", &L.attn_norm_2_b}, {"up_b", &L.up_b}, {"down_b", &L.down_b},
+        {"layer_out_norm", &L.layer_out_norm}, {"layer_out_norm_b", &L.layer_out_norm_b},
+    };
+    for (const auto& [name, dst] : vectors)
+        if (role == name) {
+            vec(*dst);
+            check_vector(role, layer, n_cols);
+            return;
+        }
+    throw std::invalid_argument("unknown tensor role " + role);
+}
+
+// The length a vector role must have; -1 when it follows a matrix (checked by finalize).
+int64_t Model::vector_length(const std::string& role) const {
+    const ModelParams& p = p_;
+    if (role == "bq") return p.n_head * p.head_dim_k;
+    if (role == "bk") return p.n_head_kv * p.head_dim_k;
+    if (role == "bv") return p.n_head_kv * p.head_dim_v;
+    if (role == "q_norm" || role == "k_norm" || role == "q_norm_b" || role == "k_norm_b") {
+        if (!t_.info.encoder) return p.head_dim_k;                     // per head
+        return (role[0] == 'q' ? p.n_head : p.n_head_kv) * p.head_dim_k;  // the whole row
+    }
+    if (role == "bqkv" || role == "up_b" || role == "cls_b" || role == "cls_out_b") return -1;
+    return p.n_embd;
+}
+
+void Model::check_vector(const std::string& role, int64_t layer, int64_t n) {
+    const int64_t want = vector_length(role);
+    const std::string name = layer >= 0 ? "blk." + std::to_string(layer) + "." + role : role;
+    if (want < 0) {
+        deferred_[name] = n;
+        return;
+    }
+    if (n != want)
+        throw std::invalid_argument("tensor " + role + (layer >= 0 ? " of layer " + std::to_string(layer) : "") +
+                                    " has " + std::to_string(n) + " elements, expected " + std::to_string(want));
 }
 
 void Model::pack(WeightView& w) {
@@ -106,6 +139,14 @@ void Model::pack(WeightView& w) {
 }
 
 void Model::finalize() {
+    if (t_.info.encoder)
+        finalize_encoder();
+    else
+        finalize_decoder();
+    finalized_ = true;
+}
+
+void Model::finalize_decoder() {
     const ModelParams& p = p_;
     need_matrix(tok_embd_, "token_embd", p.n_vocab, p.n_embd);
     if (output_.data) need_matrix(output_, "output", p.n_vocab, p.n_embd);
@@ -131,7 +172,6 @@ void Model::finalize() {
             throw std::invalid_argument("missing tensor " + b + "post_attention_norm/post_ffw_norm");
     }
     if (!output_.data && !tok_embd_.packed) pack(tok_embd_);  // tied: the packed copy serves the output matmul, get_rows reads the plain rows
-    finalized_ = true;
 }
 
 size_t Model::packed_bytes() const {

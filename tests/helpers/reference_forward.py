@@ -36,6 +36,11 @@ class ReferenceModel:
 
     def logits(self, tokens: list[int]) -> np.ndarray:
         """Logits (n_tokens, n_vocab) of one sequence at positions 0..n-1."""
+        out_w = self.w("output.weight")
+        return self.hidden(tokens) @ (out_w if out_w is not None else self.w("token_embd.weight")).T
+
+    def hidden(self, tokens: list[int]) -> np.ndarray:
+        """Final hidden states (n_tokens, n_embd) after the output norm: what the LM head reads."""
         hp, p = self.hp, self.p
         arch = hp.arch
         n = len(tokens)
@@ -94,9 +99,7 @@ class ReferenceModel:
             if arch == "gemma3":
                 d = rms(d, self.w(b + "post_ffw_norm.weight"), hp.norm_eps)
             x = x + d
-        x = rms(x, self.w("output_norm.weight"), hp.norm_eps)
-        out_w = self.w("output.weight")
-        return x @ (out_w if out_w is not None else self.w("token_embd.weight")).T
+        return rms(x, self.w("output_norm.weight"), hp.norm_eps)
 
 
 def rms(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:

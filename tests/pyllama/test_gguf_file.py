@@ -198,22 +198,25 @@ def test_unsupported_architecture(tmp_path):
 
 def test_architecture_table_is_the_native_one():
     from pyllama.gguf_file import ARCHITECTURES
-    from pyllama.model_loader import DECODER_ARCHS
+    from pyllama.model_loader import DECODER_ARCHS, ENCODER_ARCHS
 
     table = _native.architectures()
     assert list(ARCHITECTURES) == [a.name for a in table]
     assert DECODER_ARCHS == ("llama", "mistral", "granite", "smollm3", "qwen2", "qwen3", "gemma3")
+    assert ENCODER_ARCHS == ("bert", "nomic-bert", "jina-bert-v2")
     assert {a.name: a.family for a in table}["mistral"] == "llama" and not ARCHITECTURES["bert"].decoder
-    for a in table:  # the native model accepts exactly the table's decoders
+    assert {a.name: a.positions for a in table if a.encoder} == {
+        "bert": "absolute", "nomic-bert": "rope", "jina-bert-v2": "alibi"}
+    for name in ("mamba", "t5"):  # the native model accepts exactly the table's rows
         p = _native.ModelParams()
-        p.arch, p.n_vocab, p.n_embd, p.n_layer, p.n_head, p.n_head_kv = a.name, 8, 8, 1, 1, 1
+        p.arch, p.n_vocab, p.n_embd, p.n_layer, p.n_head, p.n_head_kv = name, 8, 8, 1, 1, 1
         p.head_dim_k = p.head_dim_v = p.n_rot = 8
         p.n_ff = 8
-        if a.decoder:
+        with pytest.raises(ValueError, match=f"unsupported model architecture '{name}'"):
             _native.Model(p)
-        else:
-            with pytest.raises(ValueError, match=f"unsupported model architecture '{a.name}'"):
-                _native.Model(p)
+    for a in table:
+        p.arch = a.name
+        assert _native.Model(p).is_encoder == a.encoder != a.decoder
 
 
 def test_inconsistent_heads(tmp_path):

@@ -117,6 +117,57 @@ float dot_half(int64_t n, const void* w, const void* a) {
 float f16_scalar(uint16_t h) { return fp16_to_fp32(h); }
 float bf16_scalar(uint16_t h) { return bf16_to_fp32(h); }
 
+// Four dot products of 16-bit rows sharing one operand: four weight rows
+// against one activation row (vec_dot4), or one weight row against four
+// activation rows (acts4, prefill). Each output keeps dot_half's four running
+// sums over the same lanes in the same order, computed one sum at a time for
+// all four outputs (so a shared load converts once), then reduced as dot_half
+// reduces them: the results equal dot_half bit for bit.
+template <__m256 (*Load)(const uint16_t*), float (*Scalar)(uint16_t)>
+void dot_half_4(int64_t n, const uint16_t* shared, const uint16_t* const rows[4], float* out, int64_t out_stride) {
+    const int64_t nv = n / 32 * 32;
+    __m256 s[4][4];  // [output][running sum]
+    for (int part = 0; part < 4; ++part) {
+        const int64_t off = part * 8;
+        __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), c2 = _mm256_setzero_ps(), c3 = _mm256_setzero_ps();
+        for (int64_t i = off; i < nv; i += 32) {
+            const __m256 v = Load(shared + i);
+            c0 = _mm256_fmadd_ps(v, Load(rows[0] + i), c0);
+            c1 = _mm256_fmadd_ps(v, Load(rows[1] + i), c1);
+            c2 = _mm256_fmadd_ps(v, Load(rows[2] + i), c2);
+            c3 = _mm256_fmadd_ps(v, Load(rows[3] + i), c3);
+        }
+        s[0][part] = c0;
+        s[1][part] = c1;
+        s[2][part] = c2;
+        s[3][part] = c3;
+    }
+    for (int j = 0; j < 4; ++j) {
+        const __m256 r = _mm256_add_ps(_mm256_add_ps(s[j][0], s[j][2]), _mm256_add_ps(s[j][1], s[j][3]));
+        const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
+        const __m128 t1 = _mm_hadd_ps(t0, t0);
+        float sum = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
+        for (int64_t i = nv; i < n; ++i) sum += Scalar(rows[j][i]) * Scalar(shared[i]);
+        out[j * out_stride] = sum;
+    }
+}
+
+template <__m256 (*Load)(const uint16_t*), float (*Scalar)(uint16_t)>
+void dot4_half(int64_t n, const void* w, size_t w_stride, const void* a, float* out) {
+    const uint8_t* wb = static_cast<const uint8_t*>(w);
+    const uint16_t* rows[4];
+    for (int j = 0; j < 4; ++j) rows[j] = reinterpret_cast<const uint16_t*>(wb + j * w_stride);
+    dot_half_4<Load, Scalar>(n, static_cast<const uint16_t*>(a), rows, out, 1);
+}
+
+template <__m256 (*Load)(const uint16_t*), float (*Scalar)(uint16_t)>
+void dot_half_acts4(int64_t n, const void* w, const void* a, size_t a_stride, float* out, int64_t out_stride) {
+    const uint8_t* ab = static_cast<const uint8_t*>(a);
+    const uint16_t* rows[4];
+    for (int j = 0; j < 4; ++j) rows[j] = reinterpret_cast<const uint16_t*>(ab + j * a_stride);
+    dot_half_4<Load, Scalar>(n, static_cast<const uint16_t*>(w), rows, out, out_stride);
+}
+
 // Q4_0 as (u - 8) * y with u the unsigned nibble: maddubs(u, y) - maddubs(8, y)
 // gives the same 16-bit pair sums as the signed product, and the second term
 // depends on the activation only, so the 4-row kernel computes it once.
@@ -595,6 +646,10 @@ void fill_avx2(KernelTable& t) {
     set(GgmlType::F32, dot_f32);
     set(GgmlType::F16, dot_half<load_f16, f16_scalar>);
     set(GgmlType::BF16, dot_half<load_bf16, bf16_scalar>);
+    t.vec_dot4[static_cast<int>(GgmlType::F16)] = dot4_half<load_f16, f16_scalar>;
+    t.vec_dot4[static_cast<int>(GgmlType::BF16)] = dot4_half<load_bf16, bf16_scalar>;
+    t.vec_dot_acts4[static_cast<int>(GgmlType::F16)] = dot_half_acts4<load_f16, f16_scalar>;
+    t.vec_dot_acts4[static_cast<int>(GgmlType::BF16)] = dot_half_acts4<load_bf16, bf16_scalar>;
     set(GgmlType::Q4_0, dot_q4_0);
     t.vec_dot4[static_cast<int>(GgmlType::Q4_0)] = dot4_q4_0;
     set(GgmlType::Q4_1, dot_q4_1);
