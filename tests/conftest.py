@@ -25,13 +25,6 @@ def smollm2_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def minilm_path() -> Path:
-    """all-MiniLM-L6-v2 F16 (bert): ../shared/models's, else converted from its PyPI package."""
-    from helpers.bert_convert import minilm_path as find
-    return find(SHARED / "models")
-
-
-@pytest.fixture(scope="session")
 def gemma3_path() -> Path:
     return resolve_model("gemma3-270m", progress=False)
 
@@ -46,13 +39,15 @@ MINILM = "all-MiniLM-L6-v2-f16.gguf"
 
 @pytest.fixture(scope="session")
 def minilm_path() -> Path:
-    """all-MiniLM-L6-v2 F16 (bert, WordPiece, mean pooling) from ../shared/models, or from
-    $PYLLAMA_SHARED/models when the checkout is elsewhere."""
-    candidates = [SHARED / "models" / MINILM]
+    """all-MiniLM-L6-v2 F16 (bert, WordPiece, mean pooling) from ../shared/models (or
+    $PYLLAMA_SHARED/models when the checkout is elsewhere), else converted from its PyPI
+    package into the model cache (tests/helpers/bert_convert.py)."""
+    from helpers.bert_convert import minilm_path as convert_or_find
+
+    candidates = [SHARED / "models"]
     if os.environ.get("PYLLAMA_SHARED"):
-        candidates.insert(0, Path(os.environ["PYLLAMA_SHARED"]) / "models" / MINILM)
-    for path in candidates:
-        if path.exists():
-            return path
-    pytest.fail(f"{MINILM} not found (looked in {', '.join(str(c.parent) for c in candidates)}): the embedding "
-                f"tests need it in ../shared/models, or PYLLAMA_SHARED set to the folder that holds models/")
+        candidates.insert(0, Path(os.environ["PYLLAMA_SHARED"]) / "models")
+    for folder in candidates:
+        if (folder / MINILM).exists():
+            return folder / MINILM
+    return convert_or_find(candidates[-1])
