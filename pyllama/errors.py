@@ -28,9 +28,9 @@ class PromptTooLong(InvalidRequest):
     exceed_context_size_error). `shown` is how the prompt's size is told (a bound
     when the text was not tokenized)."""
 
-    def __init__(self, n_prompt_tokens: int, n_ctx: int, shown: str | None = None):
-        super().__init__(f"request ({shown or n_prompt_tokens} tokens) exceeds the available context size "
-                         f"({n_ctx} tokens), try increasing it")
+    def __init__(self, n_prompt_tokens: int, n_ctx: int, shown: str | None = None, *, message: str = ""):
+        super().__init__(message or f"request ({shown or n_prompt_tokens} tokens) exceeds the available context "
+                                    f"size ({n_ctx} tokens), try increasing it")
         self.extra = {"n_prompt_tokens": n_prompt_tokens, "n_ctx": n_ctx}
 
 

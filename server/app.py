@@ -16,7 +16,7 @@ from . import auth
 from .errors import ApiError, api_error, http_error
 from .generation import ClientGone
 from .memory import tune_malloc
-from .routes import chat, completion, misc, messages_api, responses_api, slots, webui
+from .routes import chat, completion, embeddings_api, misc, messages_api, responses_api, slots, webui
 from .config import ServerConfig, config_from_env
 from .state import ServerState
 
@@ -60,7 +60,8 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     st = ServerState(config, on_fatal)
     app.config["PYLLAMA_STATE"] = st
-    for bp in (misc.bp, completion.bp, chat.bp, responses_api.bp, messages_api.bp, slots.bp, webui.bp):
+    for bp in (misc.bp, completion.bp, chat.bp, responses_api.bp, messages_api.bp, embeddings_api.bp, slots.bp,
+               webui.bp):
         app.register_blueprint(bp)
 
     auth.install(app, st)

@@ -98,6 +98,14 @@ class ServerConfig:
                           check=lambda v: v in ("on", "off", "auto"), must="be on, off or auto")
     reasoning_effort: str = flag("--reasoning-effort", default="default", env="LLAMA_ARG_REASONING_EFFORT",
                                  help="reasoning effort given to the chat template ('default': the template's own)")
+    pooling: str = flag("--pooling", default="", env="LLAMA_ARG_POOLING",
+                        help="pooling of embeddings: none, mean, cls, last or rank (default: the model's)",
+                        check=lambda v: v in ("", "none", "mean", "cls", "last", "rank"),
+                        must="be one of none, mean, cls, last, rank")
+    embd_normalize: int = flag("--embd-normalize", default=2,
+                               help="normalization of pooled embeddings: -1 none, 0 max absolute (int16), "
+                                    "1 taxicab, 2 euclidean, >2 p-norm",
+                               check=lambda v: v >= -1, must="be -1 or more")
     path: str = flag("--path", default="", env="LLAMA_ARG_STATIC_PATH", help="directory of static files to serve")
     grammar: str = flag("--grammar", default="", help="default GBNF grammar for requests that bring no constraint")
     grammar_file: str = flag("--grammar-file", default="", help="file with the default GBNF grammar")
@@ -110,6 +118,10 @@ class ServerConfig:
     context_shift: bool = flag("--context-shift", off=("--no-context-shift",), default=False,
                                env="LLAMA_ARG_CONTEXT_SHIFT", help="shift the context when it fills")
     metrics: bool = flag("--metrics", default=False, env="LLAMA_ARG_ENDPOINT_METRICS", help="enable /metrics")
+    embedding: bool = flag("--embedding", "--embeddings", default=False, env="LLAMA_ARG_EMBEDDINGS",
+                           help="only embeddings (/embedding, /v1/embeddings); use with dedicated embedding models")
+    rerank: bool = flag("--rerank", "--reranking", default=False, env="LLAMA_ARG_RERANKING",
+                        help="enable reranking (/rerank): embeddings with rank pooling")
     slots: bool = flag("--slots", off=("--no-slots",), default=True, env="LLAMA_ARG_ENDPOINT_SLOTS",
                        help="enable /slots")
     props: bool = flag("--props", default=False, env="LLAMA_ARG_ENDPOINT_PROPS", help="allow POST /props")
@@ -140,6 +152,8 @@ class ServerConfig:
             with open(self.api_key_file, encoding="utf-8") as f:
                 self.api_keys += [line.strip() for line in f if line.strip()]
         self.n_threads = max(self.threads, self.threads_batch)
+        if self.rerank:  # as llama-server: reranking is embeddings with rank pooling
+            self.embedding, self.pooling = True, "rank"
         self.sampling = SamplingParams(**{f.sampling: getattr(self, name)
                                           for name, _, _, f in declared(ServerConfig) if f.sampling})
         self.default_grammar = _default_grammar(self)

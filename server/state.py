@@ -63,7 +63,8 @@ class ServerState:
         try:
             self.model_path = str(resolve_model(cfg.model, progress=log_progress(log)))
             llm = Llama(self.model_path, n_ctx=cfg.ctx_size, n_threads=cfg.n_threads or None,
-                        n_ubatch=cfg.ubatch_size, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v)
+                        n_ubatch=cfg.ubatch_size, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v,
+                        embedding=cfg.embedding, pooling=cfg.pooling or None)
             self.template = self._chat_template(llm)
             engine = Engine(llm, EngineConfig(n_parallel=cfg.parallel, n_batch=cfg.batch_size,
                                               cont_batching=cfg.cont_batching, context_shift=cfg.context_shift,

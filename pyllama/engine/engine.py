@@ -14,6 +14,7 @@ from ..errors import (ContextOverflow, EngineFailed, PyllamaError, QueueFull, Sh
 from ..grammar import GrammarError
 from ..llama import Batch, Llama
 from .bridge import original
+from .embedding_job import EmbeddingJob, check_input
 from .generation import Generation
 from .scheduler import GENERATING, IDLE, PROMPT, BatchPlan, Work, admit, plan_batch, plan_reuse, plan_shift
 from .slot import Slot, SlotSnapshot
@@ -67,6 +68,7 @@ class Engine:
         self._pending: collections.deque[Task] = collections.deque()
         self._stop = False
         self._solo: collections.deque[int] = collections.deque()  # slots to decode alone (after a failed batch)
+        self._embedding_turn = False  # with both kinds of work waiting: whose batch is next
         self.failure: str | None = None  # why the engine thread died; every task then fails at once
         self._ended = original("threading", "Event")()
 
@@ -167,13 +169,14 @@ class Engine:
             return
         batch = Batch()
         for piece in plan.pieces:
-            last = len(piece.tokens) - 1
+            outs = set(piece.outputs)
             for i, t in enumerate(piece.tokens):
-                batch.add(t, piece.pos + i, piece.slot, piece.logits and i == last)
+                batch.add(t, piece.pos + i, piece.slot, i in outs)
             self.slots[piece.slot].cache.planned(piece.tokens)
         t0 = time.perf_counter()
+        embeddings = isinstance(self.slots[plan.pieces[0].slot].gen, EmbeddingJob)
         try:
-            logits = self.llm.decode(batch)
+            logits = self.llm.decode(batch, embeddings=embeddings)
         except Exception as e:  # noqa: BLE001 - whatever went wrong, the step is undone
             for piece in plan.pieces:
                 self.slots[piece.slot].cache.truncate(piece.pos)
@@ -190,16 +193,41 @@ class Engine:
         if solo is not None:
             self._solo.popleft()
         self._account(plan, time.perf_counter() - t0)
-        for row, piece in enumerate(plan.rows):
-            s = self.slots[piece.slot]
+        row = 0
+        for piece in plan.pieces:
+            s, n_out = self.slots[piece.slot], len(piece.outputs)
+            rows, row = logits[row:row + n_out], row + n_out
+            if isinstance(s.gen, EmbeddingJob):
+                self._embedded(s, piece, rows)
+                continue
+            if not n_out:
+                continue
             if piece.prompt:
                 s.state = GENERATING
                 s.gen.prompt_done()
             try:
-                self._sample(s, logits[row])
+                self._sample(s, rows[0])
             except Exception as e:  # noqa: BLE001 - this task's sampler or grammar: it alone ends
                 log.warning("slot %d: sampling failed: %s", s.id, e)
                 self._fail(s, task_error(e))
+
+    def _embedded(self, s: Slot, piece, rows) -> None:
+        """An embedding task's rows of this batch; at its prompt's end, its result (and
+        the slot's cache dropped: nothing of it is reused)."""
+        job = s.gen
+        if len(rows):
+            job.add_rows(rows)
+        if piece.pos + len(piece.tokens) < len(job.prompt):
+            return
+        try:
+            result = job.result(self.llm, s.id)
+        except Exception as e:  # noqa: BLE001 - this task's pooling: it alone ends
+            log.warning("slot %d: pooling failed: %s", s.id, e)
+            self._fail(s, task_error(e))
+            return
+        s.cache.clear()
+        s.release()
+        job.task.deliver(FinalEvent(result))
 
     def _account(self, plan: BatchPlan, dt: float) -> None:
         """Counters of a decoded batch: time is shared among its tokens."""
@@ -217,7 +245,10 @@ class Engine:
 
     def _repair(self) -> None:
         """After a failure, trust no slot's record that the KV cache does not bear out:
-        its sequence must hold exactly positions 0..n_past-1; else drop both."""
+        its sequence must hold exactly positions 0..n_past-1; else drop both. (An
+        encoder keeps no cache: nothing to check.)"""
+        if self.llm.is_encoder:
+            return
         for s in self.slots:
             if not s.cache.consistent():
                 log.warning("slot %d: cache record (%d tokens) and KV cache disagree; dropping both", s.id, s.n_past)
@@ -250,6 +281,11 @@ class Engine:
 
     def _start(self, slot: Slot, task: Task) -> None:
         req = task.request
+        if req.embedding is not None:
+            check_input(self.llm, len(req.prompt), pooling=req.embedding.pooling, n_ctx=self.n_ctx_slot)
+            slot.cache.clear()
+            slot.start(EmbeddingJob(task, causal=not self.llm.is_encoder))
+            return
         check_fits(len(req.prompt), self.n_ctx_slot)
         reuse = plan_reuse(slot.cached, req.prompt, cache_prompt=req.cache_prompt, n_cache_reuse=req.n_cache_reuse)
         slot.cache.reuse(reuse)
@@ -265,9 +301,18 @@ class Engine:
             if s.state == GENERATING:
                 self._shift_if_full(s)
                 work.append(Work(s.id, s.n_past, token=s.gen.tokens[-1]))
+            elif s.state == PROMPT and isinstance(s.gen, EmbeddingJob):
+                work.append(Work(s.id, s.n_past, prompt=s.gen.prompt, rows=s.gen.rows_wanted, whole=s.gen.whole))
             elif s.state == PROMPT:
                 work.append(Work(s.id, s.n_past, prompt=s.gen.prompt))
+        embedding = [w for w in work if w.slot in self._embedding_slots()]
+        if embedding and len(embedding) < len(work):  # a batch gives logits or hidden states, not both: take turns
+            self._embedding_turn = not self._embedding_turn
+            work = embedding if self._embedding_turn else [w for w in work if w not in embedding]
         return plan_batch(work, self.config.n_batch)
+
+    def _embedding_slots(self) -> set[int]:
+        return {s.id for s in self.slots if isinstance(s.gen, EmbeddingJob)}
 
     def _shift_if_full(self, s: Slot) -> None:
         req = s.task.request

@@ -163,6 +163,8 @@ class Work:
     n_past: int
     token: int | None = None          # generating: the token sampled last
     prompt: Sequence[int] = ()        # processing its prompt: all of it
+    rows: str = "last"                # the prompt's tokens whose output comes back: last | first | all
+    whole: bool = False               # the rest of the prompt goes in one batch or waits (non-causal, pooled)
 
 
 @dataclass(frozen=True)
@@ -172,8 +174,15 @@ class Piece:
     slot: int
     tokens: tuple[int, ...]
     pos: int
-    logits: bool     # the logits of its last token come back (a generated token, or the prompt's end)
+    logits: bool     # an output comes back (a generated token's, the prompt end's, an embedding's rows)
     prompt: bool     # prompt tokens (else one generated token)
+    out: tuple[int, ...] = ()  # which of its tokens give an output row (offsets; () with logits: the last)
+
+    @property
+    def outputs(self) -> tuple[int, ...]:
+        if self.out:
+            return self.out
+        return (len(self.tokens) - 1,) if self.logits else ()
 
 
 @dataclass(frozen=True)
@@ -182,9 +191,9 @@ class BatchPlan:
 
     @property
     def rows(self) -> tuple[Piece, ...]:
-        """Row i of the decode's logits belongs to rows[i]: the pieces that asked for
-        logits, in batch order."""
-        return tuple(p for p in self.pieces if p.logits)
+        """Row i of the decode's output belongs to rows[i]: each piece once per output
+        row it asked for, in batch order."""
+        return tuple(p for p in self.pieces for _ in p.outputs)
 
     @property
     def n_tokens(self) -> int:
@@ -194,15 +203,28 @@ class BatchPlan:
 def plan_batch(work: Sequence[Work], n_batch: int) -> BatchPlan:
     """Continuous batching: one token for every generating slot, then prompt chunks
     in slot order within the n_batch token budget (a prompt longer than what is
-    left goes on in the next batch)."""
+    left goes on in the next batch; a `whole` one waits for a batch with room)."""
     pieces = [Piece(w.slot, (w.token,), w.n_past, True, False) for w in work if w.token is not None]
     budget = n_batch - len(pieces)
     for w in work:
         if w.token is not None or budget <= 0:
             continue
+        if w.whole and len(w.prompt) - w.n_past > budget:
+            continue
         chunk = tuple(w.prompt[w.n_past:w.n_past + budget])
         if not chunk:
             continue
-        pieces.append(Piece(w.slot, chunk, w.n_past, w.n_past + len(chunk) == len(w.prompt), True))
+        ends = w.n_past + len(chunk) == len(w.prompt)
+        out = _outputs(w, len(chunk), ends)
+        pieces.append(Piece(w.slot, chunk, w.n_past, bool(out), True, out))
         budget -= len(chunk)
     return BatchPlan(tuple(pieces))
+
+
+def _outputs(w: Work, n: int, ends: bool) -> tuple[int, ...]:
+    """Offsets in a prompt chunk of n tokens whose output rows come back."""
+    if w.rows == "all":
+        return tuple(range(n))
+    if w.rows == "first":
+        return (0,) if w.n_past == 0 else ()
+    return (n - 1,) if ends else ()

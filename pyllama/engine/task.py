@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..sampling import SamplingParams, TokenProbs
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _ids = itertools.count()
 
@@ -40,6 +43,17 @@ class TaskRequest:
     chat_format: str = "Content-only"  # how a chat's output is read (reported back, as llama-server)
     reasoning_format: str = "none"     # the reasoning format it is read with (reported back)
     reasoning_budget: object = None    # a reasoning_budget.ReasoningBudget: thinking ends after that many tokens
+    embedding: "EmbedParams | None" = None  # an embedding task: no sampling, the prompt's states pooled
+
+
+@dataclass(frozen=True)
+class EmbedParams:
+    """What an embedding task returns: the prompt's final hidden states pooled as
+    `pooling` says ("none": every token's, "rank": the classifier's scores) and, when
+    pooled, normalized (pyllama.embedding.normalize's modes)."""
+
+    pooling: str            # none | mean | cls | last | rank
+    normalize: int = 2      # -1 none, 0 max-abs int16, 1 taxicab, 2 euclidean, >2 p-norm
 
 
 @dataclass
@@ -107,8 +121,19 @@ class CompletionResult:
 
 
 @dataclass
+class EmbeddingResult:
+    """An embedding task's answer: one row per token for pooling "none", else one
+    (pooled, normalized) row; for "rank" the classifier's scores."""
+
+    vectors: "np.ndarray"   # (rows, n) float32
+    id_slot: int
+    n_prompt: int
+    timings: Timings
+
+
+@dataclass
 class FinalEvent:
-    result: CompletionResult
+    result: "CompletionResult | EmbeddingResult"
 
 
 @dataclass

@@ -10,7 +10,7 @@ import re
 from flask import current_app, request
 
 from ..disconnect import watcher
-from ..errors import api_error, bad_request, unavailable
+from ..errors import api_error, bad_request, not_supported, unavailable
 from ..generation import collect, run
 from ..offload import json_response, offload
 from ..sse import answer_events, stream_response
@@ -89,6 +89,8 @@ def generate(parse, answer_type):
     the whole JSON object (built on a worker thread) or the SSE stream. A client that
     goes away cancels the tasks."""
     st = state()
+    if st.config.embedding:
+        raise not_supported("This server does not support completions. Start it without `--embeddings`")
     req = offload(parse, st, json_body())
     answer = answer_type(req, model=st.alias, tokenizer=st.llm.tokenizer, n_ctx=st.engine.n_ctx_slot)
     gone = watcher(request.environ)
