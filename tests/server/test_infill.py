@@ -126,3 +126,27 @@ def test_spm_order(fim_model, tok):
         assert s.post("/detokenize", {"tokens": want}).json()["content"] == res["prompt"]
     finally:
         s.stop()
+
+
+def test_prompt_token_ids_in_process(fim_model, tok):
+    """The exact ids of the assembled prompt (the e2e tests above see its length and text):
+    extra context, FIM_PRE prefix prompt, FIM_SUF suffix, FIM_MID."""
+    from types import SimpleNamespace
+
+    from pyllama import Llama
+    from pyllama.server import schemas
+    from pyllama.server.config import ServerConfig
+
+    llm = Llama(fim_model, n_ctx=2048, n_threads=1)
+    try:
+        st = SimpleNamespace(config=ServerConfig(model=str(fim_model), ctx_size=2048, batch_size=256), llm=llm,
+                             engine=SimpleNamespace(n_ctx_slot=2048))
+        body = {"input_prefix": "def f():\n    ", "input_suffix": "\nf()\n", "prompt": "pass",
+                "input_extra": [{"filename": "a.py", "text": "A = 1\n"}, {"text": "B = 2\n"}]}
+        ids = schemas.infill(st, body).tasks[0].prompt
+        sep = text(tok, "\n\n--- snippet ---\n\n")
+        assert ids == ([4] + text(tok, "myproject\n") + sep + text(tok, "A = 1\n") + sep + text(tok, "B = 2\n")
+                       + [PRE] + text(tok, "def f():\n    ") + tok.tokenize("pass", add_special=False, parse_special=True)
+                       + [SUF] + text(tok, "\nf()\n") + [MID])
+    finally:
+        llm.close()
