@@ -86,6 +86,11 @@ def model_parts(files: list[str], primary: str) -> list[str]:
     return sorted(parts, key=lambda f: split_info(f)[2])
 
 
+def _where() -> dict:
+    """The endpoint and cache as the environment says now (huggingface_hub reads them once, at import)."""
+    return {"endpoint": os.environ.get("HF_ENDPOINT") or None, "cache_dir": os.environ.get("HF_HUB_CACHE") or None}
+
+
 def _hub():
     try:
         import huggingface_hub
@@ -100,7 +105,7 @@ def list_files(repo: str, *, token: str | None = None, offline: bool = False) ->
     hub = _hub()
     if not offline:
         try:
-            return hub.HfApi().list_repo_files(repo, token=token or None)
+            return hub.HfApi(endpoint=_where()["endpoint"]).list_repo_files(repo, token=token or None)
         except hub.errors.RepositoryNotFoundError:
             raise ModelLoadError(f"Hugging Face repository '{repo}' not found (or it is private: give "
                                  f"--hf-token)") from None
@@ -114,7 +119,7 @@ def cached_files(repo: str) -> list[str]:
     """The files of the repository's cached snapshot of `main` (relative paths), or []."""
     hub = _hub()
     try:
-        folder = hub.snapshot_download(repo, local_files_only=True)
+        folder = hub.snapshot_download(repo, local_files_only=True, cache_dir=_where()["cache_dir"])
     except Exception:  # noqa: BLE001 - not in the cache
         return []
     root = Path(folder)
@@ -149,7 +154,7 @@ def download(repo_with_tag: str, filename: str = "", *, token: str | None = None
     paths = []
     for name in model_parts(files, primary):
         try:
-            paths.append(hub.hf_hub_download(repo, name, token=token or None, local_files_only=offline,
+            paths.append(hub.hf_hub_download(repo, name, token=token or None, local_files_only=offline, **_where(),
                                              tqdm_class=_bar_class(name, progress) if progress else None))
         except Exception as e:  # noqa: BLE001 - the hub's errors, network errors, a full disk: one line
             raise ModelLoadError(f"cannot fetch {name} from Hugging Face repository '{repo}': {_one_line(e)}") from None
