@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from .chat import ChatMsg, ChatStream, assign_ids, parse_output
-from .engine.task import CompletionResult, PartialEvent
 from .sampling import TokenProbs
+
+if TYPE_CHECKING:  # (pyllama.engine imports the Llama class, which imports this module)
+    from .engine.task import CompletionResult, PartialEvent
 
 FINGERPRINT = "b0-pyllama"
 
