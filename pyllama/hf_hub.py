@@ -153,9 +153,15 @@ def download(repo_with_tag: str, filename: str = "", *, token: str | None = None
                                  f"(GGUF files: {', '.join(f for f in files if f.endswith('.gguf')) or 'none'})")
     paths = []
     for name in model_parts(files, primary):
+        kw = {"token": token or None, "local_files_only": offline, **_where()}
         try:
-            paths.append(hub.hf_hub_download(repo, name, token=token or None, local_files_only=offline, **_where(),
-                                             tqdm_class=_bar_class(name, progress) if progress else None))
+            try:
+                paths.append(hub.hf_hub_download(repo, name, **kw,
+                                                 tqdm_class=_bar_class(name, progress) if progress else None))
+            except TypeError as e:  # a huggingface_hub without tqdm_class: its own bar, on stderr
+                if "tqdm_class" not in str(e):
+                    raise
+                paths.append(hub.hf_hub_download(repo, name, **kw))
         except Exception as e:  # noqa: BLE001 - the hub's errors, network errors, a full disk: one line
             raise ModelLoadError(f"cannot fetch {name} from Hugging Face repository '{repo}': {_one_line(e)}") from None
     return Path(paths[0])
