@@ -23,6 +23,7 @@ completions too); `grammar` is GBNF text; `suffix` (infill), `stopping_criteria`
 from __future__ import annotations
 
 import queue
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -86,7 +87,8 @@ class CompletionAPI:
         with lock:
             if self._engine is None or self._engine.failure is not None:
                 self.kv.clear()  # the slots start empty: what low-level calls left is not theirs
-                eng = Engine(self, self.engine_config or EngineConfig())
+                # a weak reference: a Llama dropped without close() is collected, and its engine stops (__del__)
+                eng = Engine(weakref.proxy(self), self.engine_config or EngineConfig())
                 eng.start()
                 self._engine = eng
         return self._engine
@@ -103,6 +105,11 @@ class CompletionAPI:
         self._engine = None
         if self._ctx is not None:
             self.kv.clear()
+
+    def __del__(self) -> None:
+        eng = self.__dict__.get("_engine")
+        if eng is not None:
+            eng.shutdown()
 
     def _stop_engine_for_close(self) -> None:
         eng = self._engine

@@ -4,7 +4,7 @@
 - GET /models, /v1/models: every model with its status (llama-server's shape:
   id, aliases, tags, object, owned_by, created, status {value, args, [preset],
   [failed, exit_code]}, architecture, source, can_remove, and the loaded child's own
-  /v1/models fields).
+  /v1/models fields); ?reload=1 reads the sources again first.
 - POST /models/load, /models/unload {"model": name}.
 - GET /props: the router's props; with ?model= the model's (proxied).
 - Any other POST is proxied to the server of the model its JSON body names in `model`;
@@ -92,6 +92,11 @@ def create_router_app(config: ServerConfig, command_line: dict[str, Any]) -> Fla
     @app.get("/models")
     @app.get("/v1/models")
     def list_models():
+        if request.args.get("reload"):
+            try:
+                models.reload(load_models(config, command_line))
+            except ValueError as e:
+                raise bad_request(f"cannot reload the model list: {e}") from None
         now = int(time.time())
         return jsonify({"data": [_model_json(inst, now) for inst in models.instances.values()], "object": "list"})
 

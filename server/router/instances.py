@@ -104,6 +104,30 @@ class Models:
         for inst in self.instances.values():
             inst.args = self._argv(inst)
 
+    def reload(self, specs: dict[str, ModelSpec]) -> None:
+        """A new model list (GET /models?reload=1): a running model that left its source or
+        whose flags changed is unloaded; the others take their new flags; new ones are added."""
+        for name, inst in list(self.instances.items()):
+            new = specs.get(name)
+            if new is None or new.options != inst.spec.options:
+                if inst.running:
+                    log.info("(reload) unloading model %s: %s", name, "removed" if new is None else "changed")
+                    self.unload(inst)
+                if new is None:
+                    del self.instances[name]
+        for name, spec in specs.items():
+            inst = self.instances.get(name)
+            if inst is None:
+                inst = self.instances[name] = Instance(spec)
+            elif inst.running and spec.options == inst.spec.options:
+                inst.spec = spec
+                continue
+            inst.spec = spec
+            if not inst.running:
+                inst.exit_code = 0  # a failed model may be tried again
+                inst.args = self._argv(inst)
+        self.aliases = {a: name for name, spec in specs.items() for a in spec.aliases}
+
     # -- lookup ----------------------------------------------------------------------
     def get(self, name: str) -> Instance | None:
         inst = self.instances.get(name)

@@ -166,3 +166,13 @@ def test_create_embedding(minilm_path):
         np.testing.assert_allclose(one["data"][0]["embedding"], vecs[0], atol=1e-5)
     finally:
         emb.close()
+
+
+def test_a_dropped_model_stops_its_engine(smollm2_path):
+    import gc
+    model = Llama(smollm2_path, n_ctx=512, n_threads=1)
+    assert model("Hi", max_tokens=2, temperature=0)["usage"]["completion_tokens"] == 2
+    engine = model._engine
+    del model
+    gc.collect()
+    assert engine.shutdown(wait_s=10)  # its thread ended: nothing holds the model any more

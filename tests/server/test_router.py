@@ -108,6 +108,18 @@ def test_lists_the_models_of_every_source(router):
     assert router.get("/health").json() == {"status": "ok"}
 
 
+def test_reload_reads_the_sources_again(router, setup, smollm2_path):
+    models_dir = setup[0]
+    (models_dir / "later.gguf").symlink_to(smollm2_path)
+    try:
+        assert "later" not in [m["id"] for m in router.get("/models").json()["data"]]
+        listed = {m["id"]: m for m in router.get("/models?reload=1").json()["data"]}
+        assert listed["later"]["status"]["value"] == "unloaded" and listed["later"]["source"] == "models_dir"
+    finally:
+        (models_dir / "later.gguf").unlink()
+    assert "later" not in [m["id"] for m in router.get("/models?reload=1").json()["data"]]
+
+
 @pytest.mark.parametrize("path, body, code, message", [
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}]}, 400,
      "model name is missing from the request"),
