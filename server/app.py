@@ -50,6 +50,13 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
     if config is None:
         config = config_from_env()
     _default_logging()
+    if config.is_router:  # no model: the router (under gunicorn, flags come from the environment only)
+        import atexit
+
+        from .router.app import create_router_app
+        app = create_router_app(config, {})
+        atexit.register(app.config["PYLLAMA_ROUTER"].kill_all)
+        return app
     tune_malloc()
     app = Flask("pyllama.server")
     app.json.sort_keys = False

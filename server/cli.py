@@ -12,7 +12,7 @@ import sys
 from pyllama import __version__
 
 from .config import ServerConfig, resolve
-from .flags import add_arguments
+from .flags import add_arguments, given
 
 
 def parser() -> argparse.ArgumentParser:
@@ -71,14 +71,13 @@ def _graceful_signals(server, handler, grace: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .router.child import guard
+    guard()  # started by a router: end with it
     ns = parser().parse_args(argv)
     try:
         config = resolve(ns)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
-    if not config.model:
-        print("error: no model given (-m PATH or a default model name)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.DEBUG if config.verbose else
                         (logging.CRITICAL if config.log_disable else logging.INFO),
@@ -101,7 +100,17 @@ def main(argv: list[str] | None = None) -> int:
         failed.append(reason)
         hub.loop.run_callback_threadsafe(stop)
 
-    app = create_app(config, load=False, on_fatal=fatal)
+    router = None
+    if config.is_router:  # no model: llama-server's router mode, a child server per model
+        from .router.app import create_router_app
+        try:
+            app = create_router_app(config, given(ServerConfig, ns, {}))
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        router = app.config["PYLLAMA_ROUTER"]
+    else:
+        app = create_app(config, load=False, on_fatal=fatal)
     ssl = {}
     if config.ssl_key_file and config.ssl_cert_file:
         ssl = {"keyfile": config.ssl_key_file, "certfile": config.ssl_cert_file}
@@ -118,16 +127,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot listen on {config.host}:{config.port}: {e.strerror or e}", file=sys.stderr)
         return 1
     state = app.config["PYLLAMA_STATE"]
-    state.load_in_background()
+    if router is None:
+        state.load_in_background()
     _graceful_signals(server, Handler, config.shutdown_grace)
-    logging.getLogger("pyllama.server").info("listening on http%s://%s:%d", "s" if ssl else "", config.host,
-                                             config.port)
+    logging.getLogger("pyllama.server").info("%s on http%s://%s:%d", "router listening" if router else "listening",
+                                             "s" if ssl else "", config.host, config.port)
     try:
         if not failed:
             server.serve_forever(stop_timeout=config.shutdown_grace)
     except KeyboardInterrupt:
         pass
-    if state.engine is not None:
+    finally:
+        if router is not None:  # no model's server outlives the router
+            try:
+                router.stop_all()
+            finally:
+                router.kill_all()
+    if router is None and state.engine is not None:
         state.engine.shutdown()
     if failed:
         print(f"error: exiting, the model could not be loaded: {failed[0]}", file=sys.stderr, flush=True)

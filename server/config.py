@@ -135,6 +135,31 @@ class ServerConfig:
     webui: bool = flag("--webui", off=("--no-webui",), default=True, env="LLAMA_ARG_WEBUI", help="serve the web UI")
     log_disable: bool = flag("--log-disable", default=False, help="no logging")
     verbose: bool = flag("-v", "--verbose", default=False, help="verbose logging")
+    # router mode and Hugging Face
+    models_dir: str = flag("--models-dir", default="", env="LLAMA_ARG_MODELS_DIR",
+                           help="router mode (no -m): a directory of GGUF files (or of folders of them), one model "
+                                "each")
+    models_preset: str = flag("--models-preset", default="", env="LLAMA_ARG_MODELS_PRESET",
+                              help="router mode (no -m): an INI file of model presets ([name] sections of flags; "
+                                   "[*] for all)")
+    models_max: int = flag("--models-max", default=4, env="LLAMA_ARG_MODELS_MAX",
+                           help="router mode: models loaded at once; loading one more unloads the least recently "
+                                "used (0: no limit)",
+                           check=lambda v: v >= 0, must="be 0 (no limit) or more")
+    models_autoload: bool = flag("--models-autoload", off=("--no-models-autoload",), default=True,
+                                 env="LLAMA_ARG_MODELS_AUTOLOAD",
+                                 help="router mode: load a model on its first request")
+    hf_repo: str = flag("-hf", "-hfr", "--hf-repo", default="", env="LLAMA_ARG_HF_REPO",
+                        help="Hugging Face repository <user>/<model>[:quant] (quant: default Q4_K_M, else Q8_0, else "
+                             "the first GGUF file); needs the hf extra (pip install 'pyllama[hf]')")
+    hf_file: str = flag("-hff", "--hf-file", default="", env="LLAMA_ARG_HF_FILE",
+                        help="the file of --hf-repo to use (overrides its quant)")
+    hf_token: str = flag("-hft", "--hf-token", default="", env="HF_TOKEN",
+                         help="Hugging Face access token (default: HF_TOKEN, else huggingface_hub's saved login)")
+    model_url: str = flag("-mu", "--model-url", default="", env="LLAMA_ARG_MODEL_URL",
+                          help="download the model from this URL into the model cache (resumed, kept by its ETag)")
+    offline: bool = flag("--offline", default=False, env="LLAMA_ARG_OFFLINE",
+                         help="use only models already in the caches: no network access")
 
     # derived from the flags when the config is made
     api_keys: list[str] = field(init=False, default_factory=list)  # --api-key's, then --api-key-file's
@@ -142,6 +167,11 @@ class ServerConfig:
     sampling: SamplingParams = field(init=False, default_factory=SamplingParams)  # the flags marked sampling=
     default_grammar: str = field(init=False, default="")  # GBNF for requests that bring no constraint
     template_kwargs: dict = field(init=False, default_factory=dict)  # --chat-template-kwargs, parsed
+
+    @property
+    def is_router(self) -> bool:
+        """No model given (-m, -hf, -mu): the server routes requests to a child server per model."""
+        return not (self.model or self.hf_repo or self.model_url)
 
     def __post_init__(self) -> None:
         check(self)

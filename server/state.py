@@ -14,7 +14,8 @@ from pyllama.engine import Engine, EngineConfig
 from pyllama.engine.bridge import original
 from pyllama.llama import Llama
 from pyllama.model_fetch import log_progress
-from pyllama.model_registry import resolve_model
+from pyllama.hf_hub import log_bytes
+from pyllama.model_registry import resolve_source
 
 from .config import ServerConfig
 
@@ -52,7 +53,7 @@ class ServerState:
 
     @property
     def alias(self) -> str:
-        return self.config.alias or os.path.basename(self.model_path or self.config.model)
+        return self.config.alias or self.config.hf_repo or os.path.basename(self.model_path or self.config.model)
 
     def load_in_background(self) -> None:
         """Load the model on an OS thread (the port is already open; /health says 503)."""
@@ -61,7 +62,10 @@ class ServerState:
     def _load(self) -> None:
         cfg = self.config
         try:
-            self.model_path = str(resolve_model(cfg.model, progress=log_progress(log)))
+            self.model_path = str(resolve_source(cfg.model, hf_repo=cfg.hf_repo, hf_file=cfg.hf_file,
+                                                 hf_token=cfg.hf_token, model_url=cfg.model_url,
+                                                 offline=cfg.offline, progress=log_progress(log),
+                                                 byte_progress=log_bytes(log, cfg.hf_repo or cfg.model_url)))
             llm = Llama(self.model_path, n_ctx=cfg.ctx_size, n_threads=cfg.n_threads or None,
                         n_ubatch=cfg.ubatch_size, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v,
                         embedding=cfg.embedding, pooling=cfg.pooling or None)

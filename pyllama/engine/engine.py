@@ -71,11 +71,12 @@ class Engine:
         self._embedding_turn = False  # with both kinds of work waiting: whose batch is next
         self.failure: str | None = None  # why the engine thread died; every task then fails at once
         self._ended = original("threading", "Event")()
+        self.thread_id: int | None = None
 
     # -- any thread ---------------------------------------------------------------
     def start(self) -> None:
         start_new_thread = original("_thread", "start_new_thread")
-        start_new_thread(self._run, ())
+        self.thread_id = start_new_thread(self._run, ())  # the engine thread's ident (original get_ident)
 
     def shutdown(self, wait_s: float = 0.0) -> bool:
         """Stop the engine thread (waiting tasks get ShuttingDown); True once it has
