@@ -315,8 +315,8 @@ void KvCache::seq_restore(int seq, const uint8_t* data, size_t n) {
             throw KvCacheError("sequence state was saved from a cache with another layout");
     // sizes come from the data: bound them before allocating anything
     if ((int64_t)n_cells > size())
-        throw KvCacheError("sequence state holds " + std::to_string(n_cells) + " cells, the cache has " +
-                           std::to_string(size()));
+        throw KvCacheError("no room in the KV cache for " + std::to_string(n_cells) + " cells (it has " +
+                           std::to_string(size()) + ")");
     size_t rows = 0;
     for (int64_t l = 0; l < n_layer(); ++l) rows += (k_cell_bytes_[l] + v_cell_bytes_[l]) * (size_t)n_cells;
     if (r.left != sizeof(int32_t) * (size_t)n_cells + rows) throw KvCacheError("sequence state has the wrong size");
