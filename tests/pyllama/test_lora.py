@@ -169,3 +169,19 @@ def test_malformed_adapters_are_clear_load_errors(tiny):
     truncated.write_bytes(write_lora(folder / "ok.gguf", one).read_bytes()[:200])
     with pytest.raises(LoraLoadError):
         llm.load_lora(truncated)
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "qwen3", "gemma3"])
+def test_other_architectures(tmp_path, arch):
+    """Biases, Q/K norms, GeGLU and post-norms around the adapted matrices."""
+    path = write_tiny_decoder(tmp_path / f"{arch}.gguf", arch, n_layer=6 if arch == "gemma3" else 2)
+    targets = [t for t in TINY_TARGETS if t != "output.weight"]
+    pairs = random_pairs(weight_shapes(path, targets), rank=4, seed=7, scale_a=0.3, scale_b=0.3)
+    adapter = write_lora(tmp_path / "a.gguf", pairs, arch=arch)
+    llm = Llama(path, n_ctx=64, n_threads=2, cache_type_k="f32", cache_type_v="f32", lora=[adapter])
+    llm.set_lora_scales(0, [0.8])
+    toks = tokens(10)
+    got = llm.eval(toks, all_logits=True)
+    want = reference_with(path, merged(pairs, 0.8)).logits(toks)
+    tol = 2e-3 if arch == "gemma3" else 2e-5  # gemma3's GELU uses ggml's F16 table
+    assert np.abs(got - want).max() < tol * np.abs(want).max()
