@@ -20,6 +20,7 @@ Embeddings and reranking (encoders of the BERT family, or any decoder):
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
@@ -33,6 +34,7 @@ from . import embedding as embd
 from .completions import CompletionAPI
 from .errors import ContextOverflow, InputTooLarge, InvalidRequest, ModelLoadError, PromptTooLong
 from .gguf_file import GGUFFile
+from .lora import LoraInfo, LoraLoadError, load_adapter
 from .model_loader import ENCODER_ARCHS, LoadProgress, load_model
 from .grammar import GrammarState, compile_grammar
 from .sampling import Sampler, SamplingParams
@@ -110,13 +112,16 @@ class Llama(CompletionAPI):
     default, and encoders (bert, nomic-bert, jina-bert-v2: embeddings only, no
     KV cache) may be loaded. pooling: "none" | "mean" | "cls" | "last" | "rank",
     overriding the GGUF's `{arch}.pooling_type` (absent: "none", as llama.cpp).
+    lora: paths of LoRA adapters to attach (load_lora), each at scale 0 until
+    set_lora_scales says otherwise.
     Raises ModelLoadError for a missing, malformed or unsupported file, or an
-    encoder loaded without embedding=True.
+    encoder loaded without embedding=True (LoraLoadError for a bad adapter).
     """
 
     def __init__(self, model_path: str | os.PathLike, *, n_ctx: int = 4096, n_threads: int | None = None,
                  n_ubatch: int = 512, cache_type_k: str = "f16", cache_type_v: str = "f16",
-                 progress: bool | None = None, embedding: bool = False, pooling: str | None = None):
+                 progress: bool | None = None, embedding: bool = False, pooling: str | None = None,
+                 lora: Sequence[str | os.PathLike] = ()):
         for name, value in (("cache_type_k", cache_type_k), ("cache_type_v", cache_type_v)):
             if value not in CACHE_TYPES:
                 raise ValueError(f"{name} must be one of {', '.join(CACHE_TYPES)}, got {value!r}")
@@ -157,6 +162,11 @@ class Llama(CompletionAPI):
         self.n_params: int = sum(math.prod(t.shape) for t in self.gguf.tensors.values())
         self.timings = RunTimings()
         self._last_logits: np.ndarray | None = None
+        self._loras: list[tuple[object, GGUFFile]] = []  # native adapter, its file (the adapter borrows its tensors)
+        self.lora_adapters: list[LoraInfo] = []
+        self._fingerprint: str | None = None
+        for path in lora:
+            self.load_lora(path)
 
     # -- properties -------------------------------------------------------
     @property
@@ -191,6 +201,60 @@ class Llama(CompletionAPI):
     def n_cls_out(self) -> int:
         """Outputs of the reranker's classifier head (cls, cls.output); 0 when the model has none."""
         return self._model.n_cls_out
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over what a KV cache computed by this model depends on: its architecture,
+        hyper-parameters and every tensor's name, type, shape and first and last bytes
+        (cheap, and different for another model, quantization or fine-tune)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            h.update(repr(self.hparams).encode())
+            for name in sorted(self.gguf.tensors):
+                t = self.gguf.tensors[name]
+                h.update(f"{name}:{t.type}:{t.shape}:{t.nbytes}".encode())
+                h.update(memoryview(t.data[:256]))
+                h.update(memoryview(t.data[-256:]))
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    # -- LoRA adapters ----------------------------------------------------
+    def load_lora(self, path: str | os.PathLike) -> int:
+        """Attach a GGUF LoRA adapter (pyllama.lora); its id (0, 1, ...). Every sequence
+        applies it at scale 0 until set_lora_scales. Raises LoraLoadError."""
+        if self.is_encoder:
+            raise LoraLoadError(f"LoRA adapter '{os.fspath(path)}': adapters apply to decoders only, "
+                                f"{self.hparams.arch} is an encoder")
+        native, f, info = load_adapter(path, self._model, self.gguf)
+        try:
+            info.id = self._ctx.attach_lora(native)
+        except ValueError as e:
+            f.close()
+            raise LoraLoadError(f"LoRA adapter '{f.path}': {e}") from None
+        self._loras.append((native, f))
+        self.lora_adapters.append(info)
+        return info.id
+
+    def set_lora_scales(self, seq_id: int, scales: "dict[int, float] | Sequence[float]") -> None:
+        """The scale each adapter applies with in sequence seq_id (by id; adapters left out: 0).
+        Takes effect from the next decode() of that sequence; the KV cells it already holds
+        were computed with the scales of their time."""
+        n = len(self.lora_adapters)
+        if isinstance(scales, dict):
+            bad = [i for i in scales if not (isinstance(i, int) and 0 <= i < n)]
+            if bad:
+                raise ValueError(f"LoRA adapter id {bad[0]} is out of range ({n} adapters loaded)")
+            values = [float(scales.get(i, 0.0)) for i in range(n)]
+        else:
+            values = [float(v) for v in scales]
+            if len(values) > n:
+                raise ValueError(f"{len(values)} LoRA scales for {n} adapters")
+        if any(not math.isfinite(v) for v in values):
+            raise ValueError("LoRA scales must be finite numbers")
+        self._ctx.set_lora_scales(seq_id, values)
+
+    def lora_scales(self, seq_id: int) -> list[float]:
+        return list(self._ctx.lora_scales(seq_id))
 
     # -- text <-> tokens --------------------------------------------------
     def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = False) -> list[int]:
@@ -238,7 +302,8 @@ class Llama(CompletionAPI):
     def generate(self, prompt: str | Sequence[int], *, max_tokens: int = 128, temperature: float = 0.0,
                  top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05, seed: int | None = None,
                  sampling: SamplingParams | None = None, grammar: str | None = None, seq_id: int = 0,
-                 stop_at_eog: bool = True, keep_cache: bool = False) -> Iterator[int]:
+                 stop_at_eog: bool = True, keep_cache: bool = False,
+                 lora: "dict[int, float] | None" = None) -> Iterator[int]:
         """Yield up to max_tokens generated token ids (greedy when temperature <= 0).
 
         `sampling` gives the whole llama-server sampler chain (it overrides the
@@ -247,12 +312,15 @@ class Llama(CompletionAPI):
         the chain, so repetition penalties see it. The sequence's cache is cleared
         first unless keep_cache, in which case the prompt continues what the cache
         holds. Stops early at an end-of-generation token (not yielded) when
-        stop_at_eog. Counts and times go to self.timings.
+        stop_at_eog. `lora` ({adapter id: scale}) sets the sequence's adapter scales
+        first (set_lora_scales). Counts and times go to self.timings.
         """
         self._release_engine()
         ids = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
         if not ids:
             raise ValueError("the prompt is empty")
+        if lora is not None:
+            self.set_lora_scales(seq_id, lora)
         if not keep_cache:
             self.kv.seq_rm(seq_id, -1, -1)
         if sampling is None:
@@ -428,10 +496,14 @@ class Llama(CompletionAPI):
         return results
 
     def close(self) -> None:
-        """Stop the engine, free the cache and unmap the file (the object is unusable afterwards)."""
+        """Stop the engine, free the cache and unmap the files (the object is unusable afterwards)."""
         self._stop_engine_for_close()
         self._ctx = None
         self._model = None
+        files = [f for _, f in self._loras]
+        self._loras = []  # the native adapters go first: then nothing borrows from the files
+        for f in files:
+            f.close()
         self.gguf.close()
 
     def __enter__(self) -> "Llama":

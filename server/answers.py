@@ -84,7 +84,8 @@ def generation_settings(req: TaskRequest, n_ctx: int, model: str, seed: int) -> 
         "reasoning_format": reasoning_format,
         "reasoning_in_content": req.stream and reasoning_format == "deepseek-legacy", "generation_prompt": "",
         "samplers": list(s.samplers), "speculative.types": "none", "timings_per_token": False,
-        "post_sampling_probs": s.post_sampling_probs, "backend_sampling": False, "lora": [],
+        "post_sampling_probs": s.post_sampling_probs, "backend_sampling": False,
+        "lora": [{"id": i, "scale": scale} for i, scale in enumerate(req.lora)],
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -160,6 +161,23 @@ class ServerConfig:
                           help="download the model from this URL into the model cache (resumed, kept by its ETag)")
     offline: bool = flag("--offline", default=False, env="LLAMA_ARG_OFFLINE",
                          help="use only models already in the caches: no network access")
+    # slot files, LoRA, sleep
+    slot_save_path: str = flag("--slot-save-path", default="",
+                               help="directory of slot files (POST /slots/{id}?action=save|restore|erase); "
+                                    "default: disabled",
+                               check=lambda v: not v or not os.path.exists(v) or os.path.isdir(v),
+                               must="be a directory")
+    lora: str = flag("--lora", default="", repeat=True,
+                     help="LoRA adapter (GGUF) applied at scale 1 (comma-separated values for several)")
+    lora_scaled: str = flag("--lora-scaled", default="", repeat=True,
+                            help="LoRA adapter with its scale, FNAME:SCALE (comma-separated values for several)")
+    lora_init_without_apply: bool = flag("--lora-init-without-apply", default=False,
+                                         help="load LoRA adapters at scale 0 (set their scales later with "
+                                              "POST /lora-adapters)")
+    sleep_idle_seconds: int = flag("--sleep-idle-seconds", default=-1,
+                                   help="seconds without requests after which the model is unloaded until the next "
+                                        "one (-1: never)",
+                                   check=lambda v: v == -1 or v > 0, must="be -1 (disabled) or a number of seconds")
 
     # derived from the flags when the config is made
     api_keys: list[str] = field(init=False, default_factory=list)  # --api-key's, then --api-key-file's
@@ -167,6 +185,7 @@ class ServerConfig:
     sampling: SamplingParams = field(init=False, default_factory=SamplingParams)  # the flags marked sampling=
     default_grammar: str = field(init=False, default="")  # GBNF for requests that bring no constraint
     template_kwargs: dict = field(init=False, default_factory=dict)  # --chat-template-kwargs, parsed
+    lora_adapters: list = field(init=False, default_factory=list)   # (path, initial scale): --lora, then --lora-scaled
 
     @property
     def is_router(self) -> bool:
@@ -188,6 +207,7 @@ class ServerConfig:
                                           for name, _, _, f in declared(ServerConfig) if f.sampling})
         self.default_grammar = _default_grammar(self)
         self.template_kwargs = _template_kwargs(self.chat_template_kwargs)
+        self.lora_adapters = _lora_adapters(self)
 
 
 def _template_kwargs(text: str) -> dict:
@@ -200,6 +220,26 @@ def _template_kwargs(text: str) -> dict:
     if not isinstance(value, dict):
         raise ValueError("--chat-template-kwargs must be a JSON object")
     return value
+
+
+def _lora_adapters(cfg: ServerConfig) -> list[tuple[str, float]]:
+    """(path, scale) of every adapter: --lora's at 1, then --lora-scaled's at theirs; all at
+    0 with --lora-init-without-apply (as llama-server reports them then)."""
+    out = [(p.strip(), 1.0) for p in cfg.lora.split(",") if p.strip()]
+    for item in (x.strip() for x in cfg.lora_scaled.split(",")):
+        if not item:
+            continue
+        path, sep, scale = item.rpartition(":")
+        try:
+            value = float(scale)
+        except ValueError:
+            value = math.nan
+        if not sep or not path or not math.isfinite(value):
+            raise ValueError(f"--lora-scaled: {item!r} is not FNAME:SCALE")
+        out.append((path, value))
+    if cfg.lora_init_without_apply:
+        out = [(p, 0.0) for p, _ in out]
+    return out
 
 
 def _default_grammar(cfg: ServerConfig) -> str:

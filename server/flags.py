@@ -22,6 +22,7 @@ class Flag:
     check: Callable[[Any], bool] | None = None  # a valid value passes, else: "<name> must <must>"
     must: str = ""
     sampling: str = ""               # the SamplingParams field whose server-wide default this is
+    repeat: bool = False             # may be given several times: the values joined by commas ("--lora a --lora b")
 
     @property
     def name(self) -> str:
@@ -52,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
                                 help=f"{f.help}; default {'on' if default else 'off'}{env_note}")
             if f.off:
                 parser.add_argument(*f.off, dest=dest, action="store_const", const=False, help=f"disable: {f.help}")
+        elif f.repeat:
+            parser.add_argument(*f.names, dest=dest, action="append", default=None,
+                                help=f"{f.help}; may be repeated{env_note}")
         else:
             parser.add_argument(*f.names, dest=dest, type=typ, default=None,
                                 help=f"{f.help}; default {default!r}{env_note}")
@@ -67,6 +71,8 @@ def given(cls: type, ns: argparse.Namespace | None, environ: Mapping[str, str]) 
     values = {}
     for dest, typ, _, f in declared(cls):
         v = getattr(ns, dest, None) if ns is not None else None
+        if isinstance(v, list):  # a repeated flag
+            v = ",".join(v)
         if v is None and f.env and f.env in environ:
             v = env_bool(environ[f.env]) if typ is bool else typ(environ[f.env])
         if v is not None:

@@ -19,6 +19,7 @@ class SlotView(Protocol):
     id: int
     state: str          # IDLE, PROMPT or GENERATING
     last_used: float    # when its last task ended (least recently used goes first)
+    lora: tuple         # the LoRA scales its cache was computed with
 
     @property
     def cached(self) -> Sequence[int]:
@@ -29,10 +30,17 @@ class RequestView(Protocol):
     prompt: Sequence[int]
     id_slot: int        # -1: any slot
     cache_prompt: bool
+    lora: tuple         # the LoRA scales it runs with
 
 
 class TaskView(Protocol):
     request: RequestView
+
+
+def reusable(slot: SlotView, request: RequestView) -> Sequence[int]:
+    """What of a slot's cache a request could reuse: nothing when it was computed
+    with other LoRA adapters or scales."""
+    return slot.cached if slot.lora == request.lora else ()
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -56,22 +64,23 @@ def choose_slot(slots: Sequence[SlotView], request: RequestView, taken: frozense
     if not idle:
         return None
     if request.cache_prompt:
-        best = max(idle, key=lambda s: (common_prefix(s.cached, request.prompt), -s.last_used))
-        if common_prefix(best.cached, request.prompt) > 0:
+        best = max(idle, key=lambda s: (common_prefix(reusable(s, request), request.prompt), -s.last_used))
+        if common_prefix(reusable(best, request), request.prompt) > 0:
             return best
     return min(idle, key=lambda s: s.last_used)
 
 
-def admit(waiting: Sequence[TaskView], slots: Sequence[SlotView], cont_batching: bool = True) \
-        -> list[tuple[TaskView, SlotView]]:
+def admit(waiting: Sequence[TaskView], slots: Sequence[SlotView], cont_batching: bool = True,
+          reserved: frozenset[int] = frozenset()) -> list[tuple[TaskView, SlotView]]:
     """Which waiting tasks start now, in arrival order, and in which slot. A task
     whose slot is busy is deferred without holding up those behind it. An empty
     prompt is answered at once and takes no slot. Without continuous batching no
-    task starts while any slot is generating."""
+    task starts while any slot is generating. `reserved` slots (a slot action waits
+    for them) take no task."""
     if not cont_batching and any(s.state == GENERATING for s in slots):
         return []
     out: list[tuple[TaskView, SlotView]] = []
-    taken: set[int] = set()
+    taken: set[int] = set(reserved)
     for task in waiting:
         slot = choose_slot(slots, task.request, frozenset(taken))
         if slot is None:
