@@ -32,7 +32,33 @@ def generate() -> str:
                        cwd=tmp, check=True, capture_output=True, text=True)
         text = (Path(tmp) / "pyllama" / "_native.pyi").read_text()
     # The version's value is pyllama/_version.py's; a release should not have to regenerate.
-    return header + re.sub(r"^__version__: str = .*$", "__version__: str", text, flags=re.M)
+    text = re.sub(r"^__version__: str = .*$", "__version__: str", text, flags=re.M)
+    return header + same_on_every_python(text)
+
+
+# pybind11 names some types by the running Python's version (pybind11/detail/common.h): the
+# stubs spell them as typing_extensions does, which type checkers know for every version.
+VERSIONED_NAMES = {
+    "collections.abc.Buffer": "typing_extensions.Buffer",  # 3.12+
+    "typing.Never": "typing_extensions.Never",  # 3.11+
+    "typing.TypeIs": "typing_extensions.TypeIs",  # 3.13+
+    "types.CapsuleType": "typing_extensions.CapsuleType",  # 3.13+
+    "typing.TypeGuard": "typing_extensions.TypeGuard",  # 3.10+
+}
+
+
+def same_on_every_python(text: str) -> str:
+    for name, spelled in VERSIONED_NAMES.items():
+        text = re.sub(rf"\b{re.escape(name)}\b", spelled, text)
+    # The module's imports again, for the names now in use (pybind11-stubgen writes plain
+    # `import x` lines, sorted, after the docstring and the __future__ import).
+    lines = text.splitlines(keepends=True)
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("import "))
+    last = max(i for i, ln in enumerate(lines) if ln.startswith("import "))
+    body = "".join(lines[last + 1:])
+    modules = {ln.split()[1] for ln in lines[first:last + 1]} | {"typing_extensions"}
+    used = sorted(m for m in modules if re.search(rf"\b{re.escape(m)}\.", body))
+    return "".join(lines[:first]) + "".join(f"import {m}\n" for m in used) + body
 
 
 def main() -> int:
