@@ -113,7 +113,7 @@ def test_wheel_is_manylinux_and_holds_only_the_package(wheel):
     # Only the package and its metadata: no tests, test data, models, sources or grafted libraries
     # (the extension needs only the system's libc, libm, libstdc++ and libgcc, which manylinux allows).
     assert {n.split("/")[0] for n in names} == {"pyllama", dist_info}, sorted({n.split("/")[0] for n in names})
-    assert not [n for n in names if re.search(r"(^|/)tests?/|\.gguf$|\.cpp$|\.h$|CMakeLists", n)]
+    assert not [n for n in names if re.search(r"(^|/)tests?/|\.gguf$|\.cpp$|\.h$|CMakeLists|__pycache__|\.pyc$", n)]
     assert [n for n in names if re.fullmatch(r"pyllama/_native\.cpython-\d+-x86_64-linux-gnu\.so|"
                                              r"pyllama/_native\.cpython-\d+-aarch64-linux-gnu\.so", n)]
     for needed in ["pyllama/__init__.py", "pyllama/_version.py", "pyllama/py.typed", "pyllama/_native.pyi",
