@@ -9,7 +9,7 @@ import numpy.typing
 import pyllama.errors
 import typing
 import typing_extensions
-__all__: list[str] = ['Architecture', 'BpeTokenizer', 'Context', 'ContextFull', 'GgufError', 'Grammar', 'GrammarError', 'GrammarFilter', 'GrammarMatcher', 'GrammarTooComplexError', 'GrammarVocab', 'KvCache', 'KvCacheError', 'KvLayerSpec', 'MaskFilter', 'Model', 'ModelParams', 'PreKind', 'SamplerChain', 'SamplerKind', 'SamplingConfig', 'SpecialSplitter', 'SpmTokenizer', 'TokenFilter', 'active_isa', 'add', 'architectures', 'attention', 'best_isa', 'dequantize', 'geglu', 'geglu_ggml', 'gelu_erf', 'gelu_ggml', 'gelu_tanh', 'get_rows', 'layer_norm', 'matmul', 'mul', 'num_threads', 'pack_rows', 'parse_gguf', 'parse_grammar', 'quantize', 'read_probe', 'rms_norm', 'rope', 'scale', 'set_num_threads', 'silu', 'softmax', 'swiglu', 'top_probabilities', 'type_info', 'vec_dot']
+__all__: list[str] = ['Architecture', 'BpeTokenizer', 'Context', 'ContextFull', 'GgufError', 'Grammar', 'GrammarError', 'GrammarFilter', 'GrammarMatcher', 'GrammarTooComplexError', 'GrammarVocab', 'KvCache', 'KvCacheError', 'KvLayerSpec', 'LoraAdapter', 'MaskFilter', 'Model', 'ModelParams', 'PreKind', 'SamplerChain', 'SamplerKind', 'SamplingConfig', 'SpecialSplitter', 'SpmTokenizer', 'TokenFilter', 'active_isa', 'add', 'architectures', 'attention', 'best_isa', 'dequantize', 'geglu', 'geglu_ggml', 'gelu_erf', 'gelu_ggml', 'gelu_tanh', 'get_rows', 'layer_norm', 'matmul', 'mul', 'num_threads', 'pack_rows', 'parse_gguf', 'parse_grammar', 'quantize', 'read_probe', 'rms_norm', 'rope', 'scale', 'set_num_threads', 'silu', 'softmax', 'swiglu', 'top_probabilities', 'type_info', 'vec_dot']
 class GgufError(ValueError):
     pass
 class PreKind:
@@ -176,6 +176,11 @@ class KvCache:
         Per query token, the cells it attends to, in position order.
         """
     @property
+    def cell_bytes(self) -> int:
+        """
+        bytes of K and V per cell, over all layers
+        """
+    @property
     def memory_bytes(self) -> int:
         ...
     @property
@@ -187,6 +192,16 @@ class KvCache:
     @property
     def size(self) -> int:
         ...
+    @property
+    def type_k(self) -> int:
+        """
+        ggml type of K
+        """
+    @property
+    def type_v(self) -> int:
+        """
+        ggml type of V
+        """
 class Architecture:
     """
     One row of the native table of architectures.
@@ -196,7 +211,12 @@ class Architecture:
     @property
     def decoder(self) -> bool:
         """
-        has a native forward pass (text generation)
+        causal forward pass with a KV cache and logits (text generation)
+        """
+    @property
+    def encoder(self) -> bool:
+        """
+        non-causal forward pass to hidden states (embeddings)
         """
     @property
     def family(self) -> str:
@@ -207,6 +227,11 @@ class Architecture:
     def name(self) -> str:
         """
         general.architecture
+        """
+    @property
+    def positions(self) -> str:
+        """
+        rope | absolute | alibi: where a token's position enters the model
         """
     @property
     def post_norms(self) -> bool:
@@ -369,6 +394,19 @@ class Model:
     def set_tensor(self, role: str, layer: typing.SupportsInt | typing.SupportsIndex, data: numpy.ndarray, type: typing.SupportsInt | typing.SupportsIndex, n_rows: typing.SupportsInt | typing.SupportsIndex, n_cols: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
     @property
+    def is_encoder(self) -> bool:
+        """
+        a non-causal encoder (BERT family): hidden states only, no KV cache
+        """
+    @property
+    def n_cls_out(self) -> int:
+        """
+        outputs of the classifier head (cls, cls.output); 0 = no head
+        """
+    @property
+    def n_embd(self) -> int:
+        ...
+    @property
     def n_vocab(self) -> int:
         ...
     @property
@@ -380,9 +418,23 @@ class Context:
     """
     def __init__(self, model: typing.Any, *, n_ctx: typing.SupportsInt | typing.SupportsIndex = 4096, n_ubatch: typing.SupportsInt | typing.SupportsIndex = 512, n_threads: typing.SupportsInt | typing.SupportsIndex = 0, type_k: str = 'f16', type_v: str = 'f16') -> None:
         ...
-    def decode(self, tokens: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], pos: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], seqs: typing.Annotated[numpy.typing.ArrayLike, numpy.uint64], logits: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8]) -> numpy.typing.NDArray[numpy.float32]:
+    def attach_lora(self, adapter: typing.Any) -> int:
         """
-        One forward pass over a batch: tokens with their positions, sequence bit sets and output flags. Returns the logits (n_outputs, n_vocab) of the flagged tokens in batch order.
+        Attach a finalized LoraAdapter (scale 0 for every sequence); returns its id.
+        """
+    def classify(self, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        The reranker's classifier head over pooled rows (n, n_embd): scores (n, n_cls_out).
+        """
+    def decode(self, tokens: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], pos: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], seqs: typing.Annotated[numpy.typing.ArrayLike, numpy.uint64], logits: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], *, embeddings: bool = False) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        One forward pass over a batch: tokens with their positions, sequence bit sets and output flags. Returns the logits (n_outputs, n_vocab) of the flagged tokens in batch order, or with embeddings their final hidden states (n_outputs, n_embd). An encoder needs embeddings, and each sequence whole in the batch.
+        """
+    def lora_scales(self, seq: typing.SupportsInt | typing.SupportsIndex) -> list[float]:
+        ...
+    def set_lora_scales(self, seq: typing.SupportsInt | typing.SupportsIndex, scales: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> None:
+        """
+        The scale of each attached adapter (by id) for one sequence; adapters left out get 0.
         """
     @property
     def kv(self) -> KvCache:
@@ -391,8 +443,33 @@ class Context:
     def n_ctx(self) -> int:
         ...
     @property
+    def n_lora(self) -> int:
+        ...
+    @property
     def n_threads(self) -> int:
         ...
+class LoraAdapter:
+    """
+    A LoRA adapter: per adapted matrix W (n_out, n_in), A (r, n_in) and B (n_out, r); at scale s the layer adds s * alpha / r * B (A x) (s alone when alpha is 0).
+    """
+    def __init__(self, n_layer: typing.SupportsInt | typing.SupportsIndex, *, alpha: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> None:
+        ...
+    def finalize(self, model: typing.Any) -> None:
+        """
+        Check every pair against the model's weights (ValueError naming the first problem).
+        """
+    def set_tensor(self, role: str, layer: typing.SupportsInt | typing.SupportsIndex, half: str, data: numpy.ndarray, type: typing.SupportsInt | typing.SupportsIndex, n_rows: typing.SupportsInt | typing.SupportsIndex, n_cols: typing.SupportsInt | typing.SupportsIndex) -> None:
+        """
+        Attach lora_a ('a') or lora_b ('b') of a role (wq, wk, wv, wo, gate, up, down, output).
+        """
+    @property
+    def alpha(self) -> float:
+        ...
+    @property
+    def n_pairs(self) -> int:
+        """
+        matrices the adapter adapts
+        """
 class SamplerKind:
     """
     The configurable samplers of the chain
