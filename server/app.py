@@ -8,19 +8,12 @@ import logging
 from typing import Callable
 
 from flask import Flask, g
-from werkzeug.exceptions import HTTPException
 
-from pyllama.errors import PyllamaError
-
-from . import auth
-from .errors import ApiError, api_error, http_error
-from .generation import ClientGone
+from .app_base import new_app
 from .memory import tune_malloc
 from .routes import chat, completion, embeddings_api, lora, misc, messages_api, responses_api, slots, webui
 from .config import ServerConfig, config_from_env
 from .state import ServerState
-
-MAX_BODY_BYTES = 16 << 20
 
 
 def _default_logging() -> None:
@@ -58,44 +51,14 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
         atexit.register(app.config["PYLLAMA_ROUTER"].kill_all)
         return app
     tune_malloc()
-    app = Flask("pyllama.server")
-    app.json.sort_keys = False
-    app.json.ensure_ascii = False
-    # Parsing JSON holds the GIL: 16 MB of small numbers takes ~0.2 s, during which nothing
-    # else (not /health, not a stream) is served; 100 MB took 1.4 s. 16 MB is a 4M-token
-    # prompt as token ids, or a few million words of text.
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     st = ServerState(config, on_fatal)
-    app.config["PYLLAMA_STATE"] = st
+    app = new_app("pyllama.server", st)
     for bp in (misc.bp, completion.bp, chat.bp, responses_api.bp, messages_api.bp, embeddings_api.bp, slots.bp,
                lora.bp, webui.bp):
         app.register_blueprint(bp)
 
-    auth.install(app, st)
     if config.sleep_idle_seconds > 0:
         _install_sleep(app, st, config.sleep_idle_seconds)
-
-    @app.errorhandler(ApiError)
-    def _api_error(e: ApiError):
-        return e.response()
-
-    @app.errorhandler(PyllamaError)
-    def _library_error(e: PyllamaError):  # a typed error from the library: STATUS in errors.py says how
-        return api_error(e).response()
-
-    @app.errorhandler(ClientGone)
-    def _gone(e: ClientGone):
-        return "", 499  # nobody is listening; the task was cancelled
-
-    @app.errorhandler(HTTPException)
-    def _http_error(e: HTTPException):
-        return http_error(e.code, e.description, MAX_BODY_BYTES).response()
-
-    @app.errorhandler(Exception)
-    def _unexpected(e: Exception):
-        logging.getLogger("pyllama.server").exception("request failed")
-        return api_error(e).response()  # not the library's: a 500
-
     if load:
         st.load_in_background()
     return app

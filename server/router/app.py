@@ -24,20 +24,18 @@ import time
 from typing import Any
 
 from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException
 
 from pyllama import __version__
 
-from .. import auth
+from ..app_base import new_app
 from ..config import ServerConfig
-from ..errors import ApiError, api_error, bad_request, http_error
+from ..errors import ApiError, bad_request
 from ..routes import webui
 from .instances import LOADING, Instance, Models
 from .presets import load_models
 from .proxy import forward
 
 log = logging.getLogger("pyllama.server.router")
-MAX_BODY_BYTES = 16 << 20
 ROUTER_ROUTES = {"/health", "/v1/health", "/models", "/v1/models", "/models/load", "/models/unload", "/props"}
 
 
@@ -62,27 +60,8 @@ def create_router_app(config: ServerConfig, command_line: dict[str, Any]) -> Fla
         raise ValueError(f"number of models to load on startup ({len(startup)}) exceeds --models-max "
                          f"({config.models_max})")
     log.info("router mode: %d models (%s)", len(specs), ", ".join(specs) or "none")
-    app = Flask("pyllama.server.router")
-    app.json.sort_keys = False
-    app.json.ensure_ascii = False
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    st = RouterState(config, models)
-    app.config["PYLLAMA_STATE"] = st
+    app = new_app("pyllama.server.router", RouterState(config, models))
     app.config["PYLLAMA_ROUTER"] = models
-    auth.install(app, st)
-
-    @app.errorhandler(ApiError)
-    def _api_error(e: ApiError):
-        return e.response()
-
-    @app.errorhandler(HTTPException)
-    def _http_error(e: HTTPException):
-        return http_error(e.code, e.description, MAX_BODY_BYTES).response()
-
-    @app.errorhandler(Exception)
-    def _unexpected(e: Exception):
-        log.exception("request failed")
-        return api_error(e).response()
 
     @app.get("/health")
     @app.get("/v1/health")
