@@ -5,12 +5,11 @@ each alone. An embedding task drops its slot's cache; the limits are llama-serve
 
 from __future__ import annotations
 
-import queue
-
 import numpy as np
 import pytest
 
-from pyllama.engine import EmbedParams, Engine, EngineConfig, ErrorEvent, FinalEvent, Task, TaskRequest
+from helpers.engine_runs import last_events
+from pyllama.engine import EmbedParams, Engine, EngineConfig, ErrorEvent, FinalEvent, TaskRequest
 from pyllama.errors import InputTooLarge, PromptTooLong
 from pyllama.llama import Llama
 from pyllama.sampling import SamplingParams
@@ -24,16 +23,7 @@ def llm(smollm2_path):
     return Llama(smollm2_path, n_ctx=1024, n_threads=2, embedding=True, pooling="mean", n_ubatch=64)
 
 
-def run(e: Engine, *reqs: TaskRequest) -> list:
-    """The last event of each request, in order (all submitted at once)."""
-    q: queue.Queue = queue.Queue()
-    e.submit(*[Task(r, lambda ev, i=i: q.put((i, ev))) for i, r in enumerate(reqs)])
-    last: dict = {}
-    while len(last) < len(reqs):
-        i, ev = q.get(timeout=120)
-        if isinstance(ev, (FinalEvent, ErrorEvent)):
-            last[i] = ev
-    return [last[i] for i in range(len(reqs))]
+run = last_events  # the last event of each request, in order (all submitted at once)
 
 
 def engine(llm, n: int) -> Engine:

@@ -9,6 +9,7 @@ import queue
 
 import pytest
 
+from helpers.engine_runs import last_events
 from pyllama.engine import Engine, EngineConfig, ErrorEvent, FinalEvent, Task, TaskRequest
 from pyllama.errors import EngineFailed, QueueFull, TaskFailed
 from pyllama.llama import Batch, Llama
@@ -29,17 +30,7 @@ def make_engine(llm, **kw) -> Engine:
     return e
 
 
-def run(engine: Engine, *reqs: TaskRequest, timeout: float = 120) -> list:
-    """The last event of each request, in order."""
-    q: queue.Queue = queue.Queue()
-    tasks = [Task(r, lambda ev, i=i: q.put((i, ev))) for i, r in enumerate(reqs)]
-    engine.submit(*tasks)
-    last: dict = {}
-    while len(last) < len(tasks):
-        i, ev = q.get(timeout=timeout)
-        if isinstance(ev, (FinalEvent, ErrorEvent)):
-            last[i] = ev
-    return [last[i] for i in range(len(tasks))]
+run = last_events  # the last event of each request, in order
 
 
 def consistent(engine: Engine) -> bool:

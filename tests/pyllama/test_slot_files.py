@@ -12,8 +12,9 @@ import time
 
 import pytest
 
+from helpers.engine_runs import last_events
 from pyllama import slot_file
-from pyllama.engine import Engine, EngineConfig, ErrorEvent, FinalEvent, SlotAction, Task, TaskRequest
+from pyllama.engine import Engine, EngineConfig, ErrorEvent, FinalEvent, SlotAction, TaskRequest
 from pyllama.errors import InvalidRequest
 from pyllama.llama import Llama
 from pyllama.sampling import SamplingParams
@@ -97,15 +98,8 @@ def engine(llm):
 
 
 def run(engine, *reqs, timeout: float = 120):
-    q: queue.Queue = queue.Queue()
-    tasks = [Task(r, lambda ev, i=i: q.put((i, ev))) for i, r in enumerate(reqs)]
-    engine.submit(*tasks)
-    last: dict = {}
-    while len(last) < len(tasks):
-        i, ev = q.get(timeout=timeout)
-        if isinstance(ev, (FinalEvent, ErrorEvent)):
-            last[i] = ev
-    return [last[i].result if isinstance(last[i], FinalEvent) else last[i] for i in range(len(tasks))]
+    """Each request's result (its ErrorEvent when it failed), in order."""
+    return [ev.result if isinstance(ev, FinalEvent) else ev for ev in last_events(engine, *reqs, timeout=timeout)]
 
 
 def act(engine, action: str, id_slot: int, state=None, timeout: float = 60):
