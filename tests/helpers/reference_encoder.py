@@ -10,10 +10,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from gguf.quants import dequantize
 
-from helpers.reference_forward import gelu_tanh, rope
-from pyllama.gguf_file import GGUFFile
+from helpers.reference_forward import GGUFWeights, gelu_tanh, rope
 
 
 def layer_norm(x: np.ndarray, w: np.ndarray | None, b: np.ndarray | None, eps: float) -> np.ndarray:
@@ -28,19 +26,7 @@ def alibi_slopes(n_head: int, max_bias: float = 8.0) -> np.ndarray:
     return np.array([m0 ** (h + 1) if h < n else m1 ** (2 * (h - n) + 1) for h in range(n_head)])
 
 
-class ReferenceEncoder:
-    def __init__(self, path):
-        self.f = GGUFFile(path)
-        self.hp = self.f.hparams
-        self._cache: dict[str, np.ndarray] = {}
-
-    def w(self, name: str) -> np.ndarray | None:
-        if name not in self._cache:
-            t = self.f.tensors.get(name)
-            if t is None:
-                return None
-            self._cache[name] = dequantize(np.asarray(t.data), t.type).reshape(tuple(reversed(t.shape))).astype(np.float64)
-        return self._cache[name]
+class ReferenceEncoder(GGUFWeights):
 
     def hidden(self, tokens: list[int]) -> np.ndarray:
         """The final hidden states (n_tokens, n_embd) of one sequence."""

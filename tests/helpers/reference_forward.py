@@ -17,11 +17,12 @@ from pyllama.gguf_file import GGUFFile
 from pyllama.model_loader import model_params
 
 
-class ReferenceModel:
+class GGUFWeights:
+    """A GGUF file's hyper-parameters and its tensors dequantized to float64 (cached)."""
+
     def __init__(self, path):
         self.f = GGUFFile(path)
         self.hp = self.f.hparams
-        self.p = model_params(self.f, self.hp)
         self._cache: dict[str, np.ndarray] = {}
 
     def w(self, name: str) -> np.ndarray | None:
@@ -33,6 +34,12 @@ class ReferenceModel:
             arr = dequantize(np.asarray(t.data), t.type).reshape(shape).astype(np.float64)
             self._cache[name] = arr
         return self._cache[name]
+
+
+class ReferenceModel(GGUFWeights):
+    def __init__(self, path):
+        super().__init__(path)
+        self.p = model_params(self.f, self.hp)
 
     def logits(self, tokens: list[int]) -> np.ndarray:
         """Logits (n_tokens, n_vocab) of one sequence at positions 0..n-1."""
