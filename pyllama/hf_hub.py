@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import ModelLoadError
+from .unpatched import stdlib_for_import
 
 DEFAULT_TAGS = ("Q4_K_M", "Q8_0")
 NOT_MODELS = ("mmproj", "imatrix", "mtp-", "eagle3-", "dflash-", "dspark-")
@@ -93,7 +94,10 @@ def _where() -> dict:
 
 def _hub():
     try:
-        import huggingface_hub
+        with stdlib_for_import():  # its HTTP stack may import trio, which probes the OS
+            import huggingface_hub
+            for name in ("HfApi", "errors", "hf_hub_download", "snapshot_download"):
+                getattr(huggingface_hub, name)  # lazily imported otherwise: on first use, on any thread
     except ImportError:
         raise ModelLoadError("Hugging Face models need the huggingface_hub package: "
                              "pip install 'pyllama-cpu[hf]' (or pip install huggingface_hub)") from None

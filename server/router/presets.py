@@ -32,6 +32,7 @@ from typing import Any
 
 from pyllama.hf_hub import is_model_file, split_info
 from pyllama.model_registry import DEFAULT_MODELS, cache_dir
+from pyllama.unpatched import stdlib_for_import
 
 from ..config import ServerConfig
 from ..flags import Flag, declared, env_bool
@@ -203,7 +204,8 @@ def hf_cache_dir() -> str | None:
 
 def _hf_cached() -> list[str]:
     try:
-        from huggingface_hub import scan_cache_dir
+        with stdlib_for_import():  # huggingface_hub may import trio, which probes the OS
+            from huggingface_hub import scan_cache_dir
         info = scan_cache_dir(hf_cache_dir())
     except Exception:  # noqa: BLE001 - not installed, or no cache yet
         return []
