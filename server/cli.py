@@ -79,9 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.DEBUG if config.verbose else
-                        (logging.CRITICAL if config.log_disable else logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .log_writer import install
+    log_writer = install(logging.DEBUG if config.verbose else (logging.CRITICAL if config.log_disable else logging.INFO))
+    try:
+        return _serve(ns, config, log_writer)
+    finally:
+        log_writer.close()
+
+
+def _serve(ns: argparse.Namespace, config: ServerConfig, log_writer) -> int:
     patch_gevent()
     from gevent.pywsgi import WSGIServer
 
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     Handler.timeout_s = config.timeout if config.timeout > 0 else None
     from gevent.pool import Pool
     # a pool (unbounded) so that stopping waits for running requests (serve_forever's stop_timeout)
-    server = WSGIServer((config.host, config.port), app, log=None if config.log_disable else "default",
+    server = WSGIServer((config.host, config.port), app, log=None if config.log_disable else log_writer,
                         handler_class=Handler, spawn=Pool(), **ssl)
     servers.append(server)
     try:
@@ -146,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     if router is None and state.engine is not None:
         state.engine.shutdown()
     if failed:
+        log_writer.close()  # the log first, then the reason
         print(f"error: exiting, the model could not be loaded: {failed[0]}", file=sys.stderr, flush=True)
         return 1
     return 0

@@ -34,8 +34,8 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_os_probing_import_from_an_os_thread_of_a_patched_process():
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60)
+def test_os_probing_import_from_an_os_thread_of_a_patched_process(tmp_path):
+    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     # without the guard gevent's Popen refuses (the premise), with it the probe works and
     # sees the stdlib's select; afterwards gevent's patching is in place again
