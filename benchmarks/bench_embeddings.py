@@ -38,13 +38,22 @@ def sentences(n: int, seed: int = 0) -> list[str]:
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 12))).capitalize() + "." for _ in range(n)]
 
 
-def rate(fn, batch: list[str], seconds: float) -> float:
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process, all its threads (Linux /proc), or of this one."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rate(fn, batch: list[str], seconds: float, pid: int | None = None) -> tuple[float, float]:
+    """(embeddings per second, CPU milliseconds per embedding of the process doing the work)."""
     fn(batch)  # warm-up
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), cpu_seconds(pid)
     while time.perf_counter() - t0 < seconds:
         fn(batch)
         n += len(batch)
-    return n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0), 1e3 * (cpu_seconds(pid) - c0) / n
 
 
 class Client:
@@ -139,6 +148,7 @@ def main() -> int:
     flags = ["-m", args.model, "--embedding", "-t", str(args.threads), "-np", str(args.parallel)]
     procs: list[subprocess.Popen] = []
     try:
+        pids: list[int | None] = [None, None]  # whose CPU time is the work's (None: this process)
         if args.library:
             from pyllama import Llama
 
@@ -148,43 +158,53 @@ def main() -> int:
             port = free_port()
             procs.append(start_server([sys.executable, "-m", "pyllama.server.cli", *flags, "--port", str(port)],
                                       port, Path(args.logs) / "bench-embeddings-pyllama.log"))
-            ours = Client(f"http://127.0.0.1:{port}")
+            ours, pids[0] = Client(f"http://127.0.0.1:{port}"), procs[-1].pid
         theirs = None
         if args.peer_bin:
             port = free_port()
             procs.append(start_server([args.peer_bin, *flags, "--port", str(port), "--host", "127.0.0.1"],
                                       port, Path(args.logs) / "bench-embeddings-llama-server.log"))
-            theirs = Client(f"http://127.0.0.1:{port}")
+            theirs, pids[1] = Client(f"http://127.0.0.1:{port}"), procs[-1].pid
         elif args.peer_url:
             theirs = Client(args.peer_url)
 
-        rates: dict[int, tuple[list[float], list[float]]] = {b: ([], []) for b in args.batches}
+        # per batch size and side: (emb/s, CPU ms per embedding) of every round
+        runs: dict[int, tuple[list, list]] = {b: ([], []) for b in args.batches}
         for rnd in range(args.rounds):
             for size in args.batches:
                 batch = sentences(size, seed=size)
                 pair = [(0, ours)] + ([(1, theirs)] if theirs else [])
                 for side, fn in (pair if rnd % 2 == 0 else pair[::-1]):
-                    rates[size][side].append(rate(fn, batch, args.seconds))
-                line = f"round {rnd + 1}/{args.rounds} batch {size}: pyllama {rates[size][0][-1]:.1f}"
+                    runs[size][side].append(rate(fn, batch, args.seconds, pids[side]))
+                line = f"round {rnd + 1}/{args.rounds} batch {size}: pyllama {runs[size][0][-1][0]:.1f}"
                 if theirs:
-                    line += f" llama-server {rates[size][1][-1]:.1f} emb/s"
-                print(line, file=sys.stderr, flush=True)
+                    line += f" llama-server {runs[size][1][-1][0]:.1f}"
+                print(line + " emb/s", file=sys.stderr, flush=True)
     finally:
         for p in procs:
             stop(p)
 
     what = "pyllama (library)" if args.library else "pyllama-server"
+    cpu_peer = theirs is not None and pids[1] is not None
     print(f"{Path(args.model).name}, {'Llama.embed' if args.library else '/v1/embeddings'}, "
-          f"-t {args.threads} -np {args.parallel}, "
-          f"{args.rounds} rounds x {args.seconds:g} s, medians")
-    print(f"| batch | {what} emb/s{' | llama-server emb/s | ratio' if theirs else ''} |")
-    print(f"| --- | ---{' | --- | ---' if theirs else ''} |")
+          f"-t {args.threads} -np {args.parallel}, {args.rounds} rounds x {args.seconds:g} s: medians over the "
+          "rounds; ratio = median of the rounds' ratios; best = the best round; CPU = CPU ms per embedding")
+    head = f"| batch | {what} emb/s"
+    if theirs:
+        head += " | llama-server emb/s | ratio | best: pyllama / llama-server"
+    head += " | CPU ms: pyllama" + (" / llama-server" if cpu_peer else "") + " |"
+    print(head)
+    print("|" + " --- |" * (head.count("|") - 1))
     for size in args.batches:
-        mine, peer = rates[size]
-        row = f"| {size} | {statistics.median(mine):.1f}"
+        mine, peer = runs[size]
+        row = f"| {size} | {statistics.median(r for r, _ in mine):.1f}"
         if theirs:
-            ratio = statistics.median(a / b for a, b in zip(mine, peer))
-            row += f" | {statistics.median(peer):.1f} | {ratio:.2f}"
+            ratio = statistics.median(a[0] / b[0] for a, b in zip(mine, peer))
+            row += (f" | {statistics.median(r for r, _ in peer):.1f} | {ratio:.2f}"
+                    f" | {max(r for r, _ in mine):.1f} / {max(r for r, _ in peer):.1f}")
+        row += f" | {statistics.median(c for _, c in mine):.2f}"
+        if cpu_peer:
+            row += f" / {statistics.median(c for _, c in peer):.2f}"
         print(row + " |")
     return 0
 
