@@ -66,8 +66,9 @@ function(pyllama_native_options target)
   pyllama_target_arch(arch)
   set(kernels ${PYLLAMA_ROOT}/native/kernels)
   if(arch STREQUAL "x86_64")
-    target_sources(${target} PRIVATE ${kernels}/x86/vec_dot_avx2.cpp ${kernels}/x86/vec_dot_avx512.cpp)
-    set_source_files_properties(${kernels}/x86/vec_dot_avx2.cpp TARGET_DIRECTORY ${target}
+    set(avx2 ${kernels}/x86/vec_dot_avx2.cpp ${kernels}/x86/gemm_avx2.cpp ${kernels}/x86/ops_avx2.cpp)
+    target_sources(${target} PRIVATE ${avx2} ${kernels}/x86/vec_dot_avx512.cpp)
+    set_source_files_properties(${avx2} TARGET_DIRECTORY ${target}
       PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
     set_source_files_properties(${kernels}/x86/vec_dot_avx512.cpp TARGET_DIRECTORY ${target}
       PROPERTIES COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx512vnni;-mavx2;-mfma;-mf16c")

@@ -24,8 +24,12 @@ _GONE = std_select.POLLRDHUP | std_select.POLLHUP | std_select.POLLERR | std_sel
 
 class Handler(WSGIHandler):
     """gevent's handler, with the connection's socket in the environ, the server's
-    read/write timeout (--timeout) on the socket, and a registry of open
-    connections so a graceful stop can close the idle ones at once."""
+    read/write timeout (--timeout) on the socket, TCP_NODELAY, and a registry of
+    open connections so a graceful stop can close the idle ones at once.
+
+    Without TCP_NODELAY an answer written in two sends (headers, then body) waits
+    for the client's delayed ACK (40 ms on Linux) on every keep-alive request after
+    the first: Nagle holds the body back until the headers are acknowledged."""
 
     timeout_s: float | None = None
     closing = False                  # set on shutdown: no further request per connection
@@ -34,6 +38,10 @@ class Handler(WSGIHandler):
     def handle(self):
         if self.timeout_s:
             self.socket.settimeout(self.timeout_s)
+        try:
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # not TCP (a Unix socket)
+            pass
         self.idle = False
         Handler.live.add(self)
         try:

@@ -80,7 +80,11 @@ KernelTable build(Isa isa) {
     fill_vec_dot_generic(t);
     t.read_words = read_words_generic;
 #if defined(PYLLAMA_X86)
-    if (isa >= Isa::Avx2) fill_avx2(t);
+    if (isa >= Isa::Avx2) {
+        fill_avx2(t);
+        fill_gemm_avx2(t);
+        fill_ops_avx2(t);
+    }
     if (isa >= Isa::Avx512) fill_avx512(t);
 #endif
     return t;

@@ -43,6 +43,20 @@ using AxpyF32Fn = void (*)(int64_t n, float s, const float* x, float* y);
 using MadF16Fn = void (*)(int64_t n, float s, const fp16_t* x, fp16_t* y);
 using ScaleF16Fn = void (*)(int64_t n, float s, fp16_t* y);
 
+// Register-tiled prefill (gemm_avx2.cpp), for weight types whose dot product
+// runs on F32 values (F16): PanelActFn lays one activation row out as the F32
+// values the dot product sees, in the kernel's panel order (k floats, k a
+// multiple of 32); GemmPanelFn multiplies nw weight rows (w_stride bytes apart)
+// by na such panels (k floats apart): y[j * y_stride + r] equals VecDotFn on
+// weight row r and activation row j bit for bit.
+using PanelActFn = void (*)(const float* x, float* panel, int64_t k);
+using GemmPanelFn = void (*)(int64_t k, const void* w, size_t w_stride, int64_t nw, const float* a, int64_t na,
+                             float* y, int64_t y_stride);
+
+// ggml's table GELU (ops.h gelu_ggml) over n values: y = table[f16(x)] inside
+// (-10, 10), 0 below, x above, times up[i] when up is not null.
+using GeluTableFn = void (*)(const float* table, const float* x, const float* up, float* y, int64_t n);
+
 // Sum of n 64-bit words (reads memory as fast as the ISA allows; bandwidth probe).
 using ReadWordsFn = uint64_t (*)(const uint64_t* p, size_t n);
 
@@ -56,10 +70,13 @@ struct KernelTable {
     VecDot4Fn vec_dot4[kMaxType] = {};   // optional, indexed by the weight type
     VecDot8Fn vec_dot8[kMaxType] = {};   // packed row groups, for types with a packed layout
     VecDotActs4Fn vec_dot_acts4[kMaxType] = {};  // optional, indexed by the weight type
+    PanelActFn panel_act[kMaxType] = {};     // optional, with gemm_panel; indexed by the weight type
+    GemmPanelFn gemm_panel[kMaxType] = {};
     AxpyF32Fn axpy_f32 = nullptr;
     MadF16Fn mad_f16 = nullptr;
     ScaleF16Fn scale_f16 = nullptr;
     ReadWordsFn read_words = nullptr;
+    GeluTableFn gelu_table = nullptr;  // optional
 };
 
 // The table of one level (levels this CPU cannot run are never returned:
@@ -77,6 +94,8 @@ void fill_dequantize_generic(KernelTable& t);
 void fill_quantize_generic(KernelTable& t);
 void fill_vec_dot_generic(KernelTable& t);
 void fill_avx2(KernelTable& t);
+void fill_gemm_avx2(KernelTable& t);
+void fill_ops_avx2(KernelTable& t);
 void fill_avx512(KernelTable& t);
 
 // Block helpers shared by the generic and SIMD kernels.

@@ -27,6 +27,39 @@ std::vector<int32_t>& sums_buffer() {
     return buf;
 }
 
+// Below this many activation rows the row-by-row kernels do as well.
+constexpr int64_t kMinPanelRows = 4;
+
+// Y = X Wᵀ through the kernel table's panel kernels (every result equal to the
+// row-by-row kernels'): activation rows laid out as panels, then tiles of
+// kRowTile weight rows x kActTile activation rows, claimed dynamically.
+void matmul_panels(const WeightView& w, const float* x, int64_t m, int64_t x_stride, float* y, int64_t y_stride,
+                   ThreadPool& pool, PanelActFn panel_act, GemmPanelFn gemm) {
+    const int64_t k = w.n_cols, n = w.n_rows;
+    std::vector<uint8_t>& buf = act_buffer();
+    if (buf.size() < sizeof(float) * (size_t)(m * k)) buf.resize(sizeof(float) * (size_t)(m * k));
+    float* act = reinterpret_cast<float*>(buf.data());
+    const int64_t n_row_tiles = (n + kRowTile - 1) / kRowTile;
+    const int64_t n_act_tiles = (m + kActTile - 1) / kActTile;
+    std::atomic<int64_t> next_tile{0}, next_row{0}, rows_done{0};
+    const uint8_t* wbase = static_cast<const uint8_t*>(w.data);
+    pool.run([&](int, int) {
+        for (int64_t r; (r = next_row.fetch_add(1)) < m;) {
+            panel_act(x + r * x_stride, act + r * k, k);
+            rows_done.fetch_add(1, std::memory_order_acq_rel);
+        }
+        wait_until([&] { return rows_done.load(std::memory_order_acquire) >= m; });
+        // row tiles outermost: a thread's consecutive claims tend to share weights
+        for (int64_t t; (t = next_tile.fetch_add(1)) < n_row_tiles * n_act_tiles;) {
+            const int64_t rt = t / n_act_tiles, mt = t % n_act_tiles;
+            const int64_t r0 = rt * kRowTile, r1 = std::min(n, r0 + kRowTile);
+            const int64_t m0 = mt * kActTile, m1 = std::min(m, m0 + kActTile);
+            gemm(k, wbase + r0 * w.row_stride, w.row_stride, r1 - r0, act + m0 * k, m1 - m0, y + m0 * y_stride + r0,
+                 y_stride);
+        }
+    });
+}
+
 }  // namespace
 
 void matmul(const WeightView& w, const float* x, int64_t m, int64_t x_stride, float* y,
@@ -44,6 +77,12 @@ void matmul(const WeightView& w, const float* x, int64_t m, int64_t x_stride, fl
     const size_t group_bytes = packed_block_bytes(w.type) * (size_t)(k / 32);
     const uint8_t* pbase = static_cast<const uint8_t*>(w.packed);
     const QuantizeFn quant = kt.quantize[static_cast<int>(at)];
+    const PanelActFn panel_act = kt.panel_act[static_cast<int>(w.type)];
+    const GemmPanelFn gemm = kt.gemm_panel[static_cast<int>(w.type)];
+    if (panel_act && gemm && !dot8 && k % 32 == 0 && m >= kMinPanelRows) {
+        matmul_panels(w, x, m, x_stride, y, y_stride, pool, panel_act, gemm);
+        return;
+    }
 
     // (M, act_row bytes): activations in the weight type's dot-product format.
     std::vector<uint8_t>& buf = act_buffer();

@@ -1,5 +1,7 @@
 #include "ops.h"
 
+#include "kernels.h"
+
 #include <cmath>
 #include <vector>
 
@@ -139,10 +141,18 @@ void geglu(const float* g, const float* u, float* y, int64_t n) {
 }
 void gelu_ggml(const float* x, float* y, int64_t n) {
     const float* t = gelu_table();
+    if (const GeluTableFn f = kernels().gelu_table) {
+        f(t, x, nullptr, y, n);
+        return;
+    }
     for (int64_t i = 0; i < n; ++i) y[i] = gelu_ggml1(t, x[i]);
 }
 void geglu_ggml(const float* g, const float* u, float* y, int64_t n) {
     const float* t = gelu_table();
+    if (const GeluTableFn f = kernels().gelu_table) {
+        f(t, g, u, y, n);
+        return;
+    }
     for (int64_t i = 0; i < n; ++i) y[i] = gelu_ggml1(t, g[i]) * u[i];
 }
 void add(const float* a, const float* b, float* y, int64_t n) {

@@ -19,6 +19,23 @@ void add_bias(float* y, const float* b, int64_t rows, int64_t n) {
     for (int64_t r = 0; r < rows; ++r) add(y + r * n, b, y + r * n, n);
 }
 
+// fn(r0, r1) over rows [0, rows) of n values each, split across the pool when
+// there is enough work; every op inside is row-wise, so results do not depend
+// on the split.
+template <class Fn>
+void for_rows(ThreadPool& pool, int64_t rows, int64_t n, Fn fn) {
+    constexpr int64_t kMinParallel = 8192;  // values below which a fork/join costs more than it saves
+    if (rows * n < kMinParallel || pool.n_threads() == 1 || rows < 2) {
+        fn(int64_t{0}, rows);
+        return;
+    }
+    pool.run([&](int ith, int nth) {
+        const int64_t chunk = (rows + nth - 1) / nth;
+        const int64_t r0 = std::min(rows, ith * chunk), r1 = std::min(rows, r0 + chunk);
+        if (r0 < r1) fn(r0, r1);
+    });
+}
+
 }  // namespace
 
 void Encoder::forward(const Batch& b, const int64_t* idx, int64_t n, const int64_t* out_row, float* out) {
@@ -91,23 +108,31 @@ void Encoder::embed_inputs(int64_t n) {
     const ModelParams& p = m_.params();
     const int64_t E = p.n_embd;
     const KernelTable& kt = kernels();
-    float* x = x_.data();
-    get_rows(m_.tok_embd(), tok_.data(), n, x, kt);  // (n, E)
-    if (m_.type_embd().data) {                       // every token is of type 0 ("sentence A")
-        const int32_t zero = 0;
-        get_rows(m_.type_embd(), &zero, 1, o_.data(), kt);
-        for (int64_t r = 0; r < n; ++r) add(x + r * E, o_.data(), x + r * E, E);
-    }
-    if (m_.traits().info.positions == Positions::Absolute) {
+    const bool absolute = m_.traits().info.positions == Positions::Absolute;
+    if (absolute) {
         const int64_t n_pos = m_.pos_embd().n_rows;
         for (int64_t i = 0; i < n; ++i)
             if (pos_[i] >= n_pos)
                 throw std::invalid_argument("position " + std::to_string(pos_[i]) + " is beyond the model's " +
                                             std::to_string(n_pos) + " position embeddings");
-        get_rows(m_.pos_embd(), pos_.data(), n, cur_.data(), kt);
-        add(cur_.data(), x, x, n * E);
     }
-    layer_norm(x, m_.tok_norm(), m_.tok_norm_b(), x, n, E, p.norm_eps);
+    float* x = x_.data();
+    const float* type0 = nullptr;  // every token is of type 0 ("sentence A")
+    if (m_.type_embd().data) {
+        const int32_t zero = 0;
+        get_rows(m_.type_embd(), &zero, 1, o_.data(), kt);
+        type0 = o_.data();
+    }
+    for_rows(pool_, n, E, [&](int64_t r0, int64_t r1) {
+        get_rows(m_.tok_embd(), tok_.data() + r0, r1 - r0, x + r0 * E, kt);  // (n, E)
+        if (type0) add_bias(x + r0 * E, type0, r1 - r0, E);
+        if (absolute) {
+            float* pe = cur_.data() + r0 * E;
+            get_rows(m_.pos_embd(), pos_.data() + r0, r1 - r0, pe, kt);
+            add(pe, x + r0 * E, x + r0 * E, (r1 - r0) * E);
+        }
+        layer_norm(x + r0 * E, m_.tok_norm(), m_.tok_norm_b(), x + r0 * E, r1 - r0, E, p.norm_eps);
+    });
 }
 
 void Encoder::attention_block(int64_t il, int64_t n) {
@@ -119,33 +144,41 @@ void Encoder::attention_block(int64_t il, int64_t n) {
     const int64_t nq = p.n_head * hk, nk = p.n_head_kv * hk, nv = p.n_head_kv * hv;
     float *x = x_.data(), *cur = cur_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
 
+    const int64_t w = nq + nk + nv;
     if (L.wqkv.data) {
-        const int64_t w = nq + nk + nv;
         matmul(L.wqkv, x, n, E, qkv_.data(), w, pool_, kt);  // (n, nq + nk + nv)
-        add_bias(qkv_.data(), L.bqkv, n, w);
-        for (int64_t i = 0; i < n; ++i) {
-            const float* r = qkv_.data() + i * w;
-            std::copy(r, r + nq, q + i * nq);
-            std::copy(r + nq, r + nq + nk, k + i * nk);
-            std::copy(r + nq + nk, r + w, v + i * nv);
-        }
     } else {
         matmul(L.wq, x, n, E, q, nq, pool_, kt);  // (n, n_head, hk)
         matmul(L.wk, x, n, E, k, nk, pool_, kt);  // (n, n_head_kv, hk)
         matmul(L.wv, x, n, E, v, nv, pool_, kt);  // (n, n_head_kv, hv)
-        add_bias(q, L.bq, n, nq);
-        add_bias(k, L.bk, n, nk);
-        add_bias(v, L.bv, n, nv);
-    }
-    if (L.q_norm) layer_norm(q, L.q_norm, L.q_norm_b, q, n, nq, p.norm_eps);
-    if (L.k_norm) layer_norm(k, L.k_norm, L.k_norm_b, k, n, nk, p.norm_eps);
-    if (t.info.positions == Positions::Rope) {
-        rope_apply(q, cs_.data(), n, p.n_head, hk, p.n_rot, t.info.rope_neox);
-        rope_apply(k, cs_.data(), n, p.n_head_kv, hk, p.n_rot, t.info.rope_neox);
     }
     const QuantizeFn to_f16 = kt.quantize[(int)GgmlType::F16];
-    to_f16(k, k16_.data(), n * nk);
-    to_f16(v, v16_.data(), n * nv);
+    const size_t k16_row = row_size(GgmlType::F16, nk), v16_row = row_size(GgmlType::F16, nv);
+    for_rows(pool_, n, w, [&](int64_t r0, int64_t r1) {
+        const int64_t rows = r1 - r0;
+        float *qr = q + r0 * nq, *kr = k + r0 * nk, *vr = v + r0 * nv;
+        if (L.wqkv.data) {
+            add_bias(qkv_.data() + r0 * w, L.bqkv, rows, w);
+            for (int64_t i = r0; i < r1; ++i) {
+                const float* r = qkv_.data() + i * w;
+                std::copy(r, r + nq, q + i * nq);
+                std::copy(r + nq, r + nq + nk, k + i * nk);
+                std::copy(r + nq + nk, r + w, v + i * nv);
+            }
+        } else {
+            add_bias(qr, L.bq, rows, nq);
+            add_bias(kr, L.bk, rows, nk);
+            add_bias(vr, L.bv, rows, nv);
+        }
+        if (L.q_norm) layer_norm(qr, L.q_norm, L.q_norm_b, qr, rows, nq, p.norm_eps);
+        if (L.k_norm) layer_norm(kr, L.k_norm, L.k_norm_b, kr, rows, nk, p.norm_eps);
+        if (t.info.positions == Positions::Rope) {
+            rope_apply(qr, cs_.data() + r0 * p.n_rot, rows, p.n_head, hk, p.n_rot, t.info.rope_neox);
+            rope_apply(kr, cs_.data() + r0 * p.n_rot, rows, p.n_head_kv, hk, p.n_rot, t.info.rope_neox);
+        }
+        to_f16(kr, k16_.data() + r0 * k16_row, rows * nk);
+        to_f16(vr, v16_.data() + r0 * v16_row, rows * nv);
+    });
 
     AttentionArgs a{};
     a.q = q;
@@ -171,13 +204,16 @@ void Encoder::attention_block(int64_t il, int64_t n) {
 
     float* o = o_.data();
     matmul(L.wo, attn_.data(), n, p.n_head * hv, o, E, pool_, kt);       // (n, E)
-    add_bias(o, L.bo, n, E);
-    add(o, x, cur, n * E);                                                // re-add the layer input
-    layer_norm(cur, L.attn_out_norm, L.attn_out_norm_b, cur, n, E, p.norm_eps);
-    if (L.attn_norm_2) {
-        add(cur, x, cur, n * E);
-        layer_norm(cur, L.attn_norm_2, L.attn_norm_2_b, cur, n, E, p.norm_eps);
-    }
+    for_rows(pool_, n, E, [&](int64_t r0, int64_t r1) {
+        const int64_t rows = r1 - r0, at = r0 * E;
+        add_bias(o + at, L.bo, rows, E);
+        add(o + at, x + at, cur + at, rows * E);                          // re-add the layer input
+        layer_norm(cur + at, L.attn_out_norm, L.attn_out_norm_b, cur + at, rows, E, p.norm_eps);
+        if (L.attn_norm_2) {
+            add(cur + at, x + at, cur + at, rows * E);
+            layer_norm(cur + at, L.attn_norm_2, L.attn_norm_2_b, cur + at, rows, E, p.norm_eps);
+        }
+    });
     x_.swap(cur_);                                                        // x = the FFN's input
 }
 
@@ -194,27 +230,37 @@ void Encoder::feed_forward_block(int64_t il, int64_t n) {
     if (L.gate.data) {
         matmul(L.gate, x, n, E, g, F, pool_, kt);                         // (n, F)
         matmul(L.up, x, n, E, u, F, pool_, kt);                           // (n, F)
-        add_bias(u, up_b, n, F);
-        if (t.act == FfnAct::Swiglu)
-            swiglu(g, u, g, n * F);
-        else
-            geglu_ggml(g, u, g, n * F);
+        for_rows(pool_, n, F, [&](int64_t r0, int64_t r1) {
+            add_bias(u + r0 * F, up_b, r1 - r0, F);
+            if (t.act == FfnAct::Swiglu)
+                swiglu(g + r0 * F, u + r0 * F, g + r0 * F, (r1 - r0) * F);
+            else
+                geglu_ggml(g + r0 * F, u + r0 * F, g + r0 * F, (r1 - r0) * F);
+        });
         h = g;
     } else if (L.up.n_rows == 2 * F) {                                    // fused: gate rows first
         matmul(L.up, x, n, E, u, 2 * F, pool_, kt);                       // (n, 2F)
-        add_bias(u, up_b, n, 2 * F);
-        for (int64_t r = 0; r < n; ++r) geglu_ggml(u + r * 2 * F, u + r * 2 * F + F, g + r * F, F);
+        for_rows(pool_, n, 2 * F, [&](int64_t r0, int64_t r1) {
+            add_bias(u + r0 * 2 * F, up_b, r1 - r0, 2 * F);
+            for (int64_t r = r0; r < r1; ++r) geglu_ggml(u + r * 2 * F, u + r * 2 * F + F, g + r * F, F);
+        });
         h = g;
     } else {
         matmul(L.up, x, n, E, u, F, pool_, kt);                           // (n, F)
-        add_bias(u, up_b, n, F);
-        gelu_ggml(u, u, n * F);
+        for_rows(pool_, n, F, [&](int64_t r0, int64_t r1) {
+            add_bias(u + r0 * F, up_b, r1 - r0, F);
+            gelu_ggml(u + r0 * F, u + r0 * F, (r1 - r0) * F);
+        });
         h = u;
     }
     matmul(L.down, h, n, F, o, E, pool_, kt);                             // (n, E)
-    add_bias(o, t.ffn_bias ? L.down_b : nullptr, n, E);
-    add(o, x, cur, n * E);
-    layer_norm(cur, L.layer_out_norm, L.layer_out_norm_b, cur, n, E, p.norm_eps);
+    const float* down_b = t.ffn_bias ? L.down_b : nullptr;
+    for_rows(pool_, n, E, [&](int64_t r0, int64_t r1) {
+        const int64_t rows = r1 - r0, at = r0 * E;
+        add_bias(o + at, down_b, rows, E);
+        add(o + at, x + at, cur + at, rows * E);
+        layer_norm(cur + at, L.layer_out_norm, L.layer_out_norm_b, cur + at, rows, E, p.norm_eps);
+    });
     x_.swap(cur_);
 }
 
