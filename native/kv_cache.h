@@ -26,9 +26,11 @@ namespace pyllama {
 
 constexpr int kMaxSeq = 64;
 
-// The element type a cache type name stands for (f16, f32, q8_0, as llama.cpp's
-// --cache-type-k/-v); throws std::invalid_argument naming the choices.
+// The element type a cache type name stands for (llama.cpp's --cache-type-k/-v: f32,
+// f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1); throws std::invalid_argument naming
+// the choices.
 GgmlType kv_cache_type(const std::string& name);
+bool is_kv_cache_type(GgmlType type);
 
 // Shape and RoPE of one layer's cache; rope is needed to re-rotate K when
 // positions shift (seq_add, seq_div).
@@ -39,6 +41,9 @@ struct KvLayerSpec {
     float rope_base = 10000.0f, rope_scale = 1.0f;
     bool rope_neox = false;
     std::vector<float> rope_freq_factors;  // (n_rot/2) or empty
+    // YaRN's angle mixing (ops.h RopeParams); the magnitude is left out of a re-rotation
+    float rope_ext_factor = 0.0f, rope_beta_fast = 32.0f, rope_beta_slow = 1.0f;
+    int32_t rope_n_ctx_orig = 0;
 };
 
 // Per query token, the cells it may attend to: cells[begin[t], end[t]),

@@ -24,6 +24,8 @@ struct ContextParams {
     int64_t n_ctx = 4096;
     int64_t n_ubatch = 512;   // micro-batch size: a batch is computed this many tokens at a time
     int n_threads = 0;        // <= 0: hardware threads
+    int poll = 50;            // compute threads' polling level (ThreadPool)
+    std::vector<int> cpus;    // compute threads pinned one per CPU, or empty (ThreadPool)
     GgmlType type_k = GgmlType::F16, type_v = GgmlType::F16;
 };
 

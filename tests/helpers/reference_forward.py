@@ -15,13 +15,17 @@ from gguf.quants import dequantize
 
 from pyllama.gguf_file import GGUFFile
 from pyllama.model_loader import model_params
+from pyllama.rope import RopeOptions
 
 
 class ReferenceModel:
-    def __init__(self, path):
+    """`rope`: RoPE/YaRN overrides, resolved as the library resolves them (the values
+    are taken from the native parameters; the rotation itself is computed here)."""
+
+    def __init__(self, path, rope: RopeOptions = RopeOptions()):
         self.f = GGUFFile(path)
         self.hp = self.f.hparams
-        self.p = model_params(self.f, self.hp)
+        self.p = model_params(self.f, self.hp, rope)
         self._cache: dict[str, np.ndarray] = {}
 
     def w(self, name: str) -> np.ndarray | None:
@@ -67,8 +71,9 @@ class ReferenceModel:
                 k = rms(k, self.w(b + "attn_k_norm.weight"), hp.norm_eps)
             base, scale = (p.rope_base_swa, p.rope_scale_swa) if swa else (p.rope_base, p.rope_scale)
             ff = None if swa else self.w("rope_freqs.weight")
-            q = rope(q, pos, hp.n_rot, base, scale, neox, ff)
-            k = rope(k, pos, hp.n_rot, base, scale, neox, ff)
+            yarn = Yarn(p.rope_ext_factor, p.rope_attn_factor, p.rope_beta_fast, p.rope_beta_slow, p.rope_n_ctx_orig)
+            q = rope(q, pos, hp.n_rot, base, scale, neox, ff, yarn)
+            k = rope(k, pos, hp.n_rot, base, scale, neox, ff, yarn)
             if arch == "gemma3":
                 q = q / math.sqrt(hp.head_dim_k)
                 kq_scale = 1.0
@@ -110,15 +115,43 @@ def gelu_tanh(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
+class Yarn:
+    """YaRN's settings (arXiv:2309.00071, as ggml applies them): ext_factor 0 is plain RoPE."""
+
+    def __init__(self, ext_factor: float = 0.0, attn_factor: float = 1.0, beta_fast: float = 32.0,
+                 beta_slow: float = 1.0, n_ctx_orig: int = 0):
+        self.ext, self.attn, self.beta_fast, self.beta_slow, self.n_ctx_orig = (
+            ext_factor, attn_factor, beta_fast, beta_slow, n_ctx_orig)
+
+
 def rope(x: np.ndarray, pos: np.ndarray, n_rot: int, base: float, scale: float, neox: bool,
-         factors: np.ndarray | None = None) -> np.ndarray:
-    """x: (n, heads, head_dim); rotates the first n_rot dims of each head; factors divide the angles."""
+         factors: np.ndarray | None = None, yarn: Yarn | None = None) -> np.ndarray:
+    """x: (n, heads, head_dim); rotates the first n_rot dims of each head; factors divide the angles.
+
+    With YaRN, each pair's angle blends the interpolated one (scale * theta) and the
+    extrapolated one (theta) by a ramp over the pair index between the dimensions whose
+    wavelengths fit beta_fast and beta_slow times into the original context; cos and sin
+    are scaled by attn_factor * (1 + 0.1 ln(1/scale))."""
     x = x.copy()
     inv = base ** (-np.arange(0, n_rot, 2) / n_rot)                      # (n_rot/2)
     if factors is not None:
         inv = inv / factors
-    ang = (pos[:, None] * scale) * inv[None, :]                          # (n, n_rot/2)
-    c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+    extrap = pos[:, None] * inv[None, :]                                 # (n, n_rot/2)
+    ang = extrap * scale
+    mag = 1.0
+    if yarn is not None:
+        mag = yarn.attn
+        if yarn.ext != 0:
+            def corr_dim(beta: float) -> float:  # the pair index that turns beta times in n_ctx_orig positions
+                return n_rot * math.log(yarn.n_ctx_orig / (beta * 2 * math.pi)) / (2 * math.log(base))
+            lo = max(0.0, math.floor(corr_dim(yarn.beta_fast)))
+            hi = min(n_rot - 1.0, math.ceil(corr_dim(yarn.beta_slow)))
+            i = np.arange(n_rot // 2)
+            ramp = 1 - np.clip((i - lo) / max(0.001, hi - lo), 0, 1)           # 1: extrapolate, 0: interpolate
+            mix = ramp * yarn.ext
+            ang = ang * (1 - mix) + extrap * mix
+            mag *= 1 + 0.1 * math.log(1 / scale)
+    c, s = mag * np.cos(ang)[:, None, :], mag * np.sin(ang)[:, None, :]
     if neox:
         a, b = x[..., : n_rot // 2].copy(), x[..., n_rot // 2: n_rot].copy()
         x[..., : n_rot // 2], x[..., n_rot // 2: n_rot] = a * c - b * s, a * s + b * c
