@@ -14,7 +14,7 @@ import weakref
 import numpy as np
 
 from pyllama.chat import ChatMsg, ChatStream, assign_ids, parse_output
-from pyllama.engine.task import CompletionResult, PartialEvent, TaskRequest
+from pyllama.engine.task import CompletionResult, PartialEvent, ProgressEvent, TaskRequest
 from pyllama.sampling import TokenProbs
 
 from .json_text import RawJSON
@@ -165,8 +165,9 @@ class Answer:
     "[DONE]"; `partial` and `final` give one payload, or a list of any number). An
     error ends every API's stream alike (sse.answer_events)."""
 
-    def __init__(self, req, *, model: str, tokenizer, n_ctx: int):
+    def __init__(self, req, *, model: str, tokenizer, n_ctx: int, verbose: bool = False):
         self.req, self.model, self.tokenizer, self.n_ctx = req, model, tokenizer, n_ctx
+        self.verbose = verbose  # llama-server's -v: OpenAI answers carry the native result as __verbose
 
     def whole(self, results: list[CompletionResult]):
         raise NotImplementedError
@@ -183,9 +184,54 @@ class Answer:
     def closing(self, last: CompletionResult | None) -> list:
         return []
 
+    def progress(self, i: int, ev: ProgressEvent) -> dict | list:
+        """A streamed prompt-processing progress report (a request's return_progress)."""
+        return []
+
     def post_sampling(self, i: int) -> bool:
         return self.req.tasks[i].sampling.post_sampling_probs
 
+    def prompt_text(self, i: int) -> str:
+        """The prompt as llama-server echoes it: its tokens as text, special tokens shown."""
+        return self.tokenizer.detokenize(self.req.tasks[i].prompt, unparse_special=True)
+
+    def native_partial(self, i: int, ev: PartialEvent) -> dict:
+        """llama-server's native partial result (the /completion stream chunk)."""
+        chunk = {"index": i, "content": ev.content, "tokens": ev.tokens, "stop": False, "id_slot": ev.id_slot,
+                 "tokens_predicted": ev.n_decoded, "tokens_evaluated": ev.n_prompt}
+        if ev.probs:
+            chunk["completion_probabilities"] = probs_json(self.tokenizer, ev.probs, self.post_sampling(i))
+        return chunk
+
+    def native_final(self, i: int, r: CompletionResult, *, stream: bool, prompt: str | None = None,
+                     return_tokens: bool = False) -> dict:
+        """llama-server's native final result (the /completion answer, and -v's __verbose)."""
+        task = self.req.tasks[i]
+        res = {
+            "index": i,
+            "content": "" if stream else r.content,
+            "tokens": [] if stream or not return_tokens else r.tokens,
+            "id_slot": r.id_slot,
+            "stop": True,
+            "model": self.model,
+            "tokens_predicted": r.n_decoded,
+            "tokens_evaluated": r.n_prompt,
+            "generation_settings": generation_settings(task, self.n_ctx, self.model, reported_seed(task)),
+            "prompt": self.prompt_text(i) if prompt is None else prompt,
+            "has_new_line": r.has_new_line,
+            "truncated": r.truncated,
+            "stop_type": r.stop_type,
+            "stopping_word": r.stopping_word,
+            "tokens_cached": r.n_cached,
+            "timings": r.timings.to_json(),
+        }
+        if not stream and r.probs:
+            res["completion_probabilities"] = probs_json(self.tokenizer, r.probs, self.post_sampling(i))
+        return res
+
+
+def progress_json(ev: ProgressEvent) -> dict:
+    return {"total": ev.total, "cache": ev.cache, "processed": ev.processed, "time_ms": ev.time_ms}
 
 class NativeCompletion(Answer):
     """/completion: a result object per task (a list when there are several), or a
@@ -198,42 +244,21 @@ class NativeCompletion(Answer):
         return out if len(out) > 1 else out[0]
 
     def partial(self, i, ev):
-        chunk = {"index": i, "content": ev.content, "tokens": ev.tokens, "stop": False, "id_slot": ev.id_slot,
-                 "tokens_predicted": ev.n_decoded, "tokens_evaluated": ev.n_prompt}
-        if ev.probs:
-            chunk["completion_probabilities"] = probs_json(self.tokenizer, ev.probs, self.post_sampling(i))
-        return chunk
+        return self.native_partial(i, ev)
 
     def final(self, i, r):
         return self._result(i, r, stream=True)
+
+    def progress(self, i, ev):
+        return {"index": i, "content": "", "tokens": [], "stop": False, "id_slot": ev.id_slot,
+                "tokens_predicted": 0, "tokens_evaluated": ev.total, "prompt_progress": progress_json(ev)}
 
     def _prompt_text(self, i: int) -> str:
         p = self.req.prompts[i]
         return p if isinstance(p, str) else self.tokenizer.detokenize(self.req.prompt_ids[i])
 
     def _result(self, i: int, r: CompletionResult, stream: bool) -> dict:
-        task = self.req.tasks[i]
-        res = {
-            "index": i,
-            "content": "" if stream else r.content,
-            "tokens": [] if stream or not self.req.return_tokens else r.tokens,
-            "id_slot": r.id_slot,
-            "stop": True,
-            "model": self.model,
-            "tokens_predicted": r.n_decoded,
-            "tokens_evaluated": r.n_prompt,
-            "generation_settings": generation_settings(task, self.n_ctx, self.model, reported_seed(task)),
-            "prompt": self._prompt_text(i),
-            "has_new_line": r.has_new_line,
-            "truncated": r.truncated,
-            "stop_type": r.stop_type,
-            "stopping_word": r.stopping_word,
-            "tokens_cached": r.n_cached,
-            "timings": r.timings.to_json(),
-        }
-        if not stream and r.probs:
-            res["completion_probabilities"] = probs_json(self.tokenizer, r.probs, self.post_sampling(i))
-        return res
+        return self.native_final(i, r, stream=stream, prompt=self._prompt_text(i), return_tokens=self.req.return_tokens)
 
 
 class _OpenAIAnswer(Answer):
@@ -255,8 +280,21 @@ class _OpenAIAnswer(Answer):
         return self.envelope([choice], self.CHUNK_OBJECT, **extra)
 
     def whole_object(self, choices: list, results: list[CompletionResult], *, one_prompt: bool) -> dict:
-        return self.envelope(choices, self.OBJECT, usage=usage(results, one_prompt=one_prompt),
+        extra = {}
+        if self.verbose:  # llama-server -v: the native result, for debugging
+            natives = [self.native_final(i, r, stream=False) for i, r in enumerate(results)]
+            extra["__verbose"] = natives[0] if len(natives) == 1 else natives
+        return self.envelope(choices, self.OBJECT, usage=usage(results, one_prompt=one_prompt), **extra,
                              timings=results[-1].timings.to_json())
+
+    def progress(self, i, ev):
+        return self.progress_chunk(i, ev)
+
+    def progress_chunk(self, i, ev):
+        return self.chunk(self.empty_choice(i), prompt_progress=progress_json(ev))
+
+    def empty_choice(self, i: int) -> dict:
+        raise NotImplementedError
 
     def logprobs(self, i: int, probs) -> dict | None:
         return openai_logprobs(self.tokenizer, probs, self.post_sampling(i))
@@ -282,10 +320,15 @@ class TextCompletion(_OpenAIAnswer):
         return self.whole_object(choices, results, one_prompt=False)
 
     def partial(self, i, ev):
-        return self.chunk(_text_choice(i, ev.content, self.logprobs(i, ev.probs), None))
+        extra = {"__verbose": self.native_partial(i, ev)} if self.verbose else {}
+        return self.chunk(_text_choice(i, ev.content, self.logprobs(i, ev.probs), None), **extra)
 
     def final(self, i, r):
-        return self.chunk(_text_choice(i, "", None, finish_reason(r)), timings=r.timings.to_json())
+        extra = {"__verbose": self.native_final(i, r, stream=True)} if self.verbose else {}
+        return self.chunk(_text_choice(i, "", None, finish_reason(r)), **extra, timings=r.timings.to_json())
+
+    def empty_choice(self, i):
+        return _text_choice(i, "", None, None)
 
 
 def _text_choice(i: int, text: str, logprobs: dict | None, finish: str | None) -> dict:
@@ -324,7 +367,10 @@ class ChatCompletion(_OpenAIAnswer):
         return self.whole_object(choices, results, one_prompt=True)
 
     def opening(self, i):
-        return [self.chunk({"finish_reason": None, "index": i, "delta": {"role": "assistant", "content": None}})]
+        return [self.chunk(self.empty_choice(i))]
+
+    def empty_choice(self, i):
+        return {"finish_reason": None, "index": i, "delta": {"role": "assistant", "content": None}}
 
     def _stream(self, i: int) -> ChatStream:
         st = self.streams.get(i)
@@ -360,7 +406,10 @@ class ChatCompletion(_OpenAIAnswer):
         chunk = self.chunk(choice)
         if not self.req.include_usage:
             chunk["timings"] = r.timings.to_json()
-        return out + [chunk]
+        out.append(chunk)
+        if self.verbose:  # llama-server -v: on the first chunk of the final ones
+            out[0]["__verbose"] = self.native_final(i, r, stream=True)
+        return out
 
     def usage_chunk(self, last):
         return {**super().usage_chunk(last), "timings": last.timings.to_json()}

@@ -47,9 +47,13 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
     gunicorn runs it); the model starts loading unless load is False. If it cannot be
     loaded, on_fatal(reason) is called on the loader thread; by default the process
     exits with code 3 (under gunicorn: the worker failed to boot, the arbiter stops)."""
+    from_env = config is None
     if config is None:
         config = config_from_env()
     _default_logging()
+    if from_env:  # under gunicorn: no command line printed them
+        for w in config.warnings:
+            logging.getLogger("pyllama.server").warning("%s", w)
     tune_malloc()
     app = Flask("pyllama.server")
     app.json.sort_keys = False
@@ -87,6 +91,27 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
         logging.getLogger("pyllama.server").exception("request failed")
         return api_error(e).response()  # not the library's: a 500
 
+    if config.api_prefix:
+        app.wsgi_app = PrefixMiddleware(app.wsgi_app, config.api_prefix)
     if load:
         st.load_in_background()
     return app
+
+
+class PrefixMiddleware:
+    """--api-prefix: the server answers under the prefix only (the routes see the path
+    without it); any other path is llama-server's 404."""
+
+    def __init__(self, wsgi_app, prefix: str):
+        self.wsgi_app, self.prefix = wsgi_app, prefix
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.prefix
+            environ["PATH_INFO"] = path[len(self.prefix):] or "/"
+            return self.wsgi_app(environ, start_response)
+        body = b'{"error":{"code":404,"message":"File Not Found","type":"not_found_error"}}'
+        start_response("404 Not Found", [("Content-Type", "application/json; charset=utf-8"),
+                                         ("Content-Length", str(len(body)))])
+        return [body]

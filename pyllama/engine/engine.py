@@ -18,7 +18,7 @@ from .embedding_job import EmbeddingJob, check_input
 from .generation import Generation
 from .scheduler import GENERATING, IDLE, PROMPT, BatchPlan, Work, admit, plan_batch, plan_reuse, plan_shift
 from .slot import Slot, SlotSnapshot
-from .task import CompletionResult, ErrorEvent, FinalEvent, PartialEvent, Span, Task, Timings
+from .task import CompletionResult, ErrorEvent, FinalEvent, PartialEvent, ProgressEvent, Span, Task, Timings
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,9 @@ class EngineConfig:
     cont_batching: bool = True
     context_shift: bool = False  # at the context end: drop old tokens and go on (else stop, truncated)
     max_queue: int = -1          # tasks waiting for a slot beyond which submit refuses (-1: no bound)
+    unified_kv: bool = False     # every slot may use the whole KV cache (else each gets n_ctx / n_parallel)
+    n_ctx_slot: int = 0          # > 0: each slot's context (--kv-unified-per-slot), at most the cache
+    slot_prompt_similarity: float = 0.1  # a cache prefix above this share of a prompt picks the slot
 
 
 @dataclass
@@ -59,7 +62,7 @@ class Engine:
             raise ValueError(f"n_parallel must be between 1 and {MAX_SLOTS}")
         self.llm = llm
         self.config = config
-        self.n_ctx_slot = llm.n_ctx // config.n_parallel
+        self.n_ctx_slot = slot_context(llm.n_ctx, config, llm.hparams.n_ctx_train)
         self.slots = [Slot(i, self.n_ctx_slot, llm.kv) for i in range(config.n_parallel)]
         self.snapshots: tuple[SlotSnapshot, ...] = tuple(s.snapshot() for s in self.slots)
         self.stats = Stats()
@@ -200,6 +203,8 @@ class Engine:
             if isinstance(s.gen, EmbeddingJob):
                 self._embedded(s, piece, rows)
                 continue
+            if piece.prompt:
+                self._progress(s, piece.pos + len(piece.tokens))
             if not n_out:
                 continue
             if piece.prompt:
@@ -267,7 +272,7 @@ class Engine:
     def _admit(self) -> None:
         with self._lock:
             waiting = list(self._pending)
-        for task, slot in admit(waiting, self.slots, self.config.cont_batching):
+        for task, slot in admit(waiting, self.slots, self.config.cont_batching, self.config.slot_prompt_similarity):
             with self._lock:
                 self._pending.remove(task)
             if not task.request.prompt:  # llama-server: an empty prompt gets an empty answer, cache untouched
@@ -291,6 +296,16 @@ class Engine:
         slot.cache.reuse(reuse)
         slot.start(Generation(task, self.llm.tokenizer, self.llm.n_vocab, slot.n_ctx, reuse.n_cached))
         self.stats.n_prompt_cached += reuse.n_cached
+        self._progress(slot, reuse.n_cached)
+
+    def _progress(self, s: Slot, processed: int) -> None:
+        """A streamed task that asked for it (return_progress) hears how far its prompt is."""
+        gen = s.gen
+        req = gen.task.request if gen is not None else None
+        if req is None or not (req.stream and req.return_progress) or isinstance(gen, EmbeddingJob):
+            return
+        ms = int((time.perf_counter() - gen.t_prompt_start) * 1000)
+        gen.task.deliver(ProgressEvent(len(gen.prompt), gen.n_cached, min(processed, len(gen.prompt)), ms, s.id))
 
     def _plan(self, solo: int | None = None) -> BatchPlan:
         """Shift full contexts, then let the scheduler plan one batch (only slot
@@ -360,6 +375,22 @@ class Engine:
         s.release()
         if s.id in self._solo:
             self._solo.remove(s.id)
+
+
+def slot_context(n_ctx: int, config: EngineConfig, n_ctx_train: int = 0) -> int:
+    """Each slot's context, as llama-server sizes it: --kv-unified-per-slot's N, else the
+    whole cache when it is unified, else an even share; capped at the model's training
+    context."""
+    if config.n_ctx_slot > 0:
+        n = min(config.n_ctx_slot, n_ctx)
+    elif config.unified_kv:
+        n = n_ctx
+    else:
+        n = n_ctx // config.n_parallel
+    if n_ctx_train > 0 and n > n_ctx_train:
+        log.warning("the slot context (%d) exceeds the training context of the model (%d) - capping", n, n_ctx_train)
+        n = n_ctx_train
+    return n
 
 
 def task_error(e: Exception) -> PyllamaError:

@@ -32,7 +32,7 @@ def models():
     llm = st.llm
     hp = llm.hparams
     meta = {"vocab_type": {"spm": 1, "bpe": 2, "wpm": 3}.get(llm.tokenizer.kind, 0), "n_vocab": llm.n_vocab,
-            "n_ctx_train": hp.n_ctx_train, "n_embd": hp.n_embd,
+            "n_ctx": st.engine.n_ctx_slot, "n_ctx_train": hp.n_ctx_train, "n_embd": hp.n_embd,
             "n_params": llm.n_params,
             "size": os.path.getsize(st.model_path)}
     return jsonify({
@@ -41,7 +41,8 @@ def models():
                     "details": {"parent_model": "", "format": "gguf", "family": "", "families": [""],
                                 "parameter_size": "", "quantization_level": ""}}],
         "object": "list",
-        "data": [{"id": st.alias, "object": "model", "created": R.now(), "owned_by": "llamacpp", "meta": meta}],
+        "data": [{"id": st.alias, "aliases": st.config.aliases, "tags": st.config.tag_list, "object": "model",
+                  "created": R.now(), "owned_by": "llamacpp", "meta": meta}],
     })
 
 
@@ -55,7 +56,7 @@ def props():
         "default_generation_settings": {"params": R.generation_settings(req, st.engine.n_ctx_slot, st.alias,
                                                                       R.reported_seed(req)),
                                         "n_ctx": st.engine.n_ctx_slot},
-        "total_slots": st.config.parallel,
+        "total_slots": st.config.n_slots,
         "model_alias": st.alias,
         "model_path": st.model_path,
         "modalities": {"vision": False, "audio": False},
@@ -67,6 +68,8 @@ def props():
         "endpoint_slots": st.config.slots,
         "endpoint_props": st.config.props,
         "endpoint_metrics": st.config.metrics,
+        "ui": st.config.webui, "ui_settings": st.config.ui_settings,
+        "webui": st.config.webui, "webui_settings": st.config.ui_settings,  # llama-server's older names
         "is_sleeping": False,
     })
 

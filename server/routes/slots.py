@@ -53,4 +53,6 @@ def metrics():
         raise not_supported("This server does not support metrics endpoint.")
     busy = sum(1 for s in st.engine.snapshots if s.is_processing)
     text = st.scrapes.text(st.engine.stats, busy, st.engine.n_pending())
-    return Response(text, mimetype="text/plain; version=0.0.4")
+    # as llama-server: the start time lets a scraper tell a restart (counters back at zero) from a reset
+    return Response(text, mimetype="text/plain; version=0.0.4",
+                    headers={"Process-Start-Time-Unix": str(int(st.t_start))})
