@@ -5,7 +5,6 @@ locking the mapping in RAM (--mlock)."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import math
 from typing import Any, Mapping
@@ -87,13 +86,14 @@ def _bad_values(x: np.ndarray) -> str | None:
 def lock_in_ram(gguf) -> str | None:
     """mlock the file's mapping; a warning text when the OS refuses (RLIMIT_MEMLOCK), as
     llama.cpp warns and goes on."""
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return "cannot lock the model in RAM: no C library found"
-    libc = ctypes.CDLL(libc_name, use_errno=True)
+    try:  # the process's own symbols hold the C library's (no find_library: it may spawn a process)
+        libc = ctypes.CDLL(None, use_errno=True)
+        mlock = libc.mlock
+    except (OSError, AttributeError):
+        return "cannot lock the model in RAM: mlock is not available"
     buf = np.frombuffer(gguf._mmap, dtype=np.uint8)
     addr, size = buf.ctypes.data, buf.nbytes
-    if libc.mlock(ctypes.c_void_p(addr), ctypes.c_size_t(size)) != 0:
+    if mlock(ctypes.c_void_p(addr), ctypes.c_size_t(size)) != 0:
         import os
         err = ctypes.get_errno()
         return (f"failed to mlock {size / 2**20:.0f} MiB of the model: {os.strerror(err)} (try raising "

@@ -51,8 +51,9 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
     if config is None:
         config = config_from_env()
     _default_logging()
-    if from_env:  # under gunicorn: no command line printed them
-        for w in config.warnings:
+    if from_env:  # under gunicorn: no command line printed them, nor placed the process
+        from . import placement
+        for w in config.warnings + placement.apply(config):
             logging.getLogger("pyllama.server").warning("%s", w)
     tune_malloc()
     app = Flask("pyllama.server")

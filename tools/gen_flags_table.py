@@ -41,7 +41,7 @@ def table() -> str:
             arg += " " + " ".join([metavar(typ, f)] if f.nargs == 1 else metavar(typ, f).split())
         text = f.help
         if f.choices:
-            text += " (" + " \\| ".join(map(str, f.choices)) + ")"
+            text += " (" + " | ".join(map(str, f.choices)) + ")"
         text += f" (default: {default_text(default, f, typ)})"
         if f.repeat:
             text += " (may be repeated)"

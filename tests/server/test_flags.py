@@ -171,3 +171,16 @@ def test_flags_without_effect_warn_once_each_and_quiet_values_do_not():
                    "-ncmoe", "3", "--fit", "off", "--no-mmproj", "--swa-full", "-cram", "0")
     assert quiet.warnings == []
     assert ServerConfig().warnings == []
+
+
+def test_readmes_flag_table_is_generated_from_the_declarations():
+    import importlib.util
+
+    tool = Path(__file__).resolve().parents[2] / "tools" / "gen_flags_table.py"
+    spec = importlib.util.spec_from_file_location("gen_flags_table", tool)
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    readme = gen.README.read_text(encoding="utf-8")
+    assert gen.render(readme) == readme, "README.md's flag table is stale: run python tools/gen_flags_table.py"
+    for _, _, _, f in FLAGS:  # every flag is in it, by its names
+        assert f"`{', '.join(f.all_names)}" in readme, f.name
