@@ -176,6 +176,8 @@ class Engine:
             for i, t in enumerate(piece.tokens):
                 batch.add(t, piece.pos + i, piece.slot, i in outs)
             self.slots[piece.slot].cache.planned(piece.tokens)
+        if self.config.unified_kv:
+            self._make_room(len(batch), {p.slot for p in plan.pieces})
         t0 = time.perf_counter()
         embeddings = isinstance(self.slots[plan.pieces[0].slot].gen, EmbeddingJob)
         try:
@@ -215,6 +217,20 @@ class Engine:
             except Exception as e:  # noqa: BLE001 - this task's sampler or grammar: it alone ends
                 log.warning("slot %d: sampling failed: %s", s.id, e)
                 self._fail(s, task_error(e))
+
+    def _make_room(self, n_tokens: int, busy: set[int]) -> None:
+        """A unified cache is shared by every slot: when a batch lacks room, the cached
+        prompts of idle slots go first, least recently used first (llama-server clears
+        idle slots of a unified cache too)."""
+        kv = self.llm.kv
+        idle = sorted((s for s in self.slots if s.state == IDLE and s.id not in busy and s.n_past > 0),
+                      key=lambda s: s.last_used)
+        for s in idle:
+            if kv.size - kv.n_used >= n_tokens:
+                return
+            log.info("slot %d: clearing its cached prompt (%d tokens) to make room in the unified KV cache",
+                     s.id, s.n_past)
+            s.cache.clear()
 
     def _embedded(self, s: Slot, piece, rows) -> None:
         """An embedding task's rows of this batch; at its prompt's end, its result (and
