@@ -677,7 +677,11 @@ class ServerConfig:
         self.kv_overrides = _kv_overrides(self.override_kv)
         self.reverse_prompts = [_escapes(r) if self.escape else r for r in self.reverse_prompt if r]
         self.ui_settings = _ui_settings(self)
-        self.warnings = no_effect_warnings(self)
+        # a batch variant that says what its generation flag says is honoured by the one pool
+        same = {f"--{n.replace('_', '-')}" for n in ("cpu_mask", "cpu_range", "cpu_strict", "prio", "poll")
+                if getattr(self, n + "_batch") == getattr(self, n)}
+        self.warnings = [w for w in no_effect_warnings(self) if w.split(" ", 1)[0][:-len("-batch")] not in same
+                         or not w.split(" ", 1)[0].endswith("-batch")]
 
     @property
     def verbose_answers(self) -> bool:

@@ -147,3 +147,8 @@ def test_parsed_flags(tmp_path):
     for argv in (["--ui-config", "[1]"], ["--ui-config", "{x"]):
         with pytest.raises(ValueError):
             config(*argv)
+
+
+def test_batch_placement_flags_warn_only_when_they_differ():
+    assert config("-C", "3", "-Cb", "3", "--prio", "1", "--prio-batch", "1").warnings == []
+    assert [w.split()[0] for w in config("-C", "3", "-Cb", "c").warnings] == ["--cpu-mask-batch"]
