@@ -176,13 +176,12 @@ class ServerConfig:
                                                  help="a DRY sequence breaker, replacing the defaults; repeat for "
                                                       "more; 'none' for none",
                                                  default_text="'\\n', ':', '\"', '*'")
-    adaptive_target: float = flag("--adaptive-target", default=-1.0,
-                                  help="adaptive-p: select tokens near this probability (negative: disabled)",
-                                  noeffect="the adaptive-p sampler is not implemented (llama-server runs it only "
-                                           "when --samplers names it)")
-    adaptive_decay: float = flag("--adaptive-decay", default=0.9, help="adaptive-p: decay of the target adaptation",
-                                 noeffect="the adaptive-p sampler is not implemented (llama-server runs it only "
-                                          "when --samplers names it)")
+    adaptive_target: float = flag("--adaptive-target", default=-1.0, sampling="adaptive_target",
+                                  help="default adaptive-p target: select tokens near this probability, 0.0 to 1.0 "
+                                       "(negative: disabled); the sampler runs when --samplers names adaptive_p")
+    adaptive_decay: float = flag("--adaptive-decay", default=0.9, sampling="adaptive_decay",
+                                 help="default adaptive-p decay of the target adaptation, 0.0 to 0.99 (lower: more "
+                                      "reactive)", check=lambda v: 0.0 <= v <= 0.99, must="be between 0.0 and 0.99")
     dynatemp_range: float = flag("--dynatemp-range", default=0.0, help="default dynamic temperature range",
                                  sampling="dynatemp_range")
     dynatemp_exp: float = flag("--dynatemp-exp", default=1.0, help="default dynamic temperature exponent",
