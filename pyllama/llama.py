@@ -34,6 +34,7 @@ from .errors import ContextOverflow, InputTooLarge, InvalidRequest, ModelLoadErr
 from .gguf_file import GGUFFile
 from .model_loader import ENCODER_ARCHS, LoadProgress, load_model
 from .grammar import GrammarState, compile_grammar
+from .control_vectors import load as load_control_vectors
 from .model_checks import apply_overrides, check_tensors as scan_tensors, lock_in_ram
 from .rope import RopeOptions
 from .sampling import Sampler, SamplingParams
@@ -108,6 +109,8 @@ class Llama:
     float, bool or str}); check_tensors: refuse a model holding NaN or infinite
     values; mlock: lock the model in RAM (a warning in self.warnings when refused).
     poll (0..100) and cpus: the compute threads' polling and their CPUs, one each.
+    control_vectors: (GGUF path, scale) pairs added to the layers' outputs, within
+    control_vector_layers (first, last; 0: from layer 1, to the last) (pyllama.control_vectors).
     embedding: decode() returns final hidden states rather than logits by
     default, and encoders (bert, nomic-bert, jina-bert-v2: embeddings only, no
     KV cache) may be loaded. pooling: "none" | "mean" | "cls" | "last" | "rank",
@@ -120,7 +123,8 @@ class Llama:
                  n_ubatch: int = 512, cache_type_k: str = "f16", cache_type_v: str = "f16",
                  progress: bool | None = None, embedding: bool = False, pooling: str | None = None,
                  rope: RopeOptions | None = None, kv_overrides: dict | None = None, check_tensors: bool = False,
-                 mlock: bool = False, poll: int = 50, cpus: Sequence[int] = ()):
+                 mlock: bool = False, poll: int = 50, cpus: Sequence[int] = (),
+                 control_vectors: Sequence[tuple[str, float]] = (), control_vector_layers: tuple[int, int] = (0, 0)):
         for name, value in (("cache_type_k", cache_type_k), ("cache_type_v", cache_type_v)):
             if value not in CACHE_TYPES:
                 raise ValueError(f"{name} must be one of {', '.join(CACHE_TYPES)}, got {value!r}")
@@ -161,6 +165,12 @@ class Llama:
                                         poll=poll, cpus=list(cpus))
         except ValueError as e:
             raise ModelLoadError(f"'{self.path}': {e}") from None
+        if control_vectors:
+            if self.is_encoder:
+                raise ModelLoadError(f"'{self.path}': control vectors apply to decoders only")
+            cvec = load_control_vectors(control_vectors, self.hparams.n_layer, self.hparams.n_embd,
+                                        *control_vector_layers)
+            self._ctx.set_control_vector(cvec.reshape(-1))
         self.n_vocab: int = self._model.n_vocab
         self.n_embd: int = self._model.n_embd
         self.n_ubatch = n_ubatch

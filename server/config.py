@@ -350,15 +350,20 @@ class ServerConfig:
     fit_ctx: int = flag("-fitc", "--fit-ctx", default=4096, env="LLAMA_ARG_FIT_CTX",
                         help="smallest context --fit may choose", noeffect="nothing is fitted to device memory")
     control_vector: tuple[str, ...] = flag("--control-vector", default=(), repeat=True, metavar="FNAME",
-                                           help="a control vector (comma-separated or repeated)",
-                                           noeffect="control vectors are not supported")
+                                           help="a control vector (GGUF of direction.N tensors) added to the "
+                                                "layers' outputs; comma-separated or repeated")
     control_vector_scaled: tuple[str, ...] = flag("--control-vector-scaled", default=(), repeat=True,
-                                                  metavar="FNAME:SCALE,...", help="a scaled control vector",
-                                                  noeffect="control vectors are not supported")
+                                                  metavar="FNAME:SCALE,...",
+                                                  help="a control vector with its scale; comma-separated or repeated",
+                                                  check=lambda v: all(":" in p for x in v for p in x.split(",")
+                                                                      if p.strip()),
+                                                  must="be FNAME:SCALE,...")
     control_vector_layer_range: tuple[str, ...] = flag("--control-vector-layer-range", default=(), nargs=2,
                                                        metavar="START END",
-                                                       help="layers the control vectors apply to",
-                                                       noeffect="control vectors are not supported")
+                                                       help="the layers control vectors apply to, both included",
+                                                       check=lambda v: not v or all(x.lstrip("-").isdigit()
+                                                                                    for x in v),
+                                                       must="be two layer numbers")
     docker_repo: str = flag("-dr", "--docker-repo", default="", env="LLAMA_ARG_DOCKER_REPO",
                             metavar="[<repo>/]<model>[:quant]", help="Docker Hub model repository",
                             noeffect="Docker Hub models are not fetched: give -m (or -hf)")

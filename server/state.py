@@ -15,6 +15,7 @@ from pyllama.engine.bridge import original
 from pyllama.llama import Llama
 from pyllama.model_fetch import log_progress
 from pyllama.model_registry import resolve_model
+from pyllama.control_vectors import parse_specs
 from pyllama.rope import RopeOptions
 
 from . import placement
@@ -71,7 +72,9 @@ class ServerState:
                         n_ubatch=cfg.ubatch_size, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v,
                         embedding=cfg.embedding, pooling=cfg.pooling or None, rope=rope_options(cfg),
                         kv_overrides=cfg.kv_overrides, check_tensors=cfg.check_tensors, mlock=cfg.lock_model,
-                        poll=cfg.poll, cpus=placement.strict_cpus(cfg))
+                        poll=cfg.poll, cpus=placement.strict_cpus(cfg),
+                        control_vectors=parse_specs(cfg.control_vector, cfg.control_vector_scaled),
+                        control_vector_layers=tuple(int(x) for x in cfg.control_vector_layer_range) or (0, 0))
             for w in llm.warnings:
                 log.warning("%s", w)
             if cfg.warmup:

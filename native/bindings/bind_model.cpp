@@ -149,6 +149,11 @@ void register_model(py::module_& m) {
             }
             return out;
         }, py::arg("x"), "The reranker's classifier head over pooled rows (n, n_embd): scores (n, n_cls_out).")
+        .def("set_control_vector", [](ContextHolder& pc, FloatArray v) {
+            std::vector<float> data(v.data(), v.data() + v.size());
+            pc.ctx->set_control_vector(std::move(data));
+        }, py::arg("v"), "Control vectors (n_layer * n_embd floats, layer by layer) added to each layer's output; "
+                         "an empty array removes them.")
         .def_property_readonly("kv", [](ContextHolder& pc) -> KvCache& { return pc.ctx->kv(); },
                                py::return_value_policy::reference_internal)
         .def_property_readonly("n_threads", [](const ContextHolder& pc) { return pc.ctx->n_threads(); })

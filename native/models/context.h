@@ -51,6 +51,9 @@ class Context {
     // The reranker's classifier head over n pooled rows x (n, n_embd): out (n, n_cls_out).
     void classify(const float* x, int64_t n, float* out) { encoder_.classify(x, n, out); }
 
+    // Control vectors: (n_layer, n_embd) added to each layer's output; empty: none (decoders only).
+    void set_control_vector(std::vector<float> v) { decoder_.set_control_vector(std::move(v)); }
+
     KvCache& kv() { return kv_; }
     const KvCache& kv() const { return kv_; }
     const Model& model() const { return m_; }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
 #include "../kernels/attention.h"
 #include "../kernels/ops.h"
@@ -26,8 +28,31 @@ void Decoder::forward(const Batch& b, int64_t i0, int64_t n, const int32_t* cell
     for (int64_t il = 0; il < p.n_layer; ++il) {
         attention_block(il, n);
         feed_forward_block(il, n);
+        if (!cvec_on_.empty() && cvec_on_[il])
+            for (int64_t t = 0; t < n; ++t) add(x_.data() + t * p.n_embd, cvec_.data() + il * p.n_embd,
+                                                x_.data() + t * p.n_embd, p.n_embd);
     }
     output_logits(b, i0, n, out);
+}
+
+void Decoder::set_control_vector(std::vector<float> v) {
+    const ModelParams& p = m_.params();
+    if (v.empty()) {
+        cvec_.clear();
+        cvec_on_.clear();
+        return;
+    }
+    if ((int64_t)v.size() != p.n_layer * p.n_embd)
+        throw std::invalid_argument("a control vector has n_layer x n_embd = " + std::to_string(p.n_layer) + " x " +
+                                    std::to_string(p.n_embd) + " floats");
+    cvec_ = std::move(v);
+    cvec_on_.assign(p.n_layer, 0);
+    for (int64_t il = 0; il < p.n_layer; ++il)
+        for (int64_t i = 0; i < p.n_embd; ++i)
+            if (cvec_[il * p.n_embd + i] != 0.0f) {
+                cvec_on_[il] = 1;
+                break;
+            }
 }
 
 // Positions, visible cells and RoPE angles of the micro-batch; scratch sizes.

@@ -22,7 +22,8 @@ class ReferenceModel:
     """`rope`: RoPE/YaRN overrides, resolved as the library resolves them (the values
     are taken from the native parameters; the rotation itself is computed here)."""
 
-    def __init__(self, path, rope: RopeOptions = RopeOptions()):
+    def __init__(self, path, rope: RopeOptions = RopeOptions(), cvec: np.ndarray | None = None):
+        self.cvec = cvec  # (n_layer, n_embd) added to each layer's output (control vectors), or None
         self.f = GGUFFile(path)
         self.hp = self.f.hparams
         self.p = model_params(self.f, self.hp, rope)
@@ -104,6 +105,8 @@ class ReferenceModel:
             if arch == "gemma3":
                 d = rms(d, self.w(b + "post_ffw_norm.weight"), hp.norm_eps)
             x = x + d
+            if self.cvec is not None:
+                x = x + self.cvec[il]
         return rms(x, self.w("output_norm.weight"), hp.norm_eps)
 
 

@@ -65,6 +65,7 @@ def special(dest: str, files: Path):
         "cpu_range_batch": (["0-1"], "0-1"),
         "spec_draft_cpu_range": (["0-1"], "0-1"),
         "control_vector_layer_range": (["1", "3"], ("1", "3")),
+        "control_vector_scaled": (["cv.gguf:0.5"], ("cv.gguf:0.5",)),
         "reasoning_format": (["deepseek"], "deepseek"),
         "reasoning": (["off"], "off"),
         "pooling": (["mean"], "mean"),
@@ -161,10 +162,10 @@ def test_every_flag_of_llama_servers_table_is_accepted_with_its_variable():
 
 def test_flags_without_effect_warn_once_each_and_quiet_values_do_not():
     c = config("-ngl", "99", "-fa", "on", "-sm", "row", "-ts", "3,1", "-mg", "1", "--no-mmap", "-dev", "CUDA0",
-               "--numa", "distribute", "-md", "draft.gguf", "-mm", "proj.gguf", "--control-vector", "cv.gguf")
+               "--numa", "distribute", "-md", "draft.gguf", "-mm", "proj.gguf")
     names = [w.split()[0] for w in c.warnings]
     assert sorted(names) == sorted(["--flash-attn", "--numa", "--device", "--n-gpu-layers", "--split-mode",
-                                    "--tensor-split", "--main-gpu", "--control-vector", "--model-draft", "--mmproj",
+                                    "--tensor-split", "--main-gpu", "--model-draft", "--mmproj",
                                     "--mmap"])
     assert all("has no effect in pyllama" in w for w in c.warnings)
     quiet = config("-ngl", "0", "-sm", "none", "-dev", "none", "--spec-type", "none", "--mmap", "--cpu-moe",
