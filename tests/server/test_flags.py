@@ -100,7 +100,6 @@ def sample(dest: str, typ: type, default, f, files: Path) -> tuple[list[str], ob
 @pytest.mark.parametrize("dest, typ, default, f", FLAGS, ids=[f.name for *_, f in FLAGS])
 def test_flag_parses_under_every_name_and_from_its_variable(dest, typ, default, f, files):
     if typ is bool:
-        on = True if default is not True else None
         for name in f.names:
             assert getattr(config(name), dest) is True, name
         for name in f.off:
@@ -114,7 +113,6 @@ def test_flag_parses_under_every_name_and_from_its_variable(dest, typ, default, 
                 assert getattr(config(**{negative_env(f): "1"}), dest) is False
                 # a flag beats its variable
                 assert getattr(config(f.names[0], **{negative_env(f): "1"}), dest) is True
-        del on
         return
     words, value = sample(dest, typ, default, f, files)
     for name in f.names:
