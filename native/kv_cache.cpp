@@ -351,13 +351,19 @@ void KvCache::seq_restore(int seq, const uint8_t* data, size_t n) {
     for (int64_t l = 0; l < n_layer(); ++l)
         if (r.get<uint64_t>() != k_cell_bytes_[l] || r.get<uint64_t>() != v_cell_bytes_[l])
             throw KvCacheError("sequence state was saved from a cache with another layout");
+    // sizes come from the data: bound them before allocating anything
+    if ((int64_t)n_cells > size())
+        throw KvCacheError("no room in the KV cache for " + std::to_string(n_cells) + " cells (it has " +
+                           std::to_string(size()) + ")");
+    size_t rows = 0;
+    for (int64_t l = 0; l < n_layer(); ++l) rows += (k_cell_bytes_[l] + v_cell_bytes_[l]) * (size_t)n_cells;
+    if (r.left != sizeof(int32_t) * (size_t)n_cells + rows) throw KvCacheError("sequence state has the wrong size");
     std::vector<int32_t> pos(n_cells), cells(n_cells);
     r.take(pos.data(), sizeof(int32_t) * n_cells);
-    size_t rows = 0;
-    for (int64_t l = 0; l < n_layer(); ++l) rows += (k_cell_bytes_[l] + v_cell_bytes_[l]) * n_cells;
-    if (r.left != rows) throw KvCacheError("sequence state has the wrong size");
-    for (int32_t p : pos)
-        if (p < 0) throw KvCacheError("sequence state holds a negative position");
+    // a sequence holds each position once; saved states list them in increasing order
+    for (uint32_t i = 0; i < n_cells; ++i)
+        if (pos[i] < 0 || (i > 0 && pos[i] <= pos[i - 1]))
+            throw KvCacheError("sequence state holds a negative or repeated position");
     std::vector<uint64_t> seqs(n_cells, 1ull << seq);
     if (!find_slot(pos.data(), seqs.data(), n_cells, cells.data()))
         throw KvCacheError("no room in the KV cache for " + std::to_string(n_cells) + " cells");
@@ -372,6 +378,12 @@ KvView KvCache::view(int64_t layer) const {
     return KvView{k_[layer].data(), v_[layer].data(), type_k_, type_v_,
                   row_size(type_k_, s.head_dim_k), row_size(type_v_, s.head_dim_v),
                   k_cell_bytes_[layer], v_cell_bytes_[layer]};
+}
+
+size_t KvCache::cell_bytes() const {
+    size_t n = 0;
+    for (int64_t l = 0; l < n_layer(); ++l) n += k_cell_bytes_[l] + v_cell_bytes_[l];
+    return n;
 }
 
 size_t KvCache::memory_bytes() const {

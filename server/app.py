@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from flask import Flask
+from flask import Flask, g
 from werkzeug.exceptions import HTTPException
 
 from pyllama.errors import PyllamaError
@@ -16,7 +16,7 @@ from . import auth
 from .errors import ApiError, api_error, http_error
 from .generation import ClientGone
 from .memory import tune_malloc
-from .routes import chat, completion, embeddings_api, misc, messages_api, responses_api, slots, webui
+from .routes import chat, completion, embeddings_api, lora, misc, messages_api, responses_api, slots, webui
 from .config import ServerConfig, config_from_env
 from .state import ServerState
 
@@ -55,6 +55,13 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
         from . import placement
         for w in config.warnings + placement.apply(config):
             logging.getLogger("pyllama.server").warning("%s", w)
+    if config.is_router:  # no model: the router (under gunicorn, flags come from the environment only)
+        import atexit
+
+        from .router.app import create_router_app
+        app = create_router_app(config, {})
+        atexit.register(app.config["PYLLAMA_ROUTER"].kill_all)
+        return app
     tune_malloc()
     app = Flask("pyllama.server")
     app.json.sort_keys = False
@@ -66,10 +73,12 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
     st = ServerState(config, on_fatal)
     app.config["PYLLAMA_STATE"] = st
     for bp in (misc.bp, completion.bp, chat.bp, responses_api.bp, messages_api.bp, embeddings_api.bp, slots.bp,
-               webui.bp):
+               lora.bp, webui.bp):
         app.register_blueprint(bp)
 
     auth.install(app, st)
+    if config.sleep_idle_seconds > 0:
+        _install_sleep(app, st, config.sleep_idle_seconds)
 
     @app.errorhandler(ApiError)
     def _api_error(e: ApiError):
@@ -97,6 +106,28 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
     if load:
         st.load_in_background()
     return app
+
+
+def _install_sleep(app: Flask, st: ServerState, idle_s: int) -> None:
+    """--sleep-idle-seconds: requests that need the model (after the key check) count as
+    activity and wake it (sleep.py)."""
+    from .sleep import Sleeper, exempt
+
+    sleeper = Sleeper(st, idle_s)
+    app.config["PYLLAMA_SLEEPER"] = sleeper
+
+    @app.before_request
+    def _wake():
+        if not exempt():
+            g.pyllama_counted = True
+            sleeper.begin()
+
+    @app.teardown_request
+    def _done(_exc):
+        if g.pop("pyllama_counted", False):
+            sleeper.end()
+
+    sleeper.start()
 
 
 class PrefixMiddleware:

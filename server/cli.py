@@ -1,6 +1,7 @@
 """pyllama-server: llama-server's command line (same flags, same LLAMA_ARG_*
 environment variables; a flag beats its variable; declared in config.py),
-serving the app under gevent's WSGI server on every address of --host."""
+serving the app under gevent's WSGI server on every address of --host; without a
+model (-m, -hf, -mu), llama-server's router mode: a child server per model (router/)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 from pyllama import __version__
 
 from .config import ServerConfig, resolve
-from .flags import add_arguments, declared, names_of, normalize_argv
+from .flags import add_arguments, declared, given, names_of, normalize_argv
 
 # Flags that act and exit rather than configure the server: (names, help). The
 # README's flag table lists them with the declared ones (tools/gen_flags_table.py).
@@ -136,6 +137,8 @@ def _graceful_signals(servers: list, handler, grace: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .router.child import guard
+    guard()  # started by a router: end with it
     argv = sys.argv[1:] if argv is None else list(argv)
     argv = normalize_argv(argv, names_of(ServerConfig) | {n for names, _ in ACTIONS for n in names})
     ns = parser().parse_args(argv)
@@ -157,9 +160,6 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("pyllama.server")
     for w in config.warnings + placement.apply(config):
         log.warning("%s", w)
-    if not config.model:
-        print("error: no model given (-m PATH or a default model name)", file=sys.stderr)
-        return 2
     patch_gevent()
     import gevent
     from gevent.pool import Pool
@@ -189,7 +189,18 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"error: {e.strerror or e}", file=sys.stderr)
         return 1
-    app = create_app(config, load=False, on_fatal=fatal)
+    router = None
+    if config.is_router:  # no model: llama-server's router mode, a child server per model
+        from .router.app import create_router_app
+        try:
+            app = create_router_app(config, given(ServerConfig, ns, {}))
+        except ValueError as e:
+            close_all(listeners)
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        router = app.config["PYLLAMA_ROUTER"]
+    else:
+        app = create_app(config, load=False, on_fatal=fatal)
     Handler.timeout_s = config.timeout if config.timeout > 0 else None
     access = None if config.log_disable else LoggingLogAdapter(logs.access_log(), logging.INFO)
     for ls in listeners:
@@ -198,18 +209,26 @@ def main(argv: list[str] | None = None) -> int:
         pool = Pool(config.threads_http + 1024) if config.threads_http > 0 else Pool()
         servers.append(WSGIServer(ls.sock, app, log=access, handler_class=Handler, spawn=pool, **ssl))
     state = app.config["PYLLAMA_STATE"]
-    state.load_in_background()
+    if router is None:
+        state.load_in_background()
     _graceful_signals(servers, Handler, config.shutdown_grace)
     for ls in listeners:
-        log.info("listening on %s", ls.url)
+        log.info("%s on %s", "router listening" if router is not None else "listening", ls.url)
     try:
         if not failed:
             gevent.joinall([gevent.spawn(s.serve_forever, stop_timeout=config.shutdown_grace) for s in servers])
     except KeyboardInterrupt:
         pass
     finally:
-        close_all(listeners)
-    if state.engine is not None:
+        try:
+            if router is not None:  # no model's server outlives the router
+                try:
+                    router.stop_all()
+                finally:
+                    router.kill_all()
+        finally:
+            close_all(listeners)
+    if router is None and state.engine is not None:
         state.engine.shutdown()
     if failed:
         print(f"error: exiting, the model could not be loaded: {failed[0]}", file=sys.stderr, flush=True)

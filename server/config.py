@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -641,6 +642,51 @@ class ServerConfig:
                                          noeffect=PRESET + "ggml-org/gemma-3-4b-it-qat-GGUF")
     vision_gemma_12b_default: bool = flag("--vision-gemma-12b-default", default=False, help="Gemma 3 12B preset",
                                           noeffect=PRESET + "ggml-org/gemma-3-12b-it-qat-GGUF")
+    # router mode and Hugging Face
+    models_dir: str = flag("--models-dir", default="", env="LLAMA_ARG_MODELS_DIR", metavar="PATH",
+                           help="router mode (no -m): a directory of GGUF files (or of folders of them), one model "
+                                "each")
+    models_preset: str = flag("--models-preset", default="", env="LLAMA_ARG_MODELS_PRESET", metavar="PATH",
+                              help="router mode (no -m): an INI file of model presets ([name] sections of flags; "
+                                   "[*] for all)")
+    models_max: int = flag("--models-max", default=4, env="LLAMA_ARG_MODELS_MAX",
+                           help="router mode: models loaded at once; loading one more unloads the least recently "
+                                "used (0: no limit)", metavar="N",
+                           check=lambda v: v >= 0, must="be 0 (no limit) or more")
+    models_autoload: bool = flag("--models-autoload", off=("--no-models-autoload",), default=True,
+                                 env="LLAMA_ARG_MODELS_AUTOLOAD",
+                                 help="router mode: load a model on its first request")
+    hf_repo: str = flag("-hf", "-hfr", "--hf-repo", default="", env="LLAMA_ARG_HF_REPO",
+                        metavar="<user>/<model>[:quant]",
+                        help="Hugging Face repository <user>/<model>[:quant] (quant: default Q4_K_M, else Q8_0, else "
+                             "the first GGUF file); needs the hf extra (pip install 'pyllama[hf]')")
+    hf_file: str = flag("-hff", "--hf-file", default="", env="LLAMA_ARG_HF_FILE", metavar="FILE",
+                        help="the file of --hf-repo to use (overrides its quant)")
+    hf_token: str = flag("-hft", "--hf-token", default="", env="HF_TOKEN", metavar="TOKEN",
+                         help="Hugging Face access token",
+                         default_text="HF_TOKEN, else huggingface_hub's saved login")
+    model_url: str = flag("-mu", "--model-url", default="", env="LLAMA_ARG_MODEL_URL", metavar="MODEL_URL",
+                          help="download the model from this URL into the model cache (resumed, kept by its ETag)")
+    offline: bool = flag("--offline", default=False, env="LLAMA_ARG_OFFLINE",
+                         help="use only models already in the caches: no network access")
+    # slot files, LoRA, sleep
+    slot_save_path: str = flag("--slot-save-path", default="", metavar="PATH",
+                               help="directory of slot files (POST /slots/{id}?action=save|restore|erase)",
+                               default_text="disabled",
+                               check=lambda v: not v or not os.path.exists(v) or os.path.isdir(v),
+                               must="be a directory")
+    lora: tuple[str, ...] = flag("--lora", default=(), repeat=True, metavar="FNAME",
+                                 help="LoRA adapter (GGUF) applied at scale 1; comma-separated or repeated")
+    lora_scaled: tuple[str, ...] = flag("--lora-scaled", default=(), repeat=True, metavar="FNAME:SCALE,...",
+                                        help="LoRA adapter with its scale; comma-separated or repeated",
+                                        check=lambda v: _lora_scaled(v) is not None, must="be FNAME:SCALE,...")
+    lora_init_without_apply: bool = flag("--lora-init-without-apply", default=False,
+                                         help="load LoRA adapters at scale 0 (set their scales later with "
+                                              "POST /lora-adapters)")
+    sleep_idle_seconds: int = flag("--sleep-idle-seconds", default=-1, metavar="SECONDS",
+                                   help="seconds without requests after which the model is unloaded until the next "
+                                        "one (-1: never)",
+                                   check=lambda v: v == -1 or v > 0, must="be -1 (disabled) or a number of seconds")
 
     # derived from the flags when the config is made
     api_keys: list[str] = field(init=False, default_factory=list)  # --api-key's, then --api-key-file's
@@ -657,6 +703,12 @@ class ServerConfig:
     reverse_prompts: list[str] = field(init=False, default_factory=list)  # -r, escapes processed
     ui_settings: dict = field(init=False, default_factory=dict)     # --ui-config(-file), parsed
     warnings: list[str] = field(init=False, default_factory=list)   # flags given that have no effect here
+    lora_adapters: list = field(init=False, default_factory=list)   # (path, initial scale): --lora, then --lora-scaled
+
+    @property
+    def is_router(self) -> bool:
+        """No model given (-m, -hf, -mu): the server routes requests to a child server per model."""
+        return not (self.model or self.hf_repo or self.model_url)
 
     def __post_init__(self) -> None:
         check(self)
@@ -686,6 +738,7 @@ class ServerConfig:
                 if getattr(self, n + "_batch") == getattr(self, n)}
         self.warnings = [w for w in no_effect_warnings(self) if w.split(" ", 1)[0][:-len("-batch")] not in same
                          or not w.split(" ", 1)[0].endswith("-batch")]
+        self.lora_adapters = _lora_adapters(self)
 
     @property
     def verbose_answers(self) -> bool:
@@ -812,6 +865,34 @@ def _template_kwargs(text: str) -> dict:
     if not isinstance(value, dict):
         raise ValueError("--chat-template-kwargs must be a JSON object")
     return value
+
+
+def _lora_adapters(cfg: ServerConfig) -> list[tuple[str, float]]:
+    """(path, scale) of every adapter: --lora's at 1, then --lora-scaled's at theirs; all at
+    0 with --lora-init-without-apply (as llama-server reports them then)."""
+    out = [(p.strip(), 1.0) for x in cfg.lora for p in x.split(",") if p.strip()]
+    out += _lora_scaled(cfg.lora_scaled) or []
+    if cfg.lora_init_without_apply:
+        out = [(p, 0.0) for p, _ in out]
+    return out
+
+
+def _lora_scaled(items) -> list[tuple[str, float]] | None:
+    """--lora-scaled FNAME:SCALE (comma-separated, or repeated) as (path, scale); None when
+    one is malformed."""
+    out = []
+    for item in (p.strip() for x in items for p in x.split(",")):
+        if not item:
+            continue
+        path, sep, scale = item.rpartition(":")
+        try:
+            value = float(scale)
+        except ValueError:
+            return None
+        if not sep or not path or not math.isfinite(value):
+            return None
+        out.append((path, value))
+    return out
 
 
 def _default_grammar(cfg: ServerConfig) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 from pyllama.engine import EmbeddingResult, EmbedParams, TaskRequest
 
 from .errors import bad_request, not_supported
+from .lora import request_scales
 from .params import field
 from .prompts import split_prompts, tokenize_prompt
 
@@ -41,7 +42,7 @@ def check_rerank(st) -> None:
 def _task(st, ids: list[int], normalize: int) -> TaskRequest:
     """(Its size is checked by the engine, in llama-server's order: see embedding_job.)"""
     return TaskRequest(prompt=ids, cache_prompt=False, n_predict=0,
-                       embedding=EmbedParams(st.llm.pooling_type, normalize))
+                       embedding=EmbedParams(st.llm.pooling_type, normalize), lora=request_scales(st, {}))
 
 
 @dataclass

@@ -11,6 +11,7 @@ system when freed) and the arenas are limited to two."""
 from __future__ import annotations
 
 import ctypes
+import functools
 import ctypes.util
 import logging
 
@@ -28,8 +29,7 @@ def tune_malloc() -> bool:
     if _done:
         return True
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = _libc().mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
@@ -39,3 +39,18 @@ def tune_malloc() -> bool:
         log.debug("mallopt refused a setting; the allocator keeps its defaults")
     _done = True
     return ok
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    # find_library runs ldconfig in a subprocess: once, at start-up (tune_malloc), never
+    # again on a worker thread (gevent cannot watch a child from there)
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
+def trim() -> bool:
+    """Give the heap's free memory back to the system (glibc's malloc_trim); False elsewhere."""
+    try:
+        return bool(_libc().malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

@@ -13,6 +13,7 @@ from pyllama.sampling import SamplingError, SamplingParams, dry_breakers
 
 from .constraints import Constraint, parse_constraint
 from .errors import bad_request
+from .lora import request_scales
 
 INT32_MAX = 2**31 - 1
 # Bounds on what one request may ask for (llama-server has none of these; without them one
@@ -106,4 +107,4 @@ def task_request(state, body: dict, prompt_ids: list[int], *, stream: bool,
                        n_keep=n_keep, n_discard=n_discard, n_indent=max(0, n_indent), t_max_predict_ms=t_max,
                        ignore_eos=sampling.ignore_eos, grammar=c.grammar, grammar_text=c.text,
                        grammar_lazy=c.lazy, trigger_tokens=c.trigger_tokens, trigger_patterns=c.trigger_patterns,
-                       grammar_triggers=c.triggers, preserved_tokens=c.preserved)
+                       grammar_triggers=c.triggers, preserved_tokens=c.preserved, lora=request_scales(state, body))

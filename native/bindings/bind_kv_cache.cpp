@@ -70,6 +70,9 @@ void register_kv_cache(py::module_& m) {
         .def_property_readonly("n_used", &KvCache::n_used)
         .def_property_readonly("n_layer", &KvCache::n_layer)
         .def_property_readonly("memory_bytes", &KvCache::memory_bytes)
+        .def_property_readonly("cell_bytes", &KvCache::cell_bytes, "bytes of K and V per cell, over all layers")
+        .def_property_readonly("type_k", [](const KvCache& kv) { return (uint32_t)kv.type_k(); }, "ggml type of K")
+        .def_property_readonly("type_v", [](const KvCache& kv) { return (uint32_t)kv.type_v(); }, "ggml type of V")
         .def("cells", [](const KvCache& kv) {
             IntArray pos(kv.size());
             SeqArray seqs(kv.size());

@@ -6,26 +6,9 @@
 #include <memory>
 
 #include "bindings.h"
-#include "../models/context.h"
-#include "../models/model.h"
+#include "holders.h"
 
 using namespace pyllama;
-
-namespace {
-
-// A Model plus references to the arrays its weights point into.
-struct ModelHolder {
-    std::unique_ptr<Model> model;
-    std::vector<py::object> keep;
-};
-
-// A Context plus a reference to its model, so the model outlives it.
-struct ContextHolder {
-    std::unique_ptr<Context> ctx;
-    py::object model;
-};
-
-}  // namespace
 
 void register_model(py::module_& m) {
     py::register_exception<ContextFull>(m, "ContextFull", PyExc_RuntimeError);
@@ -154,6 +137,19 @@ void register_model(py::module_& m) {
             pc.ctx->set_control_vector(std::move(data));
         }, py::arg("v"), "Control vectors (n_layer * n_embd floats, layer by layer) added to each layer's output; "
                          "an empty array removes them.")
+        .def("attach_lora", [](ContextHolder& pc, py::object adapter) {
+            LoraHolder& lh = adapter.cast<LoraHolder&>();
+            const int id = pc.ctx->attach_lora(lh.adapter.get());
+            pc.loras.push_back(adapter);
+            return id;
+        }, py::arg("adapter"), "Attach a finalized LoraAdapter (scale 0 for every sequence); returns its id.")
+        .def("set_lora_scales", [](ContextHolder& pc, int seq, std::vector<float> scales) {
+            pc.ctx->set_lora_scales(seq, scales);
+        }, py::arg("seq"), py::arg("scales"),
+           "The scale of each attached adapter (by id) for one sequence; adapters left out get 0.")
+        .def("lora_scales", [](const ContextHolder& pc, int seq) { return pc.ctx->lora_scales(seq); },
+             py::arg("seq"))
+        .def_property_readonly("n_lora", [](const ContextHolder& pc) { return pc.ctx->n_lora(); })
         .def_property_readonly("kv", [](ContextHolder& pc) -> KvCache& { return pc.ctx->kv(); },
                                py::return_value_policy::reference_internal)
         .def_property_readonly("n_threads", [](const ContextHolder& pc) { return pc.ctx->n_threads(); })

@@ -24,5 +24,6 @@ void register_tokenizer(py::module_& m);
 void register_kv_cache(py::module_& m);
 void register_architectures(py::module_& m);
 void register_model(py::module_& m);
+void register_lora(py::module_& m);
 void register_sampling(py::module_& m);
 void register_grammar(py::module_& m);

@@ -10,6 +10,7 @@ PYBIND11_MODULE(_native, m) {
     register_kv_cache(m);
     register_architectures(m);
     register_model(m);
+    register_lora(m);
     register_sampling(m);
     register_grammar(m);
 }

@@ -37,9 +37,35 @@ Context::Context(const Model& model, const ContextParams& cp)
       pool_(cp.n_threads > 0 ? cp.n_threads : (int)std::max(1u, std::thread::hardware_concurrency()), cp.poll,
             cp.cpus),
       kv_(cp.n_ctx, kv_layer_specs(model), cp.type_k, cp.type_v),
-      decoder_(model, kv_, pool_),
+      decoder_(model, kv_, pool_, lora_),
       encoder_(model, pool_) {
     if (cp_.n_ubatch <= 0) throw std::invalid_argument("n_ubatch must be positive");
+}
+
+int Context::attach_lora(const LoraAdapter* adapter) {
+    if (!adapter) throw std::invalid_argument("no LoRA adapter given");
+    if (m_.is_encoder()) throw std::invalid_argument("LoRA adapters apply to decoders only");
+    if (adapter->model() != &m_)
+        throw std::invalid_argument("the LoRA adapter was not checked against this context's model (finalize it first)");
+    lora_.adapters.push_back(adapter);
+    lora_.scales.emplace_back();
+    lora_.scales.back().fill(0.0f);
+    return (int)lora_.adapters.size() - 1;
+}
+
+void Context::set_lora_scales(int seq, const std::vector<float>& scales) {
+    if (seq < 0 || seq >= kMaxSeq) throw std::invalid_argument("sequence id " + std::to_string(seq) + " is out of range");
+    if (scales.size() > lora_.adapters.size())
+        throw std::invalid_argument(std::to_string(scales.size()) + " LoRA scales for " +
+                                    std::to_string(lora_.adapters.size()) + " adapters");
+    for (size_t a = 0; a < lora_.adapters.size(); ++a) lora_.scales[a][seq] = a < scales.size() ? scales[a] : 0.0f;
+}
+
+std::vector<float> Context::lora_scales(int seq) const {
+    if (seq < 0 || seq >= kMaxSeq) throw std::invalid_argument("sequence id " + std::to_string(seq) + " is out of range");
+    std::vector<float> out;
+    for (const auto& s : lora_.scales) out.push_back(s[seq]);
+    return out;
 }
 
 void Context::check(const Batch& b) const {

@@ -11,6 +11,7 @@
 #include "../kv_cache.h"
 #include "decoder.h"
 #include "encoder.h"
+#include "lora.h"
 #include "model.h"
 
 namespace pyllama {
@@ -53,6 +54,14 @@ class Context {
 
     // Control vectors: (n_layer, n_embd) added to each layer's output; empty: none (decoders only).
     void set_control_vector(std::vector<float> v) { decoder_.set_control_vector(std::move(v)); }
+    // LoRA adapters (kept alive by the caller): attached once, in id order; each
+    // sequence applies each adapter at its own scale (0 until set), so one batch
+    // may hold sequences with different adapters. Returns the adapter's id.
+    int attach_lora(const LoraAdapter* adapter);
+    int n_lora() const { return (int)lora_.adapters.size(); }
+    // Scales of every attached adapter for sequence seq (missing ones: 0).
+    void set_lora_scales(int seq, const std::vector<float>& scales);
+    std::vector<float> lora_scales(int seq) const;
 
     KvCache& kv() { return kv_; }
     const KvCache& kv() const { return kv_; }
@@ -68,6 +77,7 @@ class Context {
     ContextParams cp_;
     ThreadPool pool_;
     KvCache kv_;
+    LoraSet lora_;
     Decoder decoder_;
     Encoder encoder_;
     std::vector<int32_t> cells_;  // (n_ubatch) the cells claimed for one micro-batch

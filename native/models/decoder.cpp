@@ -110,9 +110,10 @@ void Decoder::attention_block(int64_t il, int64_t n) {
     float *attn = attn_.data(), *o = o_.data();
 
     rms_norm(x, L.attn_norm, cur, n, E, p.norm_eps);                  // (n, E)
-    matmul(L.wq, cur, n, E, q, nq, pool_, kt);                        // (n, n_head, hk)
-    matmul(L.wk, cur, n, E, k, nk, pool_, kt);                        // (n, n_head_kv, hk)
-    matmul(L.wv, cur, n, E, v, nv, pool_, kt);                        // (n, n_head_kv, hv)
+    const int32_t* seq = seq0_.data();
+    mm(L.wq, il, (int)LoraRole::Wq, cur, n, E, q, nq, seq);           // (n, n_head, hk)
+    mm(L.wk, il, (int)LoraRole::Wk, cur, n, E, k, nk, seq);           // (n, n_head_kv, hk)
+    mm(L.wv, il, (int)LoraRole::Wv, cur, n, E, v, nv, seq);           // (n, n_head_kv, hv)
     add_bias(q, L.bq, n, nq);
     add_bias(k, L.bk, n, nk);
     add_bias(v, L.bv, n, nv);
@@ -141,7 +142,7 @@ void Decoder::attention_block(int64_t il, int64_t n) {
     a.softcap = p.attn_logit_softcap;
     attention(a, pool_, kt);                                          // (n, n_head, hv)
 
-    matmul(L.wo, attn, n, p.n_head * hv, o, E, pool_, kt);            // (n, E)
+    mm(L.wo, il, (int)LoraRole::Wo, attn, n, p.n_head * hv, o, E, seq);  // (n, E)
     add_bias(o, L.bo, n, E);
     if (t.info.post_norms) rms_norm(o, L.post_attn_norm, o, n, E, p.norm_eps);
     add(x, o, x, n * E);
@@ -168,18 +169,18 @@ void Decoder::feed_forward_block(int64_t il, int64_t n) {
     const ModelParams& p = m_.params();
     const ArchTraits& t = m_.traits();
     const LayerWeights& L = m_.layer(il);
-    const KernelTable& kt = kernels();
     const int64_t E = p.n_embd;
     float *x = x_.data(), *cur = cur_.data(), *o = o_.data(), *g = gate_.data(), *u = up_.data();
 
     rms_norm(x, L.ffn_norm, cur, n, E, p.norm_eps);
-    matmul(L.gate, cur, n, E, g, p.n_ff, pool_, kt);                  // (n, n_ff)
-    matmul(L.up, cur, n, E, u, p.n_ff, pool_, kt);                    // (n, n_ff)
+    const int32_t* seq = seq0_.data();
+    mm(L.gate, il, (int)LoraRole::Gate, cur, n, E, g, p.n_ff, seq);   // (n, n_ff)
+    mm(L.up, il, (int)LoraRole::Up, cur, n, E, u, p.n_ff, seq);       // (n, n_ff)
     if (t.act == FfnAct::Geglu)
         geglu_ggml(g, u, g, n * p.n_ff);
     else
         swiglu(g, u, g, n * p.n_ff);
-    matmul(L.down, g, n, p.n_ff, o, E, pool_, kt);                    // (n, E)
+    mm(L.down, il, (int)LoraRole::Down, g, n, p.n_ff, o, E, seq);     // (n, E)
     if (t.info.post_norms) rms_norm(o, L.post_ffw_norm, o, n, E, p.norm_eps);
     add(x, o, x, n * E);
 }
@@ -188,19 +189,55 @@ void Decoder::feed_forward_block(int64_t il, int64_t n) {
 void Decoder::output_logits(const Batch& b, int64_t i0, int64_t n, float* out) {
     const ModelParams& p = m_.params();
     int64_t n_out = 0;
+    out_seq_.resize(n);
     for (int64_t i = 0; i < n; ++i)
-        if (b.logits[i0 + i])
+        if (b.logits[i0 + i]) {
+            out_seq_[n_out] = seq0_[i];
             std::copy(x_.begin() + i * p.n_embd, x_.begin() + (i + 1) * p.n_embd, cur_.begin() + n_out++ * p.n_embd);
+        }
     if (!n_out) return;
     rms_norm(cur_.data(), m_.output_norm(), cur_.data(), n_out, p.n_embd, p.norm_eps);
     if (b.embd) {
         std::copy(cur_.begin(), cur_.begin() + n_out * p.n_embd, out);  // (n_out, n_embd)
         return;
     }
-    matmul(m_.output(), cur_.data(), n_out, p.n_embd, out, p.n_vocab, pool_, kernels());  // (n_out, n_vocab)
+    mm(m_.output(), -1, -1, cur_.data(), n_out, p.n_embd, out, p.n_vocab, out_seq_.data());  // (n_out, n_vocab)
     if (p.final_logit_softcap > 0.0f) {
         const float c = p.final_logit_softcap;
         for (int64_t i = 0; i < n_out * p.n_vocab; ++i) out[i] = c * std::tanh(out[i] / c);
+    }
+}
+
+void Decoder::mm(const WeightView& w, int64_t il, int role, const float* x, int64_t n, int64_t n_in, float* y,
+                 int64_t n_out, const int32_t* row_seq) {
+    const KernelTable& kt = kernels();
+    matmul(w, x, n, n_in, y, n_out, pool_, kt);
+    // Each adapter in attachment order; a row's delta is computed from that row
+    // alone (matmul never mixes rows), so a sequence's result does not depend
+    // on which adapters its batch neighbours use.
+    for (size_t a = 0; a < lora_.adapters.size(); ++a) {
+        const LoraAdapter* ad = lora_.adapters[a];
+        const LoraPair* pr = role < 0 ? ad->output() : ad->find(il, (LoraRole)role);
+        if (!pr) continue;
+        lora_s_.resize(n);
+        bool any = false;
+        for (int64_t i = 0; i < n; ++i) {
+            lora_s_[i] = lora_.scales[a][row_seq[i]] * pr->factor;
+            any |= lora_s_[i] != 0.0f;
+        }
+        if (!any) continue;
+        const int64_t r = pr->a.n_rows;
+        lora_t_.resize(n * r);
+        lora_u_.resize(n * n_out);
+        matmul(pr->a, x, n, n_in, lora_t_.data(), r, pool_, kt);                  // (n, r)
+        matmul(pr->b, lora_t_.data(), n, r, lora_u_.data(), n_out, pool_, kt);    // (n, n_out)
+        for (int64_t i = 0; i < n; ++i) {
+            const float s = lora_s_[i];
+            if (s == 0.0f) continue;
+            float* yr = y + i * n_out;
+            const float* ur = lora_u_.data() + i * n_out;
+            for (int64_t j = 0; j < n_out; ++j) yr[j] += s * ur[j];
+        }
     }
 }
 

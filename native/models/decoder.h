@@ -16,6 +16,7 @@
 
 #include "../kernels/threadpool.h"
 #include "../kv_cache.h"
+#include "lora.h"
 #include "model.h"
 
 namespace pyllama {
@@ -32,7 +33,8 @@ struct Batch {
 
 class Decoder {
    public:
-    Decoder(const Model& model, KvCache& kv, ThreadPool& pool) : m_(model), kv_(kv), pool_(pool) {}
+    Decoder(const Model& model, KvCache& kv, ThreadPool& pool, const LoraSet& lora)
+        : m_(model), kv_(kv), pool_(pool), lora_(lora) {}
 
     // Tokens [i0, i0 + n) of the batch, whose K/V go to the cache cells
     // `cells` (n, already claimed). Writes the logits of the flagged tokens,
@@ -50,10 +52,15 @@ class Decoder {
     void store_kv(int64_t il, int64_t n, const float* k, const float* v);
     void feed_forward_block(int64_t il, int64_t n);
     void output_logits(const Batch& b, int64_t i0, int64_t n, float* out);
+    // y (n, n_out) = x (n, n_in) · Wᵀ, plus every attached adapter's s' · B (A x)
+    // on the rows whose sequence (row_seq) gives it a scale. role < 0: the output.
+    void mm(const WeightView& w, int64_t il, int role, const float* x, int64_t n, int64_t n_in, float* y,
+            int64_t n_out, const int32_t* row_seq);
 
     const Model& m_;
     KvCache& kv_;
     ThreadPool& pool_;
+    const LoraSet& lora_;
     // scratch for one micro-batch of n tokens
     std::vector<float> x_, cur_, q_, k_, v_, attn_, o_, gate_, up_;  // (n, ...) activations
     std::vector<float> cs_, cs_swa_;                                 // (n, n_rot) RoPE angles
@@ -62,6 +69,8 @@ class Decoder {
     std::vector<float> cvec_;                                        // (n_layer, n_embd) or empty
     std::vector<uint8_t> cvec_on_;                                   // (n_layer) a row to add
     VisibleCells vis_, vis_swa_;
+    std::vector<float> lora_t_, lora_u_, lora_s_;                    // (n, r), (n, n_out), (n) LoRA deltas
+    std::vector<int32_t> out_seq_;                                   // (n_out) sequence of each output row
 };
 
 }  // namespace pyllama

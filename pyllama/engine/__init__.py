@@ -5,7 +5,7 @@ and the server's greenlets."""
 
 from .engine import Engine, EngineConfig
 from .task import (CompletionResult, EmbeddingResult, EmbedParams, ErrorEvent, FinalEvent, PartialEvent,
-                   ProgressEvent, Task, TaskRequest)
+                   ProgressEvent, SlotAction, Task, TaskRequest)
 
 __all__ = ["CompletionResult", "EmbedParams", "EmbeddingResult", "Engine", "EngineConfig", "ErrorEvent",
-           "FinalEvent", "PartialEvent", "ProgressEvent", "Task", "TaskRequest"]
+           "FinalEvent", "PartialEvent", "ProgressEvent", "SlotAction", "Task", "TaskRequest"]

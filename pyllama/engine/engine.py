@@ -9,16 +9,18 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from ..errors import (ContextOverflow, EngineFailed, PyllamaError, QueueFull, ShuttingDown, TaskFailed,
-                      check_fits)
+from ..errors import (ContextOverflow, EngineFailed, InvalidRequest, PyllamaError, QueueFull, ShuttingDown,
+                      TaskFailed, check_fits)
 from ..grammar import GrammarError
 from ..llama import Batch, Llama
+from ..slot_file import SlotFileError, SlotState
 from .bridge import original
 from .embedding_job import EmbeddingJob, check_input
 from .generation import Generation
 from .scheduler import GENERATING, IDLE, PROMPT, BatchPlan, Work, admit, plan_batch, plan_reuse, plan_shift
 from .slot import Slot, SlotSnapshot
-from .task import CompletionResult, ErrorEvent, FinalEvent, PartialEvent, ProgressEvent, Span, Task, Timings
+from .task import (CompletionResult, ErrorEvent, FinalEvent, PartialEvent, ProgressEvent, SlotAction, Span, Task,
+                   Timings)
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +71,19 @@ class Engine:
         self._lock = original("threading", "Lock")()
         self._wake = original("threading", "Event")()
         self._pending: collections.deque[Task] = collections.deque()
+        self._actions: collections.deque[SlotAction] = collections.deque()  # slot save/restore/erase, in order
         self._stop = False
+        self.last_active = time.monotonic()  # when a task or action last arrived or a step last ran
         self._solo: collections.deque[int] = collections.deque()  # slots to decode alone (after a failed batch)
         self._embedding_turn = False  # with both kinds of work waiting: whose batch is next
         self.failure: str | None = None  # why the engine thread died; every task then fails at once
         self._ended = original("threading", "Event")()
+        self.thread_id: int | None = None
 
     # -- any thread ---------------------------------------------------------------
     def start(self) -> None:
         start_new_thread = original("_thread", "start_new_thread")
-        start_new_thread(self._run, ())
+        self.thread_id = start_new_thread(self._run, ())  # the engine thread's ident (original get_ident)
 
     def shutdown(self, wait_s: float = 0.0) -> bool:
         """Stop the engine thread (waiting tasks get ShuttingDown); True once it has
@@ -98,14 +103,28 @@ class Engine:
                 raise QueueFull(f"the server is busy: {len(self._pending)} requests are already waiting for a "
                                 f"slot (limit {limit}); try again later")
             self._pending.extend(tasks)
+            self.last_active = time.monotonic()
         self._wake.set()
 
-    def cancel(self, task: Task) -> None:
+    def submit_action(self, action: SlotAction) -> None:
+        """Queue a slot action (task.SlotAction); stopped_error() once the engine has ended."""
+        with self._lock:
+            if self.failure is not None or self._stop:
+                raise self.stopped_error()
+            self._actions.append(action)
+            self.last_active = time.monotonic()
+        self._wake.set()
+
+    def cancel(self, task: "Task | SlotAction") -> None:
         task.cancel()
         self._wake.set()
 
     def n_pending(self) -> int:
         return len(self._pending)
+
+    def idle(self) -> bool:
+        """No task running or waiting and no slot action waiting (as last seen)."""
+        return not self._pending and not self._actions and not any(s.is_processing for s in self.snapshots)
 
     def stopped_error(self) -> PyllamaError:
         """What a task gets once the engine thread has ended: ShuttingDown when asked
@@ -119,7 +138,7 @@ class Engine:
         try:
             while not self._stop:
                 busy = any(s.state != IDLE for s in self.slots)
-                if not busy and not self._pending:
+                if not busy and not self._pending and not self._actions:
                     self._wake.wait(0.5)
                     self._wake.clear()
                     continue
@@ -151,18 +170,21 @@ class Engine:
         with self._lock:
             self._stop = True
             waiting, self._pending = list(self._pending), collections.deque()
+            actions, self._actions = list(self._actions), collections.deque()
         error = self.stopped_error()
         running = [s.task for s in self.slots if s.gen is not None]
         for s in self.slots:
             s.release()
-        for task in waiting + running:
+        for task in waiting + running + actions:
             try:
                 task.deliver(ErrorEvent(error))
             except BaseException:  # noqa: BLE001 - one bad delivery must not keep the others waiting
                 log.exception("delivering the final error failed")
 
     def step(self) -> None:
+        self.last_active = time.monotonic()
         self._drop_cancelled()
+        self._run_actions()
         self._admit()
         solo = self._solo[0] if self._solo else None
         plan = self._plan(solo)
@@ -285,10 +307,77 @@ class Engine:
             if s.gen is not None and s.task.cancelled:
                 s.release()
 
+    # -- slot actions (save / restore / erase), between steps ----------------------
+    def _run_actions(self) -> None:
+        """Carry out the waiting slot actions whose slot is idle, in arrival order; one
+        whose slot is busy waits (llama-server defers it) without holding up the others."""
+        with self._lock:
+            actions = list(self._actions)
+        for a in actions:
+            if not a.cancelled:
+                if not 0 <= a.id_slot < len(self.slots):
+                    a.deliver(ErrorEvent(InvalidRequest("Invalid slot ID")))
+                elif self.slots[a.id_slot].state != IDLE:
+                    continue
+                else:
+                    try:
+                        result = self._slot_action(self.slots[a.id_slot], a)
+                    except Exception as e:  # noqa: BLE001 - this action alone fails
+                        log.warning("slot %d: %s failed: %s", a.id_slot, a.action, e)
+                        a.deliver(ErrorEvent(task_error(e)))
+                    else:
+                        a.deliver(FinalEvent(result))
+            with self._lock:
+                self._actions.remove(a)
+
+    def _slot_action(self, s: Slot, a: SlotAction):
+        if a.action == "save":
+            adapters = self.llm.lora_adapters
+            lora = tuple((adapters[i].fingerprint, scale) for i, scale in enumerate(s.cache.lora) if scale != 0.0)
+            return SlotState(tokens=list(s.cache.tokens), state=self.llm.kv.seq_save(s.id), lora=lora)
+        if a.action == "erase":
+            n = s.n_past
+            s.cache.clear()
+            return n
+        if a.action == "restore":
+            return self._restore(s, a.state)
+        raise InvalidRequest(f"Invalid action: {a.action}")
+
+    def _restore(self, s: Slot, state: SlotState) -> int:
+        """Replace the slot's cache with a saved one (checked whole by slot_file.unpack);
+        if the KV state is refused the slot is left empty."""
+        by_fingerprint = {info.fingerprint: info.id for info in self.llm.lora_adapters}
+        scales = [0.0] * len(self.llm.lora_adapters)
+        for fp, scale in state.lora:
+            if fp not in by_fingerprint:
+                raise SlotFileError("the slot file's cache was computed with a LoRA adapter that is not loaded")
+            scales[by_fingerprint[fp]] = scale
+        s.cache.clear()
+        try:
+            self.llm.kv.seq_restore(s.id, state.state)
+        except ValueError as e:
+            s.cache.clear()
+            raise SlotFileError(f"the slot file's KV state cannot be restored: {e}") from None
+        s.cache.tokens = list(state.tokens)
+        s.cache.lora = self._lora_key(scales)
+        if not s.cache.consistent():
+            s.cache.clear()
+            raise SlotFileError("the slot file's KV state does not hold exactly its tokens' positions")
+        return s.n_past
+
+    def _lora_key(self, scales) -> tuple[float, ...]:
+        """Scales by adapter id, one per loaded adapter; () when none applies (so equal
+        configurations compare equal)."""
+        n = len(self.llm.lora_adapters)
+        key = tuple(float(x) for x in scales[:n]) + (0.0,) * max(0, n - len(scales))
+        return key if any(key) else ()
+
     def _admit(self) -> None:
         with self._lock:
             waiting = list(self._pending)
-        for task, slot in admit(waiting, self.slots, self.config.cont_batching, self.config.slot_prompt_similarity):
+            reserved = frozenset(a.id_slot for a in self._actions if not a.cancelled)
+        for task, slot in admit(waiting, self.slots, self.config.cont_batching, self.config.slot_prompt_similarity,
+                                reserved):
             with self._lock:
                 self._pending.remove(task)
             if not task.request.prompt:  # llama-server: an empty prompt gets an empty answer, cache untouched
@@ -302,6 +391,12 @@ class Engine:
 
     def _start(self, slot: Slot, task: Task) -> None:
         req = task.request
+        lora = self._lora_key(req.lora)
+        if slot.cache.lora != lora:  # cells computed under other adapters are of no use
+            slot.cache.clear()
+            slot.cache.lora = lora
+        if self.llm.lora_adapters:
+            self.llm.set_lora_scales(slot.id, lora)
         if req.embedding is not None:
             check_input(self.llm, len(req.prompt), pooling=req.embedding.pooling, n_ctx=self.n_ctx_slot)
             slot.cache.clear()

@@ -19,6 +19,7 @@ class SlotView(Protocol):
     id: int
     state: str          # IDLE, PROMPT or GENERATING
     last_used: float    # when its last task ended (least recently used goes first)
+    lora: tuple         # the LoRA scales its cache was computed with
 
     @property
     def cached(self) -> Sequence[int]:
@@ -29,10 +30,17 @@ class RequestView(Protocol):
     prompt: Sequence[int]
     id_slot: int        # -1: any slot
     cache_prompt: bool
+    lora: tuple         # the LoRA scales it runs with
 
 
 class TaskView(Protocol):
     request: RequestView
+
+
+def reusable(slot: SlotView, request: RequestView) -> Sequence[int]:
+    """What of a slot's cache a request could reuse: nothing when it was computed
+    with other LoRA adapters or scales."""
+    return slot.cached if slot.lora == request.lora else ()
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -49,7 +57,8 @@ def choose_slot(slots: Sequence[SlotView], request: RequestView, taken: frozense
     """llama-server's choice: the slot the request names (when idle), else the idle
     slot whose cache shares the longest prefix with the prompt (ties: the least
     recently used) if that prefix is more than `similarity` of the prompt
-    (--slot-prompt-similarity; 0: never), else the least recently used idle slot."""
+    (--slot-prompt-similarity; 0: never), else the least recently used idle slot. Only
+    a cache computed under the request's LoRA scales counts as shared (`reusable`)."""
     if request.id_slot >= 0:
         s = slots[request.id_slot % len(slots)]
         return s if s.state == IDLE and s.id not in taken else None
@@ -57,23 +66,24 @@ def choose_slot(slots: Sequence[SlotView], request: RequestView, taken: frozense
     if not idle:
         return None
     if request.cache_prompt and similarity > 0 and request.prompt:
-        best = max(idle, key=lambda s: (common_prefix(s.cached, request.prompt), -s.last_used))
-        n = common_prefix(best.cached, request.prompt)
+        best = max(idle, key=lambda s: (common_prefix(reusable(s, request), request.prompt), -s.last_used))
+        n = common_prefix(reusable(best, request), request.prompt)
         if n > 0 and n / len(request.prompt) > similarity:
             return best
     return min(idle, key=lambda s: s.last_used)
 
 
 def admit(waiting: Sequence[TaskView], slots: Sequence[SlotView], cont_batching: bool = True,
-          similarity: float = 0.1) -> list[tuple[TaskView, SlotView]]:
+          similarity: float = 0.1, reserved: frozenset[int] = frozenset()) -> list[tuple[TaskView, SlotView]]:
     """Which waiting tasks start now, in arrival order, and in which slot. A task
     whose slot is busy is deferred without holding up those behind it. An empty
     prompt is answered at once and takes no slot. Without continuous batching no
-    task starts while any slot is generating."""
+    task starts while any slot is generating. `reserved` slots (a slot action waits
+    for them) take no task."""
     if not cont_batching and any(s.state == GENERATING for s in slots):
         return []
     out: list[tuple[TaskView, SlotView]] = []
-    taken: set[int] = set()
+    taken: set[int] = set(reserved)
     for task in waiting:
         slot = choose_slot(slots, task.request, frozenset(taken), similarity)
         if slot is None:

@@ -42,6 +42,10 @@ class Slot:
         return self.cache.tokens
 
     @property
+    def lora(self) -> tuple[float, ...]:
+        return self.cache.lora
+
+    @property
     def n_past(self) -> int:
         return self.cache.n_past
 

@@ -16,6 +16,9 @@ class SlotCache:
         self.kv = kv
         self.seq = seq_id
         self.tokens: list[int] = []
+        # the LoRA scales its cells were computed with (TaskRequest.lora): a prompt under
+        # other adapters reuses none of them
+        self.lora: tuple[float, ...] = ()
 
     @property
     def n_past(self) -> int:
@@ -41,6 +44,7 @@ class SlotCache:
     def clear(self) -> None:
         self.kv.seq_rm(self.seq, -1, -1)
         self.tokens.clear()
+        self.lora = ()
 
     def shift(self, n_keep: int, n_discard: int) -> None:
         """Drop n_discard positions after the first n_keep; later ones move down."""

@@ -46,6 +46,7 @@ class TaskRequest:
     reasoning_format: str = "none"     # the reasoning format it is read with (reported back)
     reasoning_budget: object = None    # a reasoning_budget.ReasoningBudget: thinking ends after that many tokens
     embedding: "EmbedParams | None" = None  # an embedding task: no sampling, the prompt's states pooled
+    lora: tuple[float, ...] = ()       # the scale of each loaded LoRA adapter, by id; () when none applies
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,30 @@ class ErrorEvent:
     server maps to llama-server's error envelope."""
 
     error: Exception
+
+
+@dataclass
+class SlotAction:
+    """A control operation on one slot, carried out by the engine thread between two
+    steps, once the slot is idle (a busy slot's action waits, as llama-server defers
+    it; meanwhile no new task starts in that slot):
+
+      save     hand over the slot's cache: result is a SlotState (pyllama.slot_file)
+      restore  replace the slot's cache with `state` (its tokens, KV state, adapters
+               as (fingerprint, scale)); result is the number of tokens restored
+      erase    drop the slot's cache; result is the number of tokens it held
+
+    `deliver` gets a FinalEvent(result) or an ErrorEvent (InvalidRequest for a slot id
+    that does not exist or a state that cannot be restored)."""
+
+    action: str
+    id_slot: int
+    deliver: Callable[[object], None]
+    state: object = None
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
 
 class Task:

@@ -31,6 +31,14 @@ def json_body() -> dict:
     """The body as a JSON object. As llama-server's parser: NaN and Infinity are not
     JSON, a number too large for a double is an error, and so is a string holding
     half of a surrogate pair (it is no text at all)."""
+    body = json_value()
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object")
+    return body
+
+
+def json_value():
+    """The body as any JSON value (an empty body: {}), parsed as json_body says."""
     data = request.get_data(cache=True)
     try:
         body = json.loads(data or b"{}", parse_constant=_not_json, parse_float=_finite)
@@ -38,8 +46,6 @@ def json_body() -> dict:
         raise bad_request(f"JSON parse error: {e}") from None
     except RecursionError:
         raise bad_request("JSON parse error: the body is nested too deeply") from None
-    if not isinstance(body, dict):
-        raise bad_request("the request body must be a JSON object")
     if _SURROGATE_ESCAPE.search(data or b""):
         bad = _lone_surrogate(body)
         if bad is not None:

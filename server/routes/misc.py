@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from flask import Blueprint, jsonify
 
 from pyllama import __version__
@@ -28,13 +26,10 @@ def health():
 @bp.get("/models")
 @bp.get("/v1/models")
 def models():
-    st = state()
-    llm = st.llm
-    hp = llm.hparams
-    meta = {"vocab_type": {"spm": 1, "bpe": 2, "wpm": 3}.get(llm.tokenizer.kind, 0), "n_vocab": llm.n_vocab,
-            "n_ctx": st.engine.n_ctx_slot, "n_ctx_train": hp.n_ctx_train, "n_embd": hp.n_embd,
-            "n_params": llm.n_params,
-            "size": os.path.getsize(st.model_path)}
+    st = state()  # also while asleep: what it reports is kept in st.info
+    info = st.info
+    meta = {"vocab_type": info.vocab_type, "n_vocab": info.n_vocab, "n_ctx": info.n_ctx_slot,
+            "n_ctx_train": info.n_ctx_train, "n_embd": info.n_embd, "n_params": info.n_params, "size": info.size}
     return jsonify({
         "models": [{"name": st.alias, "model": st.alias, "modified_at": "", "size": "", "digest": "", "type": "model",
                     "description": "", "tags": [""], "capabilities": ["completion"], "parameters": "",
@@ -48,29 +43,29 @@ def models():
 
 @bp.get("/props")
 def props():
-    st = state()
-    tok = st.llm.tokenizer
+    st = state()  # also while asleep (it does not wake the model)
+    info = st.info
     req = TaskRequest(prompt=[], sampling=st.config.sampling, n_predict=st.config.n_predict,
                       reasoning_format=st.config.reasoning_format)
     return jsonify({
-        "default_generation_settings": {"params": R.generation_settings(req, st.engine.n_ctx_slot, st.alias,
+        "default_generation_settings": {"params": R.generation_settings(req, info.n_ctx_slot, st.alias,
                                                                       R.reported_seed(req)),
-                                        "n_ctx": st.engine.n_ctx_slot},
+                                        "n_ctx": info.n_ctx_slot},
         "total_slots": st.config.n_slots,
         "model_alias": st.alias,
         "model_path": st.model_path,
         "modalities": {"vision": False, "audio": False},
         "chat_template": st.template.source,
         "chat_template_caps": offload(lambda: st.template.caps.to_json()),  # trial renders, the first time
-        "bos_token": tok.tokens[tok.bos] if tok.bos >= 0 else "",
-        "eos_token": tok.tokens[tok.eos] if tok.eos >= 0 else "",
+        "bos_token": info.bos_token,
+        "eos_token": info.eos_token,
         "build_info": f"pyllama {__version__}",
         "endpoint_slots": st.config.slots,
         "endpoint_props": st.config.props,
         "endpoint_metrics": st.config.metrics,
         "ui": st.config.webui, "ui_settings": st.config.ui_settings,
         "webui": st.config.webui, "webui_settings": st.config.ui_settings,  # llama-server's older names
-        "is_sleeping": False,
+        "is_sleeping": st.sleeping,
     })
 
 

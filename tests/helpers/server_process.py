@@ -29,13 +29,14 @@ class ServerProcess:
     def __init__(self, model, *args: str, env: dict | None = None, prefix: str = ""):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}{prefix}"
-        cmd = [sys.executable, "-m", "pyllama.server.cli", "-m", str(model), "--port", str(self.port), *args]
+        model_args = ["-m", str(model)] if model is not None else []  # None: no -m (router mode, -hf, -mu)
+        cmd = [sys.executable, "-m", "pyllama.server.cli", *model_args, "--port", str(self.port), *args]
         self.t_start = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=RUN_DIR,
                                      env={**os.environ, **(env or {})})
         self.ready_s = self.wait_ready()
 
-    def wait_ready(self, timeout: float = 60.0) -> float:
+    def wait_ready(self, timeout: float = 120.0) -> float:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

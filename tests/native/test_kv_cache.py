@@ -148,6 +148,28 @@ def test_save_restore_one_sequence():
         small.seq_restore(0, blob)
 
 
+def test_crafted_states_are_refused_before_anything_is_allocated():
+    """A state's sizes come from its bytes: a huge cell count or repeated positions are
+    errors (never a giant allocation, never a sequence that holds a position twice)."""
+    spec = _native.KvLayerSpec(n_head_kv=1, head_dim_k=32, head_dim_v=32)
+    a = _native.KvCache(8, layers=[spec], type_k="f16", type_v="f16")
+    claim(a, range(3), [0])
+    blob = bytearray(a.seq_save(0))
+    header = 4 * 5 + 16  # magic, n_layer, type_k, type_v, n_cells; one layer's K/V cell sizes
+    huge = bytearray(blob)
+    huge[16:20] = (0xFFFFFFFF).to_bytes(4, "little")
+    b = _native.KvCache(8, layers=[spec], type_k="f16", type_v="f16")
+    with pytest.raises(_native.KvCacheError, match="no room"):
+        b.seq_restore(0, bytes(huge))
+    repeated = bytearray(blob)
+    repeated[header + 4:header + 8] = (0).to_bytes(4, "little")  # positions 0, 0, 2
+    with pytest.raises(_native.KvCacheError, match="repeated"):
+        b.seq_restore(0, bytes(repeated))
+    assert b.n_used == 0
+    b.seq_restore(0, bytes(blob))
+    assert b.seq_n_cells(0) == 3
+
+
 def test_visible_cells_follow_positions_sequences_and_window():
     kv = _native.KvCache(16)
     claim(kv, [5, 6, 7], [0])

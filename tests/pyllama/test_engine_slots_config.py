@@ -86,11 +86,13 @@ def test_progress_events_of_a_streamed_prompt(llm):
 class _Slot:
     def __init__(self, i, cached, last_used):
         self.id, self.cached, self.last_used, self.state = i, cached, last_used, "idle"
+        self.lora = ()
 
 
 class _Req:
     def __init__(self, prompt):
         self.prompt, self.id_slot, self.cache_prompt = prompt, -1, True
+        self.lora = ()
 
 
 def test_slot_prompt_similarity_threshold():

@@ -14,6 +14,7 @@ class FakeSlot:
     cached: list[int] = field(default_factory=list)
     state: str = IDLE
     last_used: float = 0.0
+    lora: tuple = ()
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Req:
     prompt: list[int]
     id_slot: int = -1
     cache_prompt: bool = True
+    lora: tuple = ()
 
 
 @dataclass

@@ -122,6 +122,8 @@ def test_concurrent_requests_give_the_vectors_each_gives_alone(server):
     for t in threads:
         t.join()
     assert not errors
+    slots = server.get("/slots").json()  # embedding tasks show in /slots like any other, and end idle
+    assert len(slots) == 4 and not any(s["is_processing"] for s in slots)
     for text, vectors in got.items():
         for v in vectors:
             assert np.abs(np.asarray(v) - np.asarray(alone[text])).max() < 1e-5

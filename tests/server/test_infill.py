@@ -140,7 +140,7 @@ def test_prompt_token_ids_in_process(fim_model, tok):
     llm = Llama(fim_model, n_ctx=2048, n_threads=1)
     try:
         st = SimpleNamespace(config=ServerConfig(model=str(fim_model), ctx_size=2048, batch_size=256), llm=llm,
-                             engine=SimpleNamespace(n_ctx_slot=2048))
+                             engine=SimpleNamespace(n_ctx_slot=2048), lora_infos=[], lora_scales=[])
         body = {"input_prefix": "def f():\n    ", "input_suffix": "\nf()\n", "prompt": "pass",
                 "input_extra": [{"filename": "a.py", "text": "A = 1\n"}, {"text": "B = 2\n"}]}
         ids = schemas.infill(st, body).tasks[0].prompt

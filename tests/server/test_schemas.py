@@ -22,7 +22,8 @@ def st(smollm2_path):
     config = ServerConfig(model=str(smollm2_path), parallel=2, ctx_size=4096)
     llm = Llama(smollm2_path, n_ctx=4096, n_threads=1)
     template = ServerState(config)._chat_template(llm)
-    return SimpleNamespace(config=config, llm=llm, template=template, engine=SimpleNamespace(n_ctx_slot=2048))
+    return SimpleNamespace(config=config, llm=llm, template=template, engine=SimpleNamespace(n_ctx_slot=2048),
+                           lora_infos=[], lora_scales=[])
 
 
 def refused(parse, st, body) -> tuple[int, str]:
@@ -121,7 +122,7 @@ def with_template(st, name: str, **cfg):
     config = ServerConfig(model=st.config.model, parallel=2, ctx_size=4096,
                           chat_template_file=str(TEMPLATES / f"{name}.jinja"), **cfg)
     return SimpleNamespace(config=config, llm=st.llm, template=ServerState(config)._chat_template(st.llm),
-                           engine=st.engine)
+                           engine=st.engine, lora_infos=[], lora_scales=[])
 
 
 def test_tools_give_the_formats_grammar_and_syntax(st):

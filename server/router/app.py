@@ -1,0 +1,241 @@
+"""The router's Flask app: llama-server's router mode.
+
+- GET /health: the router's own (200).
+- GET /models, /v1/models: every model with its status (llama-server's shape:
+  id, aliases, tags, object, owned_by, created, status {value, args, [preset],
+  [failed, exit_code]}, architecture, source, can_remove, and the loaded child's own
+  /v1/models fields); ?reload=1 reads the sources again first.
+- POST /models/load, /models/unload {"model": name}.
+- GET /props: the router's props; with ?model= the model's (proxied).
+- Any other POST is proxied to the server of the model its JSON body names in `model`;
+  any other GET to the model named by ?model=. An unloaded model is loaded first
+  (--models-autoload, or ?autoload=true|false per request), else 400.
+
+Errors as llama-server's router gives them: no model named -> 400 "model name is
+missing from the request"; an unknown one -> 400 "model 'X' not found"; not loaded
+without autoload -> 400 "model is not loaded"; a model whose server failed to start
+-> 500 "model name=X failed to load"."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from pyllama import __version__
+
+from .. import auth
+from ..config import ServerConfig
+from ..errors import ApiError, api_error, bad_request, http_error
+from ..routes import webui
+from .instances import LOADING, Instance, Models
+from .presets import load_models
+from .proxy import forward
+
+log = logging.getLogger("pyllama.server.router")
+MAX_BODY_BYTES = 16 << 20
+ROUTER_ROUTES = {"/health", "/v1/health", "/models", "/v1/models", "/models/load", "/models/unload", "/props"}
+
+
+class RouterState:
+    """What auth.install and the web UI read from an app's state."""
+
+    ready = True
+
+    def __init__(self, config: ServerConfig, models: Models):
+        self.config = config
+        self.models = models
+
+
+def create_router_app(config: ServerConfig, command_line: dict[str, Any]) -> Flask:
+    """The router for `config` (no model of its own); `command_line` holds the flags
+    given on the router's command line (config field -> value), which every model's
+    server gets too. PresetError (a ValueError) for presets it cannot use."""
+    specs = load_models(config, command_line)
+    models = Models(specs, models_max=config.models_max)
+    startup = [n for n, s in specs.items() if s.load_on_startup]
+    if config.models_max and len(startup) > config.models_max:
+        raise ValueError(f"number of models to load on startup ({len(startup)}) exceeds --models-max "
+                         f"({config.models_max})")
+    log.info("router mode: %d models (%s)", len(specs), ", ".join(specs) or "none")
+    app = Flask("pyllama.server.router")
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    st = RouterState(config, models)
+    app.config["PYLLAMA_STATE"] = st
+    app.config["PYLLAMA_ROUTER"] = models
+    auth.install(app, st)
+
+    @app.errorhandler(ApiError)
+    def _api_error(e: ApiError):
+        return e.response()
+
+    @app.errorhandler(HTTPException)
+    def _http_error(e: HTTPException):
+        return http_error(e.code, e.description, MAX_BODY_BYTES).response()
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception):
+        log.exception("request failed")
+        return api_error(e).response()
+
+    @app.get("/health")
+    @app.get("/v1/health")
+    def health():
+        return jsonify({"status": "ok"})
+
+    @app.get("/models")
+    @app.get("/v1/models")
+    def list_models():
+        if request.args.get("reload"):
+            try:
+                models.reload(load_models(config, command_line))
+            except ValueError as e:
+                raise bad_request(f"cannot reload the model list: {e}") from None
+        now = int(time.time())
+        return jsonify({"data": [_model_json(inst, now) for inst in models.instances.values()], "object": "list"})
+
+    @app.post("/models/load")
+    def load():
+        inst = models.get(_body_model())
+        if inst is None:
+            raise ApiError(404, "model is not found")
+        if inst.running:
+            raise bad_request("model is already running")
+        models.load(inst)
+        return jsonify({"success": True})
+
+    @app.post("/models/unload")
+    def unload():
+        inst = models.get(_body_model())
+        if inst is None:
+            raise bad_request("model is not found")
+        if not inst.running:
+            raise bad_request("model is not running")
+        models.unload(inst)
+        return jsonify({"success": True})
+
+    @app.get("/props")
+    def props():
+        if request.args.get("model"):
+            return _proxy(models, config, request.args.get("model", ""), update_last_used=False)
+        return jsonify({"role": "router", "max_instances": config.models_max,
+                        "models_autoload": config.models_autoload, "model_alias": "llama-server",
+                        "model_path": "none", "default_generation_settings": {"params": {}, "n_ctx": 0},
+                        "build_info": f"pyllama {__version__}"})
+
+    @app.route("/<path:path>", methods=["POST"])
+    def proxy_post(path: str):
+        return _proxy(models, config, _body_model(), update_last_used=True)
+
+    @app.route("/<path:path>", methods=["GET"])
+    def proxy_get(path: str):
+        name = request.args.get("model", "")
+        if not name and request.path in ("/slots", "/metrics", "/lora-adapters"):
+            raise bad_request("model name is missing from the request")
+        if not name:  # the web UI's files, or a route nobody serves
+            return webui.static_file(path)
+        return _proxy(models, config, name, update_last_used=False)
+
+    app.register_blueprint(webui.bp)
+    if config.api_prefix:  # the router answers under the prefix; its children (reserved flag) without it
+        from ..app import PrefixMiddleware
+        app.wsgi_app = PrefixMiddleware(app.wsgi_app, config.api_prefix)
+
+    if startup:
+        import gevent
+
+        def load_startup() -> None:
+            for name in startup:
+                log.info("(startup) loading model %s", name)
+                models.load(models.instances[name])
+        gevent.spawn(load_startup)
+    return app
+
+
+def _body_model() -> str:
+    data = request.get_data(cache=True)
+    try:
+        body = json.loads(data or b"{}")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise bad_request(f"JSON parse error: {e}") from None
+    name = body.get("model") if isinstance(body, dict) else None
+    return name if isinstance(name, str) else ""
+
+
+def _autoload(config: ServerConfig) -> bool:
+    v = request.args.get("autoload")
+    if v is None or v == "":
+        return config.models_autoload
+    return v in ("true", "1")
+
+
+def _proxy(models: Models, config: ServerConfig, name: str, *, update_last_used: bool):
+    if not name:
+        raise bad_request("model name is missing from the request")
+    inst = models.get(name)
+    if inst is None:
+        raise bad_request(f"model '{name}' not found")
+    if _autoload(config):
+        _ensure_ready(models, inst)
+    elif not inst.running:
+        raise bad_request("model is not loaded")
+    else:
+        models.wait(lambda: inst.status != LOADING, timeout=None)
+    if inst.status != "loaded":
+        raise ApiError(500, f"model name={inst.spec.name} failed to load: {inst.error_line()}")
+    if update_last_used:
+        inst.last_used = time.monotonic()
+    inst.active += 1
+    done = []
+
+    def finished() -> None:
+        if not done:
+            done.append(True)
+            inst.active -= 1
+    return forward(inst.port, config.timeout if config.timeout > 0 else None, finished)
+
+
+def _ensure_ready(models: Models, inst: Instance) -> None:
+    if not inst.running:
+        log.info("model %s is not loaded: loading it", inst.spec.name)
+        models.load(inst)
+    models.wait(lambda: inst.status != LOADING, timeout=None)
+
+
+def _model_json(inst: Instance, now: int) -> dict:
+    status: dict = {"value": inst.status, "args": inst.args}
+    if inst.spec.source == "preset":
+        status["preset"] = _preset_ini(inst)
+    if inst.failed:
+        status["exit_code"] = inst.exit_code
+        status["failed"] = True
+    tags = inst.spec.options.get("tags", "")
+    out = {"id": inst.spec.name, "aliases": inst.spec.aliases,
+           "tags": [t.strip() for t in tags.split(",") if t.strip()] if isinstance(tags, str) else [],
+           "object": "model",
+           "owned_by": "llamacpp", "created": now, "status": status,
+           "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
+           "source": inst.spec.source, "can_remove": False}
+    if inst.running:
+        for k, v in inst.info.items():
+            out.setdefault(k, v)
+    return out
+
+
+def _preset_ini(inst: Instance) -> str:
+    from ..flags import declared
+    names = {dest: f.name.lstrip("-") for dest, _, _, f in declared(ServerConfig)}
+    repeated = {dest for dest, _, _, f in declared(ServerConfig) if f.repeat}
+    lines = [f"[{inst.spec.name}]"]
+    for dest, value in inst.spec.options.items():
+        if dest not in ("host", "port", "alias"):
+            for v in (value if isinstance(value, tuple) and dest in repeated else (value,)):
+                lines.append(f"{names.get(dest, dest)} = {' '.join(v) if isinstance(v, tuple) else v}")
+    lines += [f"{k} = {v}" for k, v in inst.spec.preset_only.items()]
+    return "\n".join(lines) + "\n\n"

@@ -1,0 +1,346 @@
+"""The router's model servers: one child `pyllama-server` process per loaded model,
+on a free port of 127.0.0.1, started with the model's flags (presets.py).
+
+Lifecycle of a model: unloaded -> loading (spawned; its /health polled) -> loaded
+(proxied to) -> unloaded (its process ended: asked to with SIGTERM, killed with
+SIGKILL after the model's stop-timeout, or it exited by itself; a non-zero exit code
+marks it failed). Loading one more than --models-max first unloads the least
+recently used model that is serving no request (waiting for one if all are busy).
+
+A child never outlives the router:
+- the router stops every child when it exits (SIGTERM/SIGINT, or the end of main);
+- if the router dies without doing so (SIGKILL, a crash), each child notices at once:
+  it asked the kernel for SIGKILL on its parent's death (PR_SET_PDEATHSIG, Linux),
+  and it reads a pipe from the router on stdin, whose end of file means the router
+  is gone (child.py, started by PYLLAMA_ROUTER_PID);
+- each child leads its own process group, so stopping it reaches what it started
+  (pip fetching a default model).
+
+Everything here runs on the router's event loop (greenlets) except one OS thread
+per child that copies its output into the router's log."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pyllama.unpatched import original
+
+from .presets import ModelSpec, child_args
+
+log = logging.getLogger("pyllama.server.router")
+
+CHILD_HOST = "127.0.0.1"
+POLL_S = 0.1
+ROUTER_PID_ENV = "PYLLAMA_ROUTER_PID"
+# LLAMA_ARG_* variables the router sets through flags: a child must not also read them
+CHILD_ENV_DROP = ("LLAMA_ARG_MODEL", "LLAMA_ARG_HF_REPO", "LLAMA_ARG_HF_FILE", "LLAMA_ARG_MODEL_URL", "LLAMA_ARG_ALIAS",
+                  "LLAMA_ARG_HOST", "LLAMA_ARG_PORT", "LLAMA_ARG_MODELS_DIR", "LLAMA_ARG_MODELS_PRESET",
+                  "LLAMA_ARG_MODELS_MAX", "LLAMA_ARG_MODELS_AUTOLOAD", "LLAMA_API_KEY", "LLAMA_ARG_SSL_KEY_FILE",
+                  "LLAMA_ARG_SSL_CERT_FILE")
+
+UNLOADED, LOADING, LOADED = "unloaded", "loading", "loaded"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((CHILD_HOST, 0))
+        return s.getsockname()[1]
+
+
+def _sleep(s: float) -> None:
+    time.sleep(s)  # gevent's, under the router's patched event loop: other greenlets run meanwhile
+
+
+@dataclass
+class Instance:
+    """One model and, while it runs, its server process."""
+
+    spec: ModelSpec
+    status: str = UNLOADED
+    port: int = 0
+    pid: int = 0
+    args: list[str] = field(default_factory=list)
+    exit_code: int = 0
+    last_used: float = 0.0
+    active: int = 0               # proxied requests in flight
+    stopping: bool = False        # asked to stop (not a failure when it exits)
+    info: dict = field(default_factory=dict)   # the child's /v1/models entry once loaded
+    stdin_w: int = -1             # the router's end of the child's stdin pipe
+    output: deque = field(default_factory=lambda: deque(maxlen=20))  # its last lines
+
+    @property
+    def running(self) -> bool:
+        return self.status in (LOADING, LOADED)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == UNLOADED and self.exit_code != 0
+
+    def error_line(self) -> str:
+        """The child's own reason for failing: its last `error:` line, else its last line."""
+        lines = list(self.output)
+        errors = [ln for ln in lines if ln.startswith("error:")]
+        return (errors or lines or [f"exit code {self.exit_code}"])[-1]
+
+
+class Models:
+    """The router's models by name (and alias), and their processes."""
+
+    def __init__(self, specs: dict[str, ModelSpec], *, models_max: int, python: str = sys.executable):
+        self.instances = {name: Instance(spec) for name, spec in specs.items()}
+        self.aliases = {a: name for name, spec in specs.items() for a in spec.aliases}
+        self.models_max = models_max
+        self.python = python
+        for inst in self.instances.values():
+            inst.args = self._argv(inst)
+
+    def reload(self, specs: dict[str, ModelSpec]) -> None:
+        """A new model list (GET /models?reload=1): a running model that left its source or
+        whose flags changed is unloaded; the others take their new flags; new ones are added."""
+        for name, inst in list(self.instances.items()):
+            new = specs.get(name)
+            if new is None or new.options != inst.spec.options:
+                if inst.running:
+                    log.info("(reload) unloading model %s: %s", name, "removed" if new is None else "changed")
+                    self.unload(inst)
+                if new is None:
+                    del self.instances[name]
+        for name, spec in specs.items():
+            inst = self.instances.get(name)
+            if inst is None:
+                inst = self.instances[name] = Instance(spec)
+            elif inst.running and spec.options == inst.spec.options:
+                inst.spec = spec
+                continue
+            inst.spec = spec
+            if not inst.running:
+                inst.exit_code = 0  # a failed model may be tried again
+                inst.args = self._argv(inst)
+        self.aliases = {a: name for name, spec in specs.items() for a in spec.aliases}
+
+    # -- lookup ----------------------------------------------------------------------
+    def get(self, name: str) -> Instance | None:
+        inst = self.instances.get(name)
+        if inst is None and name in self.aliases:
+            inst = self.instances.get(self.aliases[name])
+        return inst
+
+    def _argv(self, inst: Instance) -> list[str]:
+        options = {**inst.spec.options, "host": CHILD_HOST, "port": str(inst.port), "alias": inst.spec.name}
+        return [self.python, "-m", "pyllama.server.cli", *child_args(options)]
+
+    # -- loading -----------------------------------------------------------------------
+    def load(self, inst: Instance) -> None:
+        """Spawn the model's server (status: loading); returns at once. Past --models-max,
+        the least recently used idle model is unloaded first (waited for)."""
+        if inst.running:
+            return
+        self._make_room(inst)
+        if inst.running:  # another request loaded it while we waited
+            return
+        inst.port = free_port()
+        inst.args = self._argv(inst)
+        inst.status, inst.exit_code, inst.stopping, inst.info = LOADING, 0, False, {}
+        inst.last_used = time.monotonic()
+        inst.output.clear()
+        try:
+            self._spawn(inst)
+        except OSError as e:
+            inst.status, inst.exit_code = UNLOADED, 1
+            inst.output.append(f"error: cannot start the model's server: {e}")
+            log.error("model %s: cannot start its server: %s", inst.spec.name, e)
+            return
+        log.info("model %s: starting its server on port %d (pid %d)", inst.spec.name, inst.port, inst.pid)
+        import gevent
+        gevent.spawn(self._monitor, inst)
+
+    def _make_room(self, inst: Instance) -> None:
+        while self.models_max > 0:
+            running = [i for i in self.instances.values() if i.running and i is not inst]
+            if len(running) < self.models_max:
+                return
+            idle = [i for i in running if i.active == 0 and not i.stopping]
+            if idle:
+                lru = min(idle, key=lambda i: i.last_used)
+                log.info("--models-max %d reached: unloading the least recently used model %s", self.models_max,
+                         lru.spec.name)
+                self.unload(lru)
+            self.wait(lambda: len([i for i in self.instances.values() if i.running and i is not inst])
+                      < self.models_max or inst.running, timeout=None)
+            if inst.running:
+                return
+
+    def _spawn(self, inst: Instance) -> None:
+        posix_spawn = original("os", "posix_spawn")
+        stdin_r, stdin_w = os.pipe()
+        out_r, out_w = os.pipe()
+        env = {k: v for k, v in os.environ.items() if k not in CHILD_ENV_DROP}
+        env[ROUTER_PID_ENV] = str(os.getpid())
+        env["PYTHONUNBUFFERED"] = "1"
+        actions = [(os.POSIX_SPAWN_DUP2, stdin_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
+                   (os.POSIX_SPAWN_DUP2, out_w, 2)]
+        try:
+            inst.pid = posix_spawn(self.python, inst.args, env, file_actions=actions, setpgroup=0)
+        finally:
+            os.close(stdin_r)
+            os.close(out_w)
+        inst.stdin_w = stdin_w  # kept open while the child runs: its end of file tells the child we are gone
+        original("_thread", "start_new_thread")(_copy_output, (out_r, inst.spec.name, inst.port, inst.output))
+
+    def _monitor(self, inst: Instance) -> None:
+        """Until the child ends: poll its /health while it loads; then record how it ended."""
+        pid = inst.pid
+        waitpid = original("os", "waitpid")
+        code = None
+        while code is None:
+            try:
+                done, status = waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 0
+            if done:
+                code = os.waitstatus_to_exitcode(status)
+                break
+            if inst.status == LOADING and not inst.stopping and _healthy(inst.port):
+                inst.info = _model_info(inst.port)
+                inst.status = LOADED
+                log.info("model %s: loaded (port %d)", inst.spec.name, inst.port)
+            _sleep(POLL_S)
+        if inst.stdin_w >= 0:
+            os.close(inst.stdin_w)
+            inst.stdin_w = -1
+        inst.exit_code = 0
+        if not inst.stopping and code != 0:
+            inst.exit_code = code if code > 0 else 128 - code  # killed by a signal: the shell's 128 + N
+            log.error("model %s: its server exited with %d: %s", inst.spec.name, code, inst.error_line())
+        else:
+            log.info("model %s: unloaded", inst.spec.name)
+        inst.status, inst.pid, inst.stopping = UNLOADED, 0, False
+
+    # -- unloading -----------------------------------------------------------------------
+    def unload(self, inst: Instance) -> None:
+        """Ask the model's server to stop (SIGTERM; a loading one is killed at once), and
+        kill it if it is still there after its stop-timeout. Returns at once."""
+        if not inst.running or inst.stopping:
+            return
+        inst.stopping = True
+        pid = inst.pid
+        if inst.status == LOADING:
+            _signal(pid, signal.SIGKILL)
+            return
+        _signal(pid, signal.SIGTERM)
+
+        def force() -> None:
+            deadline = time.monotonic() + inst.spec.stop_timeout
+            while inst.pid == pid and time.monotonic() < deadline:
+                _sleep(POLL_S)
+            if inst.pid == pid:
+                log.warning("model %s: still running %.0f s after SIGTERM; killing it", inst.spec.name,
+                            inst.spec.stop_timeout)
+                _signal(pid, signal.SIGKILL)
+        import gevent
+        gevent.spawn(force)
+
+    def stop_all(self, timeout: float | None = None) -> None:
+        """Stop every child and wait until all have ended (each killed after its stop-timeout,
+        or after `timeout` seconds when given)."""
+        for inst in self.instances.values():
+            if inst.running:
+                self.unload(inst)
+                if timeout is not None and inst.pid:
+                    pid = inst.pid
+
+                    def kill_later(pid=pid) -> None:
+                        _sleep(timeout)
+                        _signal(pid, signal.SIGKILL)
+                    import gevent
+                    gevent.spawn(kill_later)
+        self.wait(lambda: not any(i.pid for i in self.instances.values()), timeout=None)
+
+    def kill_all(self) -> None:
+        """The last resort at exit, from any thread: SIGKILL every child still running."""
+        for inst in self.instances.values():
+            if inst.pid:
+                _signal(inst.pid, signal.SIGKILL)
+
+    # -- waiting -----------------------------------------------------------------------
+    @staticmethod
+    def wait(done: Callable[[], bool], timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not done():
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            _sleep(POLL_S / 2)
+        return True
+
+
+def _signal(pid: int, sig: int) -> None:
+    """The signal to the child's process group (it leads one), else to the child alone."""
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _healthy(port: int) -> bool:
+    try:
+        conn = http.client.HTTPConnection(CHILD_HOST, port, timeout=2)
+        try:
+            conn.request("GET", "/health")
+            return conn.getresponse().status == 200
+        finally:
+            conn.close()
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def _model_info(port: int) -> dict:
+    """The child's own /v1/models entry (its meta), merged into the router's /models."""
+    try:
+        conn = http.client.HTTPConnection(CHILD_HOST, port, timeout=5)
+        try:
+            conn.request("GET", "/v1/models")
+            resp = conn.getresponse()
+            data = json.loads(resp.read()) if resp.status == 200 else {}
+        finally:
+            conn.close()
+        entry = (data.get("data") or [{}])[0]
+        return {k: v for k, v in entry.items() if k not in ("id", "object", "created", "owned_by")}
+    except (OSError, ValueError, http.client.HTTPException, AttributeError, IndexError):
+        return {}
+
+
+def _copy_output(fd: int, name: str, port: int, tail: deque) -> None:
+    """On an OS thread: the child's output, line by line, into the router's log (and the
+    last lines kept, for the reason of a failure). Ends at the child's end of output."""
+    buf = b""
+    child_log = logging.getLogger(f"pyllama.server.router.{name}")
+    try:
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for raw in lines:
+                line = raw.decode("utf-8", "replace").rstrip()
+                tail.append(line)
+                child_log.info("[%5d] %s", port, line)
+        if buf:
+            tail.append(buf.decode("utf-8", "replace").rstrip())
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
