@@ -7,6 +7,7 @@ import sys
 import time
 from collections import Counter
 
+from ._version import __version__
 from .errors import PyllamaError
 
 
@@ -77,6 +78,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pyllama", description="pyllama command line")
+    parser.add_argument("--version", action="version", version=f"pyllama {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p_info = sub.add_parser("info", help="fetch (if needed) and describe a GGUF model")
     p_info.add_argument("-m", "--model", required=True, help="GGUF path or default model name (smollm2-135m, gemma3-270m)")

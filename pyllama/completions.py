@@ -65,7 +65,7 @@ class CompletionAPI:
     def from_pretrained(cls, repo_id: str, filename: str | None = None, *, hf_token: str | None = None,
                         offline: bool = False, **kwargs: Any):
         """A model of a Hugging Face repository (needs huggingface_hub: pip install
-        'pyllama[hf]'), fetched into its cache: `filename` is a file name or a glob
+        'pyllama-cpu[hf]'), fetched into its cache: `filename` is a file name or a glob
         ("*Q4_K_M.gguf"); without one, llama-server's choice for `repo_id[:quant]`
         (pyllama.hf_hub). kwargs go to the constructor."""
         from . import hf_hub

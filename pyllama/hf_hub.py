@@ -1,5 +1,5 @@
 """Models from a Hugging Face repository (llama-server's -hf, -hff, -hft, --offline),
-fetched with `huggingface_hub` (the optional extra: pip install 'pyllama[hf]'), so
+fetched with `huggingface_hub` (the optional extra: pip install 'pyllama-cpu[hf]'), so
 its cache (HF_HUB_CACHE / HF_HOME), its resumed downloads, HF_ENDPOINT and the saved
 login all apply.
 
@@ -96,7 +96,7 @@ def _hub():
         import huggingface_hub
     except ImportError:
         raise ModelLoadError("Hugging Face models need the huggingface_hub package: "
-                             "pip install 'pyllama[hf]' (or pip install huggingface_hub)") from None
+                             "pip install 'pyllama-cpu[hf]' (or pip install huggingface_hub)") from None
     return huggingface_hub
 
 

@@ -659,7 +659,7 @@ class ServerConfig:
     hf_repo: str = flag("-hf", "-hfr", "--hf-repo", default="", env="LLAMA_ARG_HF_REPO",
                         metavar="<user>/<model>[:quant]",
                         help="Hugging Face repository <user>/<model>[:quant] (quant: default Q4_K_M, else Q8_0, else "
-                             "the first GGUF file); needs the hf extra (pip install 'pyllama[hf]')")
+                             "the first GGUF file); needs the hf extra (pip install 'pyllama-cpu[hf]')")
     hf_file: str = flag("-hff", "--hf-file", default="", env="LLAMA_ARG_HF_FILE", metavar="FILE",
                         help="the file of --hf-repo to use (overrides its quant)")
     hf_token: str = flag("-hft", "--hf-token", default="", env="HF_TOKEN", metavar="TOKEN",

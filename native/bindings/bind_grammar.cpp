@@ -72,6 +72,9 @@ void register_grammar(py::module_& m) {
             },
             py::arg("token"));
 
+    // Registered before GrammarMatcher.filter, whose signature names it.
+    py::class_<GrammarFilter, TokenFilter>(m, "GrammarFilter", "A grammar as the sampler chain's token filter");
+
     py::class_<GrammarMatcher, std::shared_ptr<GrammarMatcher>>(m, "GrammarMatcher",
                                                                 "A grammar's state over generated tokens")
         .def(py::init([](std::shared_ptr<Grammar> g, std::shared_ptr<GrammarVocab> v, uint64_t max_steps) {
@@ -108,6 +111,4 @@ void register_grammar(py::module_& m) {
             py::arg("n_vocab"), "Which tokens the grammar allows now.")
         .def("filter", [](std::shared_ptr<GrammarMatcher> self) { return GrammarFilter(self); },
              "A TokenFilter for SamplerChain.sample");
-
-    py::class_<GrammarFilter, TokenFilter>(m, "GrammarFilter", "A grammar as the sampler chain's token filter");
 }

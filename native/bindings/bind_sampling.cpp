@@ -137,7 +137,9 @@ void register_sampling(py::module_& m) {
                 top = top_probabilities(logits.data(), (int32_t)logits.shape(0), n, token, &token_p);
             }
             py::tuple arrays = as_arrays(top);
-            return py::make_tuple(arrays[0], arrays[1], token_p);
+            // Typed elements, so the signature (and the stubs) say what they are.
+            return py::make_tuple(arrays[0].cast<py::array_t<int32_t>>(), arrays[1].cast<py::array_t<float>>(),
+                                  token_p);
         },
         py::arg("logits"), py::arg("n"), py::arg("token") = -1,
         "Softmax of raw logits: (ids, probs) of the n most probable, and the probability of token.");

@@ -5,6 +5,10 @@
 
 #include "kernels.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 namespace pyllama {
 
 const char* isa_name(Isa isa) {
@@ -16,17 +20,41 @@ const char* isa_name(Isa isa) {
     return "?";
 }
 
-Isa best_supported_isa() {
-#if defined(__x86_64__) || defined(_M_X64)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
-        __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        return Isa::Avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        return Isa::Avx2;
+#if defined(__x86_64__)
+namespace {
+
+// The x86 level from CPUID itself, the same on GCC and Clang (Linux, macOS),
+// with no dependence on a compiler runtime's CPU model (__builtin_cpu_supports)
+// or on which feature names a compiler version knows: an extension counts when
+// the CPU has it and the OS saves its registers (XCR0), else it would fault.
+// (macOS enables the AVX-512 state lazily, so Macs with AVX-512 run avx2.)
+Isa x86_best_isa() {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return Isa::Generic;
+    const bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28), f16c = c & (1u << 29);
+    if (!osxsave || !avx || __get_cpuid_max(0, nullptr) < 7) return Isa::Generic;
+    unsigned xcr0_lo = 0, xcr0_hi = 0;
+    __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    const bool ymm_state = (xcr0_lo & 0x06) == 0x06;  // SSE + AVX registers
+    const bool zmm_state = (xcr0_lo & 0xe6) == 0xe6;  // ... + opmask, ZMM0-15 upper halves, ZMM16-31
+    __cpuid_count(7, 0, a, b, c, d);
+    const bool avx2 = b & (1u << 5);
+    const bool avx512 = (b & (1u << 16)) && (b & (1u << 17)) && (b & (1u << 30)) && (b & (1u << 31)) &&  // F DQ BW VL
+                        (c & (1u << 11));                                                            // VNNI
+    if (!ymm_state || !avx2 || !fma || !f16c) return Isa::Generic;
+    return avx512 && zmm_state ? Isa::Avx512 : Isa::Avx2;
+}
+
+}  // namespace
 #endif
+
+Isa best_supported_isa() {
+#if defined(__x86_64__)
+    static const Isa best = x86_best_isa();
+    return best;
+#else
     return Isa::Generic;
+#endif
 }
 
 namespace {

@@ -10,6 +10,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define PYLLAMA_PAUSE() _mm_pause()
+#elif defined(__aarch64__)
+#define PYLLAMA_PAUSE() __asm__ __volatile__("yield")
 #else
 #define PYLLAMA_PAUSE() std::this_thread::yield()
 #endif

@@ -33,6 +33,11 @@ inline void wait_until(Done done) {
             _mm_pause();
             continue;
         }
+#elif defined(__aarch64__)
+        if (spin < 4096) {
+            __asm__ __volatile__("yield");
+            continue;
+        }
 #endif
         std::this_thread::yield();
     }

@@ -9,13 +9,13 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 import venv
 from pathlib import Path
 
 import pytest
 import requests
 
+from helpers.fresh_venv import Running, chat
 from helpers.server_process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,50 +41,6 @@ def fresh_env(tmp_path_factory):
     env["VIRTUAL_ENV"] = str(home / "venv")
     env["PATH"] = f"{home / 'venv' / 'bin'}:{env.get('PATH', '')}"
     return home, env
-
-
-class Running:
-    def __init__(self, cmd: str, env: dict, cwd: Path, log: Path):
-        self.log = log
-        self.proc = subprocess.Popen(["bash", "-c", cmd], env=env, cwd=cwd, stdout=open(log, "w"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_healthy(self, url: str, timeout: float) -> list[tuple[int, str]]:
-        """/health answers until 200; the non-200 answers seen on the way."""
-        seen = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"exited with {self.proc.returncode}:\n{self.output()[-4000:]}"
-            try:
-                r = requests.get(url + "/health", timeout=2)
-                if r.status_code == 200:
-                    return seen
-                seen.append((r.status_code, r.json()["error"]["message"]))
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(self.output()[-4000:])
-
-    def stop(self) -> None:
-        import signal
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(20)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-
-
-def chat(url: str) -> dict:
-    r = requests.post(url + "/v1/chat/completions", timeout=120, json={
-        "messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 8,
-        "temperature": 0})
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def test_readme_server_command_on_a_fresh_machine(fresh_env):

@@ -32,3 +32,19 @@ def test_unsupported_level_refused_explicitly():
         pytest.skip("this CPU runs every level")
     with pytest.raises(ValueError, match="does not support avx512"):
         _native.vec_dot(8, 32, bytes(34), bytes(34), isa="avx512")
+
+
+def test_best_level_is_what_the_kernel_reports(tmp_path):
+    """native/kernels/isa.cpp reads CPUID and XCR0 itself; Linux lists the same features
+    (those the CPU has and the OS enables) in /proc/cpuinfo."""
+    import re
+    from pathlib import Path
+
+    info = Path("/proc/cpuinfo")
+    if not info.exists():
+        pytest.skip("no /proc/cpuinfo (not Linux)")
+    m = re.search(r"^flags\s*:(.*)$", info.read_text(), re.M)  # x86; ARM lists "Features"
+    flags = set(m.group(1).split()) if m else set()
+    avx2 = {"avx", "avx2", "fma", "f16c"} <= flags
+    avx512 = avx2 and {"avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_vnni"} <= flags
+    assert _native.best_isa() == ("avx512" if avx512 else "avx2" if avx2 else "generic")
