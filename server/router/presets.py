@@ -207,10 +207,21 @@ def cache_models() -> dict[str, ModelSpec]:
     return out
 
 
+def hf_cache_dir() -> str | None:
+    """Where huggingface_hub keeps its models, read from the environment now (its own
+    constant is fixed when it is first imported): HF_HUB_CACHE, else HF_HOME/hub, else
+    its default."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return None
+
+
 def _hf_cached() -> list[str]:
     try:
         from huggingface_hub import scan_cache_dir
-        info = scan_cache_dir()
+        info = scan_cache_dir(hf_cache_dir())
     except Exception:  # noqa: BLE001 - not installed, or no cache yet
         return []
     names = set()
