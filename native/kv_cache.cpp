@@ -42,11 +42,28 @@ struct Reader {
 
 }  // namespace
 
+namespace {
+// llama-server's --cache-type-k/-v choices, by ggml name
+const std::pair<const char*, GgmlType> kCacheTypes[] = {
+    {"f32", GgmlType::F32},   {"f16", GgmlType::F16},   {"bf16", GgmlType::BF16},
+    {"q8_0", GgmlType::Q8_0}, {"q4_0", GgmlType::Q4_0}, {"q4_1", GgmlType::Q4_1},
+    {"iq4_nl", GgmlType::IQ4_NL}, {"q5_0", GgmlType::Q5_0}, {"q5_1", GgmlType::Q5_1},
+};
+}  // namespace
+
 GgmlType kv_cache_type(const std::string& name) {
-    if (name == "f16") return GgmlType::F16;
-    if (name == "f32") return GgmlType::F32;
-    if (name == "q8_0") return GgmlType::Q8_0;
-    throw std::invalid_argument("unsupported KV cache type '" + name + "' (f16, f32, q8_0)");
+    std::string all;
+    for (const auto& [n, t] : kCacheTypes) {
+        if (name == n) return t;
+        all += (all.empty() ? "" : ", ") + std::string(n);
+    }
+    throw std::invalid_argument("unsupported KV cache type '" + name + "' (" + all + ")");
+}
+
+bool is_kv_cache_type(GgmlType type) {
+    for (const auto& [n, t] : kCacheTypes)
+        if (t == type) return true;
+    return false;
 }
 
 void visible_cells(const int32_t* kv_pos, const uint64_t* kv_seq, int64_t n_kv, const int32_t* q_pos,
@@ -85,8 +102,8 @@ KvCache::KvCache(int64_t n_ctx, std::vector<KvLayerSpec> layers, GgmlType type_k
     : layers_(std::move(layers)), type_k_(type_k), type_v_(type_v) {
     if (n_ctx <= 0) throw KvCacheError("the KV cache needs at least one cell");
     for (GgmlType t : {type_k, type_v})
-        if (t != GgmlType::F32 && t != GgmlType::F16 && t != GgmlType::Q8_0)
-            throw KvCacheError("KV cache types are f32, f16 and q8_0");
+        if (!is_kv_cache_type(t))
+            throw KvCacheError("KV cache types are f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0 and q5_1");
     const int bk = type_traits((uint32_t)type_k)->block_size, bv = type_traits((uint32_t)type_v)->block_size;
     pos_.assign(n_ctx, -1);
     seqs_.assign(n_ctx, 0);
@@ -165,6 +182,28 @@ void KvCache::seq_keep(int seq) {
     }
 }
 
+namespace {
+
+// Rotate one cell's K heads (n_head_kv, head_dim_k) by a position delta: the angle of a
+// position is linear in it, so this is the rotation from p to p + delta, without the
+// magnitude YaRN gives at a position (that was applied when K was written).
+void rope_shift(float* k, int32_t delta, const KvLayerSpec& s) {
+    RopeParams rp;
+    rp.n_rot = s.n_rot;
+    rp.freq_base = s.rope_base;
+    rp.freq_scale = s.rope_scale;
+    rp.ext_factor = s.rope_ext_factor;
+    rp.beta_fast = s.rope_beta_fast;
+    rp.beta_slow = s.rope_beta_slow;
+    rp.n_ctx_orig = s.rope_n_ctx_orig;
+    rp.freq_factors = s.rope_freq_factors.empty() ? nullptr : s.rope_freq_factors.data();
+    std::vector<float> cs((size_t)s.n_rot);
+    rope_angles_ext(&delta, 1, rp, cs.data(), /*unit=*/true);
+    rope_apply(k, cs.data(), 1, s.n_head_kv, s.head_dim_k, s.n_rot, s.rope_neox);
+}
+
+}  // namespace
+
 void KvCache::rerotate(int64_t c, int32_t delta) {
     if (delta == 0) return;
     const KernelTable& kt = kernels();
@@ -178,8 +217,7 @@ void KvCache::rerotate(int64_t c, int32_t delta) {
         for (int64_t h = 0; h < s.n_head_kv; ++h)
             kt.dequantize[(int)type_k_](k + h * row_size(type_k_, s.head_dim_k), buf.data() + h * s.head_dim_k,
                                         s.head_dim_k);
-        rope(buf.data(), &delta, 1, s.n_head_kv, s.head_dim_k, s.n_rot, s.rope_base, s.rope_scale, s.rope_neox,
-             s.rope_freq_factors.empty() ? nullptr : s.rope_freq_factors.data());
+        rope_shift(buf.data(), delta, s);
         for (int64_t h = 0; h < s.n_head_kv; ++h)
             kt.quantize[(int)type_k_](buf.data() + h * s.head_dim_k, k + h * row_size(type_k_, s.head_dim_k),
                                       s.head_dim_k);

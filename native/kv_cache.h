@@ -14,6 +14,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <utility>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -26,9 +30,11 @@ namespace pyllama {
 
 constexpr int kMaxSeq = 64;
 
-// The element type a cache type name stands for (f16, f32, q8_0, as llama.cpp's
-// --cache-type-k/-v); throws std::invalid_argument naming the choices.
+// The element type a cache type name stands for (llama.cpp's --cache-type-k/-v: f32,
+// f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1); throws std::invalid_argument naming
+// the choices.
 GgmlType kv_cache_type(const std::string& name);
+bool is_kv_cache_type(GgmlType type);
 
 // Shape and RoPE of one layer's cache; rope is needed to re-rotate K when
 // positions shift (seq_add, seq_div).
@@ -39,6 +45,9 @@ struct KvLayerSpec {
     float rope_base = 10000.0f, rope_scale = 1.0f;
     bool rope_neox = false;
     std::vector<float> rope_freq_factors;  // (n_rot/2) or empty
+    // YaRN's angle mixing (ops.h RopeParams); the magnitude is left out of a re-rotation
+    float rope_ext_factor = 0.0f, rope_beta_fast = 32.0f, rope_beta_slow = 1.0f;
+    int32_t rope_n_ctx_orig = 0;
 };
 
 // Per query token, the cells it may attend to: cells[begin[t], end[t]),
@@ -53,6 +62,39 @@ struct VisibleCells {
 // window w > 0, at positions > q_pos - w.
 void visible_cells(const int32_t* kv_pos, const uint64_t* kv_seq, int64_t n_kv, const int32_t* q_pos,
                    const int32_t* q_seq, int64_t n_tokens, int32_t window, VisibleCells& out);
+
+// Zeroed storage whose pages the OS commits on first write (calloc maps large blocks
+// from zero pages): a KV cache as large as a model's training context costs memory
+// only for the cells that get used.
+class LazyZeroBuffer {
+   public:
+    explicit LazyZeroBuffer(size_t n) : n_(n), p_(static_cast<uint8_t*>(std::calloc(n ? n : 1, 1))) {
+        if (!p_) throw std::bad_alloc();
+    }
+    ~LazyZeroBuffer() { std::free(p_); }
+    LazyZeroBuffer(LazyZeroBuffer&& o) noexcept : n_(o.n_), p_(o.p_) { o.p_ = nullptr; o.n_ = 0; }
+    LazyZeroBuffer(const LazyZeroBuffer& o) : LazyZeroBuffer(o.n_) { std::memcpy(p_, o.p_, n_); }
+    LazyZeroBuffer& operator=(const LazyZeroBuffer& o) {
+        if (this != &o) {
+            LazyZeroBuffer t(o);
+            std::swap(n_, t.n_);
+            std::swap(p_, t.p_);
+        }
+        return *this;
+    }
+    LazyZeroBuffer& operator=(LazyZeroBuffer&& o) noexcept {
+        std::swap(n_, o.n_);
+        std::swap(p_, o.p_);
+        return *this;
+    }
+    uint8_t* data() { return p_; }
+    const uint8_t* data() const { return p_; }
+    size_t size() const { return n_; }
+
+   private:
+    size_t n_;
+    uint8_t* p_;
+};
 
 class KvCacheError : public std::runtime_error {
    public:
@@ -130,7 +172,7 @@ class KvCache {
     GgmlType type_k_, type_v_;
     std::vector<int32_t> pos_;    // (n_ctx)
     std::vector<uint64_t> seqs_;  // (n_ctx)
-    std::vector<std::vector<uint8_t>> k_, v_;         // per layer (n_ctx, k_cell_bytes)
+    std::vector<LazyZeroBuffer> k_, v_;               // per layer (n_ctx, k_cell_bytes)
     std::vector<size_t> k_cell_bytes_, v_cell_bytes_;
     int64_t head_ = 0;
     int64_t n_used_ = 0;

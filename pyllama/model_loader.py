@@ -18,6 +18,7 @@ import numpy as np
 from . import _native
 from .errors import ModelLoadError
 from .gguf_file import ARCHITECTURES, GGUFFile, HParams
+from .rope import RopeOptions, model_rope, resolve
 
 # The architectures with a native forward pass, in the native table's order:
 # text generation (causal, KV cache, logits) and embeddings-only encoders.
@@ -61,8 +62,9 @@ _BLOCK = re.compile(r"blk\.(\d+)\.(.+)")
 F32 = 0
 
 
-def model_params(f: GGUFFile, hp: HParams) -> "_native.ModelParams":
-    """Native hyper-parameters from the file's `<arch>.*` metadata."""
+def model_params(f: GGUFFile, hp: HParams, rope: RopeOptions = RopeOptions()) -> "_native.ModelParams":
+    """Native hyper-parameters from the file's `<arch>.*` metadata; `rope` overrides its
+    RoPE scaling as llama-server's --rope-* and --yarn-* flags do (pyllama.rope)."""
     if hp.arch not in DECODER_ARCHS + ENCODER_ARCHS:
         raise ModelLoadError(f"'{f.path}': architecture '{hp.arch}' has no forward pass here "
                              f"(text generation: {', '.join(DECODER_ARCHS)}; embeddings: {', '.join(ENCODER_ARCHS)})")
@@ -75,6 +77,12 @@ def model_params(f: GGUFFile, hp: HParams) -> "_native.ModelParams":
     p.rope_base, p.rope_scale = hp.rope_freq_base, hp.rope_freq_scale
     if hp.family == "bert":
         return p
+    r = resolve(model_rope(f.get, hp.arch, hp.n_ctx_train), rope)
+    if not (r.freq_base > 0 and r.freq_scale > 0):
+        raise ModelLoadError(f"'{f.path}': RoPE frequency base and scale must be positive")
+    p.rope_base, p.rope_scale = r.freq_base, r.freq_scale
+    p.rope_ext_factor, p.rope_attn_factor = r.ext_factor, r.attn_factor
+    p.rope_beta_fast, p.rope_beta_slow, p.rope_n_ctx_orig = r.beta_fast, r.beta_slow, r.n_ctx_orig
     if hp.family == "gemma3":
         # sliding-window layers: 5 of every 6 (the 6th is global), local RoPE base 10000, no scaling
         p.sliding_window = hp.sliding_window
@@ -100,10 +108,11 @@ def _as_f32_vector(f: GGUFFile, t) -> np.ndarray:
     return _native.dequantize(t.data, t.type, t.n_cols * t.n_rows).view(np.uint8)
 
 
-def load_model(f: GGUFFile, *, progress: Callable[[float], None] | None = None) -> "_native.Model":
+def load_model(f: GGUFFile, *, progress: Callable[[float], None] | None = None,
+               rope: RopeOptions = RopeOptions()) -> "_native.Model":
     """The native Model of an open GGUF file; raises ModelLoadError naming any problem."""
     hp = f.hparams
-    params = model_params(f, hp)
+    params = model_params(f, hp, rope)
     try:
         model = _native.Model(params)
     except ValueError as e:

@@ -20,7 +20,7 @@ from .chat import ChatMsg, ChatStream, assign_ids, parse_output
 from .sampling import TokenProbs
 
 if TYPE_CHECKING:  # (pyllama.engine imports the Llama class, which imports this module)
-    from .engine.task import CompletionResult, PartialEvent
+    from .engine.task import CompletionResult, PartialEvent, ProgressEvent
 
 FINGERPRINT = "b0-pyllama"
 
@@ -85,6 +85,11 @@ def usage(results: list[CompletionResult], *, one_prompt: bool = False) -> dict:
             "prompt_tokens_details": {"cached_tokens": sum(r.n_cached for r in prompted)}}
 
 
+def progress_json(ev: ProgressEvent) -> dict:
+    """llama-server's `prompt_progress` object (a request's return_progress)."""
+    return {"total": ev.total, "cache": ev.cache, "processed": ev.processed, "time_ms": ev.time_ms}
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:32]}"
 
@@ -98,7 +103,8 @@ class Answer:
     ChatRequest): `whole(results)` at once, or as a stream: `opening(i)` before the
     first event of task i, `partial` per PartialEvent, `final` per FinalEvent, and
     `closing(last result)` once every task ended (payloads: dicts, or text such as
-    "[DONE]"; `partial` and `final` give one payload, or a list of any number). An
+    "[DONE]"; `partial` and `final` give one payload, or a list of any number), and
+    `progress` per ProgressEvent (prompt processing, when the request asked for it). An
     error ends every API's stream alike (sse.answer_events)."""
 
     candidates: Candidates = staticmethod(candidates_list)  # how a token's candidate list is written
@@ -119,6 +125,10 @@ class Answer:
         raise NotImplementedError
 
     def closing(self, last: CompletionResult | None) -> list:
+        return []
+
+    def progress(self, i: int, ev: ProgressEvent) -> dict | list:
+        """A streamed prompt-processing progress report (a request's return_progress)."""
         return []
 
     def post_sampling(self, i: int) -> bool:
@@ -146,6 +156,16 @@ class OpenAIAnswer(Answer):
     def whole_object(self, choices: list, results: list[CompletionResult], *, one_prompt: bool) -> dict:
         return self.envelope(choices, self.OBJECT, usage=usage(results, one_prompt=one_prompt),
                              timings=results[-1].timings.to_json())
+
+    def progress(self, i, ev):
+        return self.progress_chunk(i, ev)
+
+    def progress_chunk(self, i: int, ev: ProgressEvent) -> dict:
+        """A chunk with task i's empty choice and llama-server's `prompt_progress`."""
+        return self.chunk(self.empty_choice(i), prompt_progress=progress_json(ev))
+
+    def empty_choice(self, i: int) -> dict:
+        raise NotImplementedError
 
     def logprobs(self, i: int, probs) -> dict | None:
         return openai_logprobs(self.tokenizer, probs, self.post_sampling(i), self.candidates)
@@ -175,6 +195,9 @@ class TextCompletion(OpenAIAnswer):
 
     def final(self, i, r):
         return self.chunk(_text_choice(i, "", None, finish_reason(r)), timings=r.timings.to_json())
+
+    def empty_choice(self, i):
+        return _text_choice(i, "", None, None)
 
 
 def _text_choice(i: int, text: str, logprobs: dict | None, finish: str | None) -> dict:
@@ -213,7 +236,10 @@ class ChatCompletion(OpenAIAnswer):
         return self.whole_object(choices, results, one_prompt=True)
 
     def opening(self, i):
-        return [self.chunk({"finish_reason": None, "index": i, "delta": {"role": "assistant", "content": None}})]
+        return [self.chunk(self.empty_choice(i))]
+
+    def empty_choice(self, i):
+        return {"finish_reason": None, "index": i, "delta": {"role": "assistant", "content": None}}
 
     def _stream(self, i: int) -> ChatStream:
         st = self.streams.get(i)

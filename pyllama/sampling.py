@@ -39,7 +39,9 @@ RANDOM_SEED = 0xFFFFFFFF  # seed -1: a fresh random seed
 
 DEFAULT_SAMPLERS = ("penalties", "dry", "top_n_sigma", "top_k", "typ_p", "top_p", "min_p", "xtc", "temperature")
 SAMPLER_CHARS = {"e": "penalties", "d": "dry", "s": "top_n_sigma", "k": "top_k", "y": "typ_p", "p": "top_p",
-                 "m": "min_p", "x": "xtc", "t": "temperature"}
+                 "m": "min_p", "x": "xtc", "t": "temperature", "a": "adaptive_p"}
+# adaptive_p, named anywhere in `samplers`, replaces the final draw (llama.cpp's adaptive-p)
+ALL_SAMPLERS = DEFAULT_SAMPLERS + ("adaptive_p",)
 DEFAULT_DRY_BREAKERS = ("\n", ":", "\"", "*")
 DRY_MAX_BREAKER_BYTES = 40
 DRY_MAX_TAIL_TOKENS = 20
@@ -48,8 +50,8 @@ DRY_CACHE_ENTRIES = 32           # processed breaker sets kept per tokenizer
 
 
 def _sampler_aliases() -> dict[str, str]:
-    names = {n: n for n in DEFAULT_SAMPLERS}
-    for n in DEFAULT_SAMPLERS:
+    names = {n: n for n in ALL_SAMPLERS}
+    for n in ALL_SAMPLERS:
         if "_" in n:
             names[n.replace("_", "-")] = n
             names[n.replace("_", "")] = n
@@ -96,6 +98,8 @@ class SamplingParams:
     mirostat: int = 0
     mirostat_tau: float = 5.0
     mirostat_eta: float = 0.1
+    adaptive_target: float = -1.0  # adaptive-p (when `samplers` names adaptive_p): negative = a plain draw
+    adaptive_decay: float = 0.9
     seed: int = -1
     samplers: tuple[str, ...] = DEFAULT_SAMPLERS
     logit_bias: list[tuple[int, float]] = field(default_factory=list)
@@ -145,6 +149,8 @@ class _RequestReader:
         ("mirostat", "i", "soft", 0, 2),
         ("mirostat_tau", "f", None, None, None),
         ("mirostat_eta", "f", None, None, None),
+        ("adaptive_target", "f", None, None, None),
+        ("adaptive_decay", "f", "soft", 0.0, 0.99),
         ("min_keep", "i", "hard", 0, INT32_MAX),
     )
 
@@ -402,7 +408,7 @@ class Sampler:
         for name in ("temperature", "dynatemp_range", "dynatemp_exponent", "top_k", "top_p", "min_p", "typical_p",
                      "top_n_sigma", "xtc_probability", "xtc_threshold", "min_keep", "repeat_penalty",
                      "frequency_penalty", "presence_penalty", "dry_multiplier", "dry_base", "dry_allowed_length",
-                     "mirostat", "mirostat_tau", "mirostat_eta"):
+                     "mirostat", "mirostat_tau", "mirostat_eta", "adaptive_target", "adaptive_decay"):
             setattr(cfg, name, getattr(params, name))
         cfg.repeat_last_n = n_ctx if params.repeat_last_n == -1 else params.repeat_last_n
         cfg.dry_penalty_last_n = n_ctx if params.dry_penalty_last_n == -1 else params.dry_penalty_last_n

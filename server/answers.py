@@ -10,9 +10,9 @@ import math
 import weakref
 
 from pyllama import openai_answers as _oa
-from pyllama.engine.task import CompletionResult, TaskRequest
-from pyllama.openai_answers import (FINGERPRINT, Answer, chat_finish_reason, finish_reason, new_id, now,  # noqa: F401
-                                    usage)
+from pyllama.engine.task import CompletionResult, PartialEvent, ProgressEvent, TaskRequest
+from pyllama.openai_answers import (FINGERPRINT, chat_finish_reason, finish_reason, new_id, now,  # noqa: F401
+                                    progress_json, usage)
 from pyllama.sampling import TokenProbs
 
 from .json_text import RawJSON
@@ -109,43 +109,42 @@ def pick_fields(obj: dict, fields: list) -> dict:
     return out
 
 
-class NativeCompletion(Answer):
-    """/completion: a result object per task (a list when there are several), or a
-    stream of partial results, each task's ending with its final one (no [DONE])."""
+class Answer(_oa.Answer):
+    """pyllama.openai_answers.Answer with what only the server has: llama-server's native
+    result shapes (the /completion answer and stream chunk, with generation_settings),
+    and -v's `verbose` (the OpenAI answers then carry the native result as __verbose)."""
 
-    def whole(self, results):
-        out = [self._result(i, r, stream=False) for i, r in enumerate(results)]
-        if self.req.response_fields:
-            out = [pick_fields(o, self.req.response_fields) for o in out]
-        return out if len(out) > 1 else out[0]
+    def __init__(self, req, *, model: str, tokenizer, n_ctx: int, verbose: bool = False):
+        super().__init__(req, model=model, tokenizer=tokenizer, n_ctx=n_ctx)
+        self.verbose = verbose
 
-    def partial(self, i, ev):
+    def prompt_text(self, i: int) -> str:
+        """The prompt as llama-server echoes it: its tokens as text, special tokens shown."""
+        return self.tokenizer.detokenize(self.req.tasks[i].prompt, unparse_special=True)
+
+    def native_partial(self, i: int, ev: PartialEvent) -> dict:
+        """llama-server's native partial result (the /completion stream chunk)."""
         chunk = {"index": i, "content": ev.content, "tokens": ev.tokens, "stop": False, "id_slot": ev.id_slot,
                  "tokens_predicted": ev.n_decoded, "tokens_evaluated": ev.n_prompt}
         if ev.probs:
             chunk["completion_probabilities"] = probs_json(self.tokenizer, ev.probs, self.post_sampling(i))
         return chunk
 
-    def final(self, i, r):
-        return self._result(i, r, stream=True)
-
-    def _prompt_text(self, i: int) -> str:
-        p = self.req.prompts[i]
-        return p if isinstance(p, str) else self.tokenizer.detokenize(self.req.prompt_ids[i])
-
-    def _result(self, i: int, r: CompletionResult, stream: bool) -> dict:
+    def native_final(self, i: int, r: CompletionResult, *, stream: bool, prompt: str | None = None,
+                     return_tokens: bool = False) -> dict:
+        """llama-server's native final result (the /completion answer, and -v's __verbose)."""
         task = self.req.tasks[i]
         res = {
             "index": i,
             "content": "" if stream else r.content,
-            "tokens": [] if stream or not self.req.return_tokens else r.tokens,
+            "tokens": [] if stream or not return_tokens else r.tokens,
             "id_slot": r.id_slot,
             "stop": True,
             "model": self.model,
             "tokens_predicted": r.n_decoded,
             "tokens_evaluated": r.n_prompt,
             "generation_settings": generation_settings(task, self.n_ctx, self.model, reported_seed(task)),
-            "prompt": self._prompt_text(i),
+            "prompt": self.prompt_text(i) if prompt is None else prompt,
             "has_new_line": r.has_new_line,
             "truncated": r.truncated,
             "stop_type": r.stop_type,
@@ -158,11 +157,74 @@ class NativeCompletion(Answer):
         return res
 
 
-class TextCompletion(_oa.TextCompletion):
+class NativeCompletion(Answer):
+    """/completion: a result object per task (a list when there are several), or a
+    stream of partial results, each task's ending with its final one (no [DONE])."""
+
+    def whole(self, results):
+        out = [self._result(i, r, stream=False) for i, r in enumerate(results)]
+        if self.req.response_fields:
+            out = [pick_fields(o, self.req.response_fields) for o in out]
+        return out if len(out) > 1 else out[0]
+
+    def partial(self, i, ev):
+        return self.native_partial(i, ev)
+
+    def final(self, i, r):
+        return self._result(i, r, stream=True)
+
+    def progress(self, i, ev: ProgressEvent):
+        return {"index": i, "content": "", "tokens": [], "stop": False, "id_slot": ev.id_slot,
+                "tokens_predicted": 0, "tokens_evaluated": ev.total, "prompt_progress": progress_json(ev)}
+
+    def _prompt_text(self, i: int) -> str:
+        p = self.req.prompts[i]
+        return p if isinstance(p, str) else self.tokenizer.detokenize(self.req.prompt_ids[i])
+
+    def _result(self, i: int, r: CompletionResult, stream: bool) -> dict:
+        return self.native_final(i, r, stream=stream, prompt=self._prompt_text(i), return_tokens=self.req.return_tokens)
+
+
+def _with_verbose(obj: dict, native) -> dict:
+    """obj with __verbose added before its timings (llama-server's order)."""
+    timings = obj.pop("timings", None)
+    obj["__verbose"] = native
+    if timings is not None:
+        obj["timings"] = timings
+    return obj
+
+
+class _ServerOpenAI(Answer):
+    """Mixed in before an OpenAI builder of pyllama.openai_answers: the fast candidate
+    lists, and with -v the whole object's __verbose (the native result of each task)."""
+
+    candidates = staticmethod(candidates_json)
+
+    def whole_object(self, choices: list, results: list[CompletionResult], *, one_prompt: bool) -> dict:
+        out = super().whole_object(choices, results, one_prompt=one_prompt)
+        if self.verbose:  # llama-server -v: the native result, for debugging
+            natives = [self.native_final(i, r, stream=False) for i, r in enumerate(results)]
+            _with_verbose(out, natives[0] if len(natives) == 1 else natives)
+        return out
+
+
+class TextCompletion(_ServerOpenAI, _oa.TextCompletion):
     __doc__ = _oa.TextCompletion.__doc__
-    candidates = staticmethod(candidates_json)
+
+    def partial(self, i, ev):
+        out = super().partial(i, ev)
+        return _with_verbose(out, self.native_partial(i, ev)) if self.verbose else out
+
+    def final(self, i, r):
+        out = super().final(i, r)
+        return _with_verbose(out, self.native_final(i, r, stream=True)) if self.verbose else out
 
 
-class ChatCompletion(_oa.ChatCompletion):
+class ChatCompletion(_ServerOpenAI, _oa.ChatCompletion):
     __doc__ = _oa.ChatCompletion.__doc__
-    candidates = staticmethod(candidates_json)
+
+    def final(self, i, r):
+        out = super().final(i, r)
+        if self.verbose:  # llama-server -v: on the first chunk of the final ones
+            _with_verbose(out[0], self.native_final(i, r, stream=True))
+        return out

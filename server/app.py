@@ -40,9 +40,14 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
     gunicorn runs it); the model starts loading unless load is False. If it cannot be
     loaded, on_fatal(reason) is called on the loader thread; by default the process
     exits with code 3 (under gunicorn: the worker failed to boot, the arbiter stops)."""
+    from_env = config is None
     if config is None:
         config = config_from_env()
     _default_logging()
+    if from_env:  # under gunicorn: no command line printed them, nor placed the process
+        from . import placement
+        for w in config.warnings + placement.apply(config):
+            logging.getLogger("pyllama.server").warning("%s", w)
     if config.is_router:  # no model: the router (under gunicorn, flags come from the environment only)
         import atexit
 
@@ -59,6 +64,8 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
 
     if config.sleep_idle_seconds > 0:
         _install_sleep(app, st, config.sleep_idle_seconds)
+    if config.api_prefix:
+        app.wsgi_app = PrefixMiddleware(app.wsgi_app, config.api_prefix)
     if load:
         st.load_in_background()
     return app
@@ -84,3 +91,22 @@ def _install_sleep(app: Flask, st: ServerState, idle_s: int) -> None:
             sleeper.end()
 
     sleeper.start()
+
+
+class PrefixMiddleware:
+    """--api-prefix: the server answers under the prefix only (the routes see the path
+    without it); any other path is llama-server's 404."""
+
+    def __init__(self, wsgi_app, prefix: str):
+        self.wsgi_app, self.prefix = wsgi_app, prefix
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.prefix
+            environ["PATH_INFO"] = path[len(self.prefix):] or "/"
+            return self.wsgi_app(environ, start_response)
+        body = b'{"error":{"code":404,"message":"File Not Found","type":"not_found_error"}}'
+        start_response("404 Not Found", [("Content-Type", "application/json; charset=utf-8"),
+                                         ("Content-Length", str(len(body)))])
+        return [body]

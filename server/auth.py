@@ -1,10 +1,13 @@
 """Who may call what, and from where: API keys (--api-key, --api-key-file) on every
-route but the public ones, and CORS (a preflight is answered without a key; every
-answer allows the caller's origin)."""
+route but the public ones, and CORS (--cors-origins, --cors-methods, --cors-headers,
+--cors-credentials; a preflight is answered without a key). As llama-server: with
+--cors-origins * (the default) any Origin is reflected; 'localhost' reflects an Origin
+on this machine only; otherwise the Origin must be one of the list."""
 
 from __future__ import annotations
 
 import hmac
+from urllib.parse import urlsplit
 
 from flask import Flask, request
 
@@ -47,13 +50,48 @@ def install(app: Flask, state) -> None:
 
     @app.after_request
     def _cors(resp):
-        resp.headers.setdefault("Access-Control-Allow-Origin", request.headers.get("Origin", "*"))
+        _allow(resp, state.config)
         return resp
 
 
 def _preflight(app: Flask):
     r = app.make_response(("", 200))
-    r.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
-    r.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
-    r.headers["Access-Control-Allow-Headers"] = "*"
+    cfg = app.config["PYLLAMA_STATE"].config
+    if _allow(r, cfg):
+        r.headers["Access-Control-Allow-Methods"] = cfg.cors_methods
+        r.headers["Access-Control-Allow-Headers"] = cfg.cors_headers
     return r
+
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def allowed_origin(cfg, origin: str | None) -> str | None:
+    """The Access-Control-Allow-Origin for a request's Origin header, or None (no CORS grant)."""
+    spec = [o.strip() for o in cfg.cors_origins.split(",") if o.strip()]
+    if not origin:
+        return "*" if "*" in spec else None
+    if "*" in spec or origin in spec:
+        return origin
+    if "localhost" in spec:
+        try:
+            host = urlsplit(origin).hostname
+        except ValueError:
+            host = None
+        if host in LOCAL_HOSTS or (host or "").endswith(".localhost"):
+            return origin
+    return None
+
+
+def _allow(resp, cfg) -> bool:
+    if "Access-Control-Allow-Origin" in resp.headers:
+        return True
+    origin = allowed_origin(cfg, request.headers.get("Origin"))
+    if origin is None:
+        return False
+    resp.headers["Access-Control-Allow-Origin"] = origin
+    if cfg.cors_credentials and origin != "*":
+        resp.headers["Access-Control-Allow-Credentials"] = "true"
+    if origin != "*":
+        resp.headers.add("Vary", "Origin")
+    return True

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import _queue
 import _thread
-import logging
 import sys
 from typing import TextIO
 
@@ -84,17 +83,4 @@ class LogWriter:
             self._done.release()
 
 
-def install(level: int) -> LogWriter:
-    """Python logging at `level` through a LogWriter on stderr (the format logging.basicConfig had)."""
-    writer = LogWriter()
-    handler = logging.StreamHandler(writer)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    root.addHandler(handler)
-    root.setLevel(level)
-    return writer
-
-
-__all__ = ["LogWriter", "MAX_QUEUED", "install"]
+__all__ = ["LogWriter", "MAX_QUEUED"]

@@ -44,8 +44,8 @@ def n_choices(state, body: dict, names: tuple[str, ...]) -> int:
         if n is not None:
             break
     n = 1 if n is None else n
-    if not 1 <= n <= state.config.parallel:
-        raise bad_request(f"Field '{name}': Value must be between 1 <= value <= {state.config.parallel}, "
+    if not 1 <= n <= state.config.n_slots:
+        raise bad_request(f"Field '{name}': Value must be between 1 <= value <= {state.config.n_slots}, "
                           f"but got {n}")
     return n
 
@@ -76,6 +76,8 @@ def task_request(state, body: dict, prompt_ids: list[int], *, stream: bool,
         raise bad_request(f"Field 'stop': at most {MAX_STOP} stop strings, got {len(stops)}")
     if any(len(x) > MAX_STOP_CHARS for x in stops):
         raise bad_request(f"Field 'stop': a stop string may have at most {MAX_STOP_CHARS} characters")
+    if not stops:  # as llama-server: the -r reverse prompts stop requests that name no stop string
+        stops = list(cfg.reverse_prompts)
     stops += [s for s in more_stops if s and s not in stops]
     try:
         sampling = SamplingParams.from_request(body, cfg.sampling, state.llm.tokenizer)
@@ -98,7 +100,9 @@ def task_request(state, body: dict, prompt_ids: list[int], *, stream: bool,
     if sampling.dry_multiplier != 0.0 and "dry" in sampling.samplers:
         dry = dry_breakers(state.llm.tokenizer, sampling.dry_sequence_breakers)  # here, not on the engine thread
     return TaskRequest(dry_breakers=dry, prompt=prompt_ids, sampling=sampling, n_predict=n_predict, stop=stops, stream=stream,
-                       cache_prompt=field(body, "cache_prompt", bool, True), id_slot=field(body, "id_slot", int, -1),
+                       cache_prompt=field(body, "cache_prompt", bool, cfg.cache_prompt),
+                       id_slot=field(body, "id_slot", int, -1), special=cfg.special,
+                       return_progress=field(body, "return_progress", bool, False),
                        n_cache_reuse=n_cache_reuse,
                        n_keep=n_keep, n_discard=n_discard, n_indent=max(0, n_indent), t_max_predict_ms=t_max,
                        ignore_eos=sampling.ignore_eos, grammar=c.grammar, grammar_text=c.text,

@@ -94,9 +94,13 @@ def chat(st, body: dict) -> ChatRequest:
     else:
         constraint = parse_constraint(st, native, openai=True)
     task = task_request(st, native, ids, stream=stream, constraint=constraint, more_stops=params.additional_stops)
-    task.chat_format, task.reasoning_format = params.format, params.syntax.reasoning_format
+    syntax, chat_format = params.syntax, params.format
+    if st.config.skip_chat_parsing:  # --skip-chat-parsing: everything the model writes is content
+        syntax, chat_format = ChatSyntax(format="Content-only", reasoning_format="none", parse_tool_calls=False), \
+            "Content-only"
+    task.chat_format, task.reasoning_format = chat_format, syntax.reasoning_format
     task.reasoning_budget = reasoning_budget(st, body, params, task)
-    return ChatRequest(tasks=[task] * n, stream=stream, include_usage=include_usage(body), syntax=params.syntax)
+    return ChatRequest(tasks=[task] * n, stream=stream, include_usage=include_usage(body), syntax=syntax)
 
 
 MAX_BUDGET_MESSAGE = 16384  # characters

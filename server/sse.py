@@ -8,9 +8,10 @@ from typing import Iterable, Iterator, NamedTuple
 
 from flask import Response
 
-from pyllama.engine import ErrorEvent, FinalEvent, PartialEvent
+from pyllama.engine import ErrorEvent, FinalEvent, PartialEvent, ProgressEvent
 
 from .errors import error_event_body
+from .generation import PING
 from .json_text import dumps
 from .offload import offload
 
@@ -52,6 +53,9 @@ def answer_events(answer, events: Iterable[tuple[int, object]]) -> Iterator[str]
     started: set[int] = set()
     last = None
     for i, ev in events:
+        if ev is PING:  # an SSE comment while the stream is silent (--sse-ping-interval)
+            yield ":\n\n"
+            continue
         if isinstance(ev, ErrorEvent):
             yield event(error_payload(ev.error))
             return
@@ -59,7 +63,9 @@ def answer_events(answer, events: Iterable[tuple[int, object]]) -> Iterator[str]
             started.add(i)
             for payload in answer.opening(i):
                 yield event(payload)
-        if isinstance(ev, PartialEvent):
+        if isinstance(ev, ProgressEvent):
+            yield from _events(answer.progress(i, ev))
+        elif isinstance(ev, PartialEvent):
             yield from _events(offload(answer.partial, i, ev) if ev.probs else answer.partial(i, ev))
         elif isinstance(ev, FinalEvent):
             last = ev.result

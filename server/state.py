@@ -19,10 +19,13 @@ from pyllama.engine.bridge import original
 from pyllama.llama import Llama
 from pyllama.lora import LoraInfo
 from pyllama.model_fetch import log_progress
+from pyllama.control_vectors import parse_specs
 from pyllama.hf_hub import log_bytes
 from pyllama.model_registry import resolve_source
+from pyllama.rope import RopeOptions
 from pyllama.slot_file import KvLayout
 
+from . import placement
 from .config import ServerConfig
 from .memory import trim
 from .metrics import Scrapes
@@ -84,7 +87,10 @@ class ServerState:
 
     @property
     def alias(self) -> str:
-        return self.config.alias or self.config.hf_repo or os.path.basename(self.model_path or self.config.model)
+        """The model's name in the API: the first --alias in sorted order (as llama-server's set), else the
+        Hugging Face repository, else the file's name."""
+        aliases = self.config.aliases
+        return aliases[0] if aliases else self.config.hf_repo or os.path.basename(self.model_path or self.config.model)
 
     def load_in_background(self) -> None:
         """Load the model on an OS thread (the port is already open; /health says 503)."""
@@ -107,17 +113,28 @@ class ServerState:
                                                  hf_token=cfg.hf_token, model_url=cfg.model_url,
                                                  offline=cfg.offline, progress=log_progress(log),
                                                  byte_progress=log_bytes(log, cfg.hf_repo or cfg.model_url)))
-        llm = Llama(self.model_path, n_ctx=cfg.ctx_size, n_threads=cfg.n_threads or None,
+        llm = Llama(self.model_path, n_ctx=n_ctx(cfg), n_threads=cfg.n_threads or None,
                     n_ubatch=cfg.ubatch_size, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v,
-                    embedding=cfg.embedding, pooling=cfg.pooling or None)
+                    embedding=cfg.embedding, pooling=cfg.pooling or None, rope=rope_options(cfg),
+                    kv_overrides=cfg.kv_overrides, check_tensors=cfg.check_tensors, mlock=cfg.lock_model,
+                    poll=cfg.poll, cpus=placement.strict_cpus(cfg),
+                    control_vectors=parse_specs(cfg.control_vector, cfg.control_vector_scaled),
+                    control_vector_layers=tuple(int(x) for x in cfg.control_vector_layer_range) or (0, 0))
         try:
+            for w in llm.warnings:
+                log.warning("%s", w)
             for path, _ in cfg.lora_adapters:
                 llm.load_lora(path)
+            if cfg.warmup:
+                log.info("warming up the model with an empty run (--no-warmup to disable)")
+                llm.warmup()
             if self.template is None:
                 self.template = self._chat_template(llm)
-            engine = Engine(llm, EngineConfig(n_parallel=cfg.parallel, n_batch=cfg.batch_size,
+            engine = Engine(llm, EngineConfig(n_parallel=cfg.n_slots, n_batch=cfg.batch_size,
                                               cont_batching=cfg.cont_batching, context_shift=cfg.context_shift,
-                                              max_queue=cfg.max_queue))
+                                              max_queue=cfg.max_queue, unified_kv=cfg.unified_kv,
+                                              n_ctx_slot=cfg.kv_unified_per_slot,
+                                              slot_prompt_similarity=cfg.slot_prompt_similarity))
         except BaseException:
             llm.close()
             raise
@@ -131,7 +148,8 @@ class ServerState:
         self.engine = engine
         self.loaded = True
         self.sleeping = False
-        log.info("model loaded: %s (%d slots, n_ctx %d%s)", self.model_path, cfg.parallel, cfg.ctx_size,
+        log.info("model loaded: %s (%d slots, n_ctx %d, %d per slot%s%s)", self.model_path, cfg.n_slots, llm.n_ctx,
+                 engine.n_ctx_slot, ", unified KV cache" if cfg.unified_kv else "",
                  f", {len(self.lora_infos)} LoRA adapters" if self.lora_infos else "")
 
     def unload(self, engine: Engine, llm: Llama) -> None:
@@ -181,3 +199,22 @@ class ServerState:
         bos = tok.tokens[tok.bos] if tok.bos >= 0 else ""
         eos = tok.tokens[tok.eos] if tok.eos >= 0 else ""
         return ChatTemplate(source, bos_token=bos, eos_token=eos)
+
+
+def n_ctx(cfg: ServerConfig) -> int:
+    """The KV cache's cells: -c, else --parallel times --kv-unified-per-slot, else 0 (the
+    model's training context)."""
+    if cfg.ctx_size:
+        return cfg.ctx_size
+    if cfg.kv_unified_per_slot:
+        return cfg.n_slots * cfg.kv_unified_per_slot
+    return 0
+
+
+def rope_options(cfg: ServerConfig) -> RopeOptions:
+    """--rope-freq-scale, else 1 / --rope-scale; the rest as given (0 / -1: the model's)."""
+    scale = cfg.rope_freq_scale or (1.0 / cfg.rope_scale if cfg.rope_scale > 0 else 0.0)
+    return RopeOptions(scaling_type=cfg.rope_scaling, freq_base=cfg.rope_freq_base, freq_scale=scale,
+                       yarn_ext_factor=cfg.yarn_ext_factor, yarn_attn_factor=cfg.yarn_attn_factor,
+                       yarn_beta_fast=cfg.yarn_beta_fast, yarn_beta_slow=cfg.yarn_beta_slow,
+                       yarn_orig_ctx=cfg.yarn_orig_ctx)

@@ -195,7 +195,8 @@ void register_kernels(py::module_& m) {
     m.def("dequantize", &dequantize, py::arg("src"), py::arg("type"), py::arg("n"), py::kw_only(),
           py::arg("isa") = py::none(), "Dequantize n elements of a block-format buffer to float32.");
     m.def("quantize", &quantize, py::arg("x"), py::arg("type"), py::kw_only(), py::arg("isa") = py::none(),
-          "Quantize float activations to an activation format (q8_0, q8_1, q8_K, f16, bf16, f32).");
+          "Quantize floats to an activation format (q8_0, q8_1, q8_K, f16, bf16, f32) or a KV cache format "
+          "(q4_0, q4_1, q5_0, q5_1, iq4_nl).");
     m.def("vec_dot", &vec_dot, py::arg("type"), py::arg("n"), py::arg("w"), py::arg("a"), py::kw_only(),
           py::arg("isa") = py::none(),
           "Dot product of a weight row (type) with an activation row in its vec_dot_type.");

@@ -31,6 +31,11 @@ void register_model(py::module_& m) {
         .def_readwrite("rope_base_swa", &ModelParams::rope_base_swa)
         .def_readwrite("rope_scale_swa", &ModelParams::rope_scale_swa)
         .def_readwrite("rope_freq_factors", &ModelParams::rope_freq_factors)
+        .def_readwrite("rope_ext_factor", &ModelParams::rope_ext_factor)
+        .def_readwrite("rope_attn_factor", &ModelParams::rope_attn_factor)
+        .def_readwrite("rope_beta_fast", &ModelParams::rope_beta_fast)
+        .def_readwrite("rope_beta_slow", &ModelParams::rope_beta_slow)
+        .def_readwrite("rope_n_ctx_orig", &ModelParams::rope_n_ctx_orig)
         .def_readwrite("sliding_window", &ModelParams::sliding_window)
         .def_readwrite("swa_layers", &ModelParams::swa_layers)
         .def_readwrite("final_logit_softcap", &ModelParams::final_logit_softcap)
@@ -67,12 +72,14 @@ void register_model(py::module_& m) {
 
     py::class_<ContextHolder>(m, "Context", "A KV cache, compute threads and scratch over a Model.")
         .def(py::init([](py::object model, int64_t n_ctx, int64_t n_ubatch, int n_threads, const std::string& tk,
-                         const std::string& tv) {
+                         const std::string& tv, int poll, std::vector<int> cpus) {
                  ModelHolder& pm = model.cast<ModelHolder&>();
                  ContextParams cp;
                  cp.n_ctx = n_ctx;
                  cp.n_ubatch = n_ubatch;
                  cp.n_threads = n_threads;
+                 cp.poll = poll;
+                 cp.cpus = std::move(cpus);
                  cp.type_k = kv_cache_type(tk);
                  cp.type_v = kv_cache_type(tv);
                  auto pc = std::make_unique<ContextHolder>();
@@ -81,7 +88,8 @@ void register_model(py::module_& m) {
                  return pc;
              }),
              py::arg("model"), py::kw_only(), py::arg("n_ctx") = 4096, py::arg("n_ubatch") = 512,
-             py::arg("n_threads") = 0, py::arg("type_k") = "f16", py::arg("type_v") = "f16")
+             py::arg("n_threads") = 0, py::arg("type_k") = "f16", py::arg("type_v") = "f16", py::arg("poll") = 50,
+             py::arg("cpus") = std::vector<int>{})
         .def("decode", [](ContextHolder& pc, IntArray tokens, IntArray pos, SeqArray seqs, FlagArray logits,
                           bool embeddings) {
             const py::ssize_t n = tokens.size();
@@ -124,6 +132,11 @@ void register_model(py::module_& m) {
             }
             return out;
         }, py::arg("x"), "The reranker's classifier head over pooled rows (n, n_embd): scores (n, n_cls_out).")
+        .def("set_control_vector", [](ContextHolder& pc, FloatArray v) {
+            std::vector<float> data(v.data(), v.data() + v.size());
+            pc.ctx->set_control_vector(std::move(data));
+        }, py::arg("v"), "Control vectors (n_layer * n_embd floats, layer by layer) added to each layer's output; "
+                         "an empty array removes them.")
         .def("attach_lora", [](ContextHolder& pc, py::object adapter) {
             LoraHolder& lh = adapter.cast<LoraHolder&>();
             const int id = pc.ctx->attach_lora(lh.adapter.get());

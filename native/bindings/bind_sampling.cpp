@@ -41,7 +41,8 @@ void register_sampling(py::module_& m) {
         .value("top_p", SamplerKind::TopP)
         .value("min_p", SamplerKind::MinP)
         .value("xtc", SamplerKind::Xtc)
-        .value("temperature", SamplerKind::Temperature);
+        .value("temperature", SamplerKind::Temperature)
+        .value("adaptive_p", SamplerKind::AdaptiveP);
 
     py::class_<SamplingConfig>(m, "SamplingConfig", "Parameters of one sampler chain (llama-server's names)")
         .def(py::init<>())
@@ -69,6 +70,8 @@ void register_sampling(py::module_& m) {
         .def_readwrite("mirostat", &SamplingConfig::mirostat)
         .def_readwrite("mirostat_tau", &SamplingConfig::mirostat_tau)
         .def_readwrite("mirostat_eta", &SamplingConfig::mirostat_eta)
+        .def_readwrite("adaptive_target", &SamplingConfig::adaptive_target)
+        .def_readwrite("adaptive_decay", &SamplingConfig::adaptive_decay)
         .def_readwrite("order", &SamplingConfig::order)
         .def_readwrite("logit_bias", &SamplingConfig::logit_bias)
         .def_property(

@@ -77,6 +77,7 @@ KernelTable build(Isa isa) {
     t.isa = isa;
     fill_dequantize_generic(t);
     fill_quantize_generic(t);
+    fill_quantize_store(t);
     fill_vec_dot_generic(t);
     t.read_words = read_words_generic;
 #if defined(PYLLAMA_X86)

@@ -92,6 +92,7 @@ const char* isa_name(Isa isa);
 // Fillers, one per translation unit.
 void fill_dequantize_generic(KernelTable& t);
 void fill_quantize_generic(KernelTable& t);
+void fill_quantize_store(KernelTable& t);
 void fill_vec_dot_generic(KernelTable& t);
 void fill_avx2(KernelTable& t);
 void fill_gemm_avx2(KernelTable& t);

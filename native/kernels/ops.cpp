@@ -40,14 +40,46 @@ void layer_norm(const float* x, const float* w, const float* b, float* y, int64_
 
 void rope_angles(const int32_t* pos, int64_t n_tokens, int64_t n_rot, float freq_base, float freq_scale, float* cs,
                  const float* freq_factors) {
-    const float theta_scale = std::pow(freq_base, -2.0f / (float)n_rot);
+    RopeParams rp;
+    rp.n_rot = n_rot;
+    rp.freq_base = freq_base;
+    rp.freq_scale = freq_scale;
+    rp.freq_factors = freq_factors;
+    rope_angles_ext(pos, n_tokens, rp, cs);
+}
+
+void rope_yarn_corr_dims(int64_t n_rot, int32_t n_ctx_orig, float freq_base, float beta_fast, float beta_slow,
+                         float dims[2]) {
+    // the pair index whose wavelength fits n_ctx_orig / beta times in the original context
+    auto corr_dim = [&](float beta) {
+        return (float)n_rot * std::log((float)n_ctx_orig / (beta * 2.0f * (float)M_PI)) / (2.0f * std::log(freq_base));
+    };
+    dims[0] = std::fmax(0.0f, std::floor(corr_dim(beta_fast)));
+    dims[1] = std::fmin((float)(n_rot - 1), std::ceil(corr_dim(beta_slow)));
+}
+
+void rope_angles_ext(const int32_t* pos, int64_t n_tokens, const RopeParams& rp, float* cs, bool unit) {
+    const int64_t n_rot = rp.n_rot;
+    const float theta_scale = std::pow(rp.freq_base, -2.0f / (float)n_rot);
+    const bool yarn = rp.ext_factor != 0.0f && rp.n_ctx_orig > 0;
+    float dims[2] = {0.0f, 0.0f};
+    if (yarn) rope_yarn_corr_dims(n_rot, rp.n_ctx_orig, rp.freq_base, rp.beta_fast, rp.beta_slow, dims);
+    float mscale = unit ? 1.0f : rp.attn_factor;
+    if (yarn && !unit) mscale *= 1.0f + 0.1f * std::log(1.0f / rp.freq_scale);
     for (int64_t t = 0; t < n_tokens; ++t, cs += n_rot) {
-        // Same iterative angle as ggml: theta_i = p * theta_scale^i, then scaled.
+        // Same iterative angle as ggml: theta_i = p * theta_scale^i.
         float theta = (float)pos[t];
         for (int64_t i = 0; i < n_rot / 2; ++i, theta *= theta_scale) {
-            const float th = freq_scale * (freq_factors ? theta / freq_factors[i] : theta);
-            cs[2 * i] = std::cos(th);
-            cs[2 * i + 1] = std::sin(th);
+            const float extrap = rp.freq_factors ? theta / rp.freq_factors[i] : theta;
+            const float interp = rp.freq_scale * extrap;
+            float th = interp;
+            if (yarn) {
+                const float y = ((float)i - dims[0]) / std::fmax(0.001f, dims[1] - dims[0]);
+                const float mix = (1.0f - std::fmin(1.0f, std::fmax(0.0f, y))) * rp.ext_factor;
+                th = interp * (1.0f - mix) + extrap * mix;
+            }
+            cs[2 * i] = std::cos(th) * mscale;
+            cs[2 * i + 1] = std::sin(th) * mscale;
         }
     }
 }

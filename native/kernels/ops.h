@@ -25,6 +25,26 @@ void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_head, int64_
 // freq_factors (n_rot/2, may be null) divide each pair's angle (Llama 3.1 rope_freqs).
 void rope_angles(const int32_t* pos, int64_t n_tokens, int64_t n_rot, float freq_base, float freq_scale, float* cs,
                  const float* freq_factors = nullptr);
+
+// RoPE with YaRN, as ggml_rope_ext computes it. Pair i's angle before scaling is
+// theta_i = pos * base^(-2i/n_rot) / freq_factor_i; interpolated it is freq_scale * theta_i.
+// ext_factor != 0 mixes the two per pair: ramp(i) = 1 - clamp((i - lo) / max(0.001, hi - lo), 0, 1)
+// with [lo, hi] the correction dims of beta_fast and beta_slow for n_ctx_orig; angle =
+// interp * (1 - ramp * ext) + theta * ramp * ext, and the magnitude is additionally
+// multiplied by 1 + 0.1 ln(1 / freq_scale). cos and sin are scaled by attn_factor.
+struct RopeParams {
+    int64_t n_rot = 0;
+    float freq_base = 10000.0f, freq_scale = 1.0f;
+    float ext_factor = 0.0f, attn_factor = 1.0f, beta_fast = 32.0f, beta_slow = 1.0f;
+    int32_t n_ctx_orig = 0;                 // <= 0: no YaRN mixing possible (ext_factor ignored)
+    const float* freq_factors = nullptr;    // (n_rot/2) or null
+};
+// [lo, hi]: ggml_rope_yarn_corr_dims.
+void rope_yarn_corr_dims(int64_t n_rot, int32_t n_ctx_orig, float freq_base, float beta_fast, float beta_slow,
+                         float dims[2]);
+// cs as rope_angles; unit = true leaves out the magnitude scaling (a pure rotation, for
+// re-rotating cached K by a position delta).
+void rope_angles_ext(const int32_t* pos, int64_t n_tokens, const RopeParams& rp, float* cs, bool unit = false);
 void rope_apply(float* x, const float* cs, int64_t n_tokens, int64_t n_head, int64_t head_dim, int64_t n_rot,
                 bool neox);
 

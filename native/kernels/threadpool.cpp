@@ -2,6 +2,11 @@
 
 #include <memory>
 
+#if defined(__linux__)
+#include <pthread.h>
+#include <sched.h>
+#endif
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define PYLLAMA_PAUSE() _mm_pause()
@@ -14,11 +19,27 @@
 namespace pyllama {
 
 namespace {
-constexpr int kSpinIterations = 1 << 16;  // a worker's spin before it sleeps (about a millisecond)
-}
+constexpr int kSpinIterations = 1 << 16;  // a worker's spin before it sleeps at poll 50 (about a millisecond)
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
-    for (int i = 1; i < n_threads_; ++i) workers_.emplace_back(&ThreadPool::worker, this);
+// Pin the calling thread to one CPU (best effort: a CPU outside the process's allowed
+// set is simply refused by the OS).
+void pin_to(int cpu) {
+#if defined(__linux__)
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+#else
+    (void)cpu;
+#endif
+}
+}  // namespace
+
+ThreadPool::ThreadPool(int n_threads, int poll, std::vector<int> cpus)
+    : n_threads_(n_threads < 1 ? 1 : n_threads),
+      spin_limit_((int)((int64_t)kSpinIterations * (poll < 0 ? 0 : poll > 100 ? 100 : poll) / 50)),
+      cpus_(std::move(cpus)) {
+    for (int i = 1; i < n_threads_; ++i) workers_.emplace_back(&ThreadPool::worker, this, i);
 }
 
 ThreadPool::~ThreadPool() {
@@ -32,6 +53,10 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::run(const std::function<void(int, int)>& fn) {
+    if (!cpus_.empty() && pinned_caller_ != std::this_thread::get_id()) {
+        pin_to(cpus_[0]);
+        pinned_caller_ = std::this_thread::get_id();
+    }
     if (n_threads_ == 1) {
         fn(0, 1);
         return;
@@ -60,11 +85,12 @@ void ThreadPool::take_calls(int nth) {
     }
 }
 
-void ThreadPool::worker() {
+void ThreadPool::worker(int index) {
+    if (!cpus_.empty()) pin_to(cpus_[index % cpus_.size()]);
     uint64_t seen = 0;
     for (;;) {
         uint64_t g = generation_.load(std::memory_order_acquire);
-        for (int spin = 0; g == seen && spin < kSpinIterations; ++spin) {
+        for (int spin = 0; g == seen && spin < spin_limit_; ++spin) {
             PYLLAMA_PAUSE();
             g = generation_.load(std::memory_order_acquire);
         }

@@ -45,7 +45,10 @@ inline void wait_until(Done done) {
 
 class ThreadPool {
    public:
-    explicit ThreadPool(int n_threads);
+    // poll: how long an idle worker spins before it sleeps, 0..100 (llama.cpp's --poll;
+    // 50, the default, is about a millisecond; 0 sleeps at once). cpus: when given, thread
+    // i (0 = the first caller of run) is pinned to cpus[i % size] (--cpu-strict 1).
+    explicit ThreadPool(int n_threads, int poll = 50, std::vector<int> cpus = {});
     ~ThreadPool();
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
@@ -54,9 +57,12 @@ class ThreadPool {
     void run(const std::function<void(int ith, int nth)>& fn);
 
    private:
-    void worker();
+    void worker(int index);
 
     int n_threads_;
+    int spin_limit_;
+    std::vector<int> cpus_;
+    std::thread::id pinned_caller_;  // the caller last pinned to cpus_[0]
     std::vector<std::thread> workers_;
     void take_calls(int nth);
 

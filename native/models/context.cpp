@@ -17,9 +17,14 @@ std::vector<KvLayerSpec> kv_layer_specs(const Model& model) {
     const ModelParams& p = model.params();
     for (int64_t il = 0; il < p.n_layer; ++il) {
         const bool swa = model.is_swa(il);
-        specs.push_back(KvLayerSpec{p.n_head_kv, p.head_dim_k, p.head_dim_v, p.n_rot,
-                                    swa ? p.rope_base_swa : p.rope_base, swa ? p.rope_scale_swa : p.rope_scale,
-                                    model.traits().info.rope_neox, swa ? std::vector<float>{} : p.rope_freq_factors});
+        KvLayerSpec spec{p.n_head_kv, p.head_dim_k, p.head_dim_v, p.n_rot,
+                         swa ? p.rope_base_swa : p.rope_base, swa ? p.rope_scale_swa : p.rope_scale,
+                         model.traits().info.rope_neox, swa ? std::vector<float>{} : p.rope_freq_factors};
+        spec.rope_ext_factor = p.rope_ext_factor;
+        spec.rope_beta_fast = p.rope_beta_fast;
+        spec.rope_beta_slow = p.rope_beta_slow;
+        spec.rope_n_ctx_orig = p.rope_n_ctx_orig;
+        specs.push_back(std::move(spec));
     }
     return specs;
 }
@@ -29,7 +34,8 @@ std::vector<KvLayerSpec> kv_layer_specs(const Model& model) {
 Context::Context(const Model& model, const ContextParams& cp)
     : m_(model),
       cp_(cp),
-      pool_(cp.n_threads > 0 ? cp.n_threads : (int)std::max(1u, std::thread::hardware_concurrency())),
+      pool_(cp.n_threads > 0 ? cp.n_threads : (int)std::max(1u, std::thread::hardware_concurrency()), cp.poll,
+            cp.cpus),
       kv_(cp.n_ctx, kv_layer_specs(model), cp.type_k, cp.type_v),
       decoder_(model, kv_, pool_, lora_),
       encoder_(model, pool_) {

@@ -25,6 +25,8 @@ struct ContextParams {
     int64_t n_ctx = 4096;
     int64_t n_ubatch = 512;   // micro-batch size: a batch is computed this many tokens at a time
     int n_threads = 0;        // <= 0: hardware threads
+    int poll = 50;            // compute threads' polling level (ThreadPool)
+    std::vector<int> cpus;    // compute threads pinned one per CPU, or empty (ThreadPool)
     GgmlType type_k = GgmlType::F16, type_v = GgmlType::F16;
 };
 
@@ -50,6 +52,8 @@ class Context {
     // The reranker's classifier head over n pooled rows x (n, n_embd): out (n, n_cls_out).
     void classify(const float* x, int64_t n, float* out) { encoder_.classify(x, n, out); }
 
+    // Control vectors: (n_layer, n_embd) added to each layer's output; empty: none (decoders only).
+    void set_control_vector(std::vector<float> v) { decoder_.set_control_vector(std::move(v)); }
     // LoRA adapters (kept alive by the caller): attached once, in id order; each
     // sequence applies each adapter at its own scale (0 until set), so one batch
     // may hold sequences with different adapters. Returns the adapter's id.

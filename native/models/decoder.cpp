@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
 #include "../kernels/attention.h"
 #include "../kernels/ops.h"
@@ -26,8 +28,31 @@ void Decoder::forward(const Batch& b, int64_t i0, int64_t n, const int32_t* cell
     for (int64_t il = 0; il < p.n_layer; ++il) {
         attention_block(il, n);
         feed_forward_block(il, n);
+        if (!cvec_on_.empty() && cvec_on_[il])
+            for (int64_t t = 0; t < n; ++t) add(x_.data() + t * p.n_embd, cvec_.data() + il * p.n_embd,
+                                                x_.data() + t * p.n_embd, p.n_embd);
     }
     output_logits(b, i0, n, out);
+}
+
+void Decoder::set_control_vector(std::vector<float> v) {
+    const ModelParams& p = m_.params();
+    if (v.empty()) {
+        cvec_.clear();
+        cvec_on_.clear();
+        return;
+    }
+    if ((int64_t)v.size() != p.n_layer * p.n_embd)
+        throw std::invalid_argument("a control vector has n_layer x n_embd = " + std::to_string(p.n_layer) + " x " +
+                                    std::to_string(p.n_embd) + " floats");
+    cvec_ = std::move(v);
+    cvec_on_.assign(p.n_layer, 0);
+    for (int64_t il = 0; il < p.n_layer; ++il)
+        for (int64_t i = 0; i < p.n_embd; ++i)
+            if (cvec_[il * p.n_embd + i] != 0.0f) {
+                cvec_on_[il] = 1;
+                break;
+            }
 }
 
 // Positions, visible cells and RoPE angles of the micro-batch; scratch sizes.
@@ -39,13 +64,25 @@ void Decoder::prepare(const Batch& b, int64_t i0, int64_t n, const int32_t* cell
     for (int64_t i = 0; i < n; ++i) seq0_[i] = __builtin_ctzll(b.seqs[i0 + i]);
 
     kv_.visible(pos_.data(), seq0_.data(), n, 0, vis_);
+    RopeParams rp;  // global layers; sliding-window ones have their own base and scale
+    rp.n_rot = p.n_rot;
+    rp.freq_base = p.rope_base;
+    rp.freq_scale = p.rope_scale;
+    rp.ext_factor = p.rope_ext_factor;
+    rp.attn_factor = p.rope_attn_factor;
+    rp.beta_fast = p.rope_beta_fast;
+    rp.beta_slow = p.rope_beta_slow;
+    rp.n_ctx_orig = p.rope_n_ctx_orig;
+    rp.freq_factors = p.rope_freq_factors.empty() ? nullptr : p.rope_freq_factors.data();
     cs_.resize(n * p.n_rot);
-    rope_angles(pos_.data(), n, p.n_rot, p.rope_base, p.rope_scale, cs_.data(),
-                p.rope_freq_factors.empty() ? nullptr : p.rope_freq_factors.data());
+    rope_angles_ext(pos_.data(), n, rp, cs_.data());
     if (!p.swa_layers.empty()) {
         kv_.visible(pos_.data(), seq0_.data(), n, p.sliding_window, vis_swa_);
         cs_swa_.resize(n * p.n_rot);
-        rope_angles(pos_.data(), n, p.n_rot, p.rope_base_swa, p.rope_scale_swa, cs_swa_.data());
+        rp.freq_base = p.rope_base_swa;
+        rp.freq_scale = p.rope_scale_swa;
+        rp.freq_factors = nullptr;
+        rope_angles_ext(pos_.data(), n, rp, cs_swa_.data());
     }
 
     const int64_t nq = p.n_head * p.head_dim_k, nk = p.n_head_kv * p.head_dim_k, nv = p.n_head_kv * p.head_dim_v;

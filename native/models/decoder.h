@@ -3,6 +3,7 @@
 //   x = embd[token] (* embd_scale)
 //   per layer:  x += attention block (norm, Q/K/V, RoPE, K/V into the cache, attention, Wo)
 //               x += feed-forward block (norm, gate/up, SwiGLU or GeGLU, down)
+//               x += control vector of the layer (when one is set)
 //   logits of the wanted rows = Wout · norm(x)
 //
 // What differs between architectures is read from the model's ArchTraits and
@@ -41,6 +42,10 @@ class Decoder {
     // normed hidden states instead (n_outputs, n_embd), what the LM head would read.
     void forward(const Batch& b, int64_t i0, int64_t n, const int32_t* cells, float* out);
 
+    // Control vectors (llama.cpp's --control-vector): (n_layer, n_embd) added to the
+    // output of every layer whose row is not all zero; empty: none.
+    void set_control_vector(std::vector<float> v);
+
    private:
     void prepare(const Batch& b, int64_t i0, int64_t n, const int32_t* cells);
     void attention_block(int64_t il, int64_t n);
@@ -61,6 +66,8 @@ class Decoder {
     std::vector<float> cs_, cs_swa_;                                 // (n, n_rot) RoPE angles
     std::vector<int32_t> pos_, seq0_;                                // (n)
     const int32_t* cells_ = nullptr;                                 // (n) where each token's K/V go
+    std::vector<float> cvec_;                                        // (n_layer, n_embd) or empty
+    std::vector<uint8_t> cvec_on_;                                   // (n_layer) a row to add
     VisibleCells vis_, vis_swa_;
     std::vector<float> lora_t_, lora_u_, lora_s_;                    // (n, r), (n, n_out), (n) LoRA deltas
     std::vector<int32_t> out_seq_;                                   // (n_out) sequence of each output row

@@ -41,6 +41,10 @@ Model::Model(ModelParams p) : p_(std::move(p)) {
         throw std::invalid_argument("rope dimension count must be even and at most the head dimension");
     if (!p_.rope_freq_factors.empty() && (int64_t)p_.rope_freq_factors.size() != p_.n_rot / 2)
         throw std::invalid_argument("rope_freqs must have n_rot/2 entries");
+    if (!(p_.rope_base > 0.0f) || !(p_.rope_scale > 0.0f) || !(p_.rope_base_swa > 0.0f) || !(p_.rope_scale_swa > 0.0f))
+        throw std::invalid_argument("rope frequency base and scale must be positive");
+    if (p_.rope_ext_factor != 0.0f && p_.rope_n_ctx_orig <= 0)
+        throw std::invalid_argument("YaRN needs the original context size (rope_n_ctx_orig)");
     if (!p_.swa_layers.empty() && (int64_t)p_.swa_layers.size() != p_.n_layer)
         throw std::invalid_argument("swa_layers must have one entry per layer");
     layers_.resize(p_.n_layer);

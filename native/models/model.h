@@ -28,6 +28,9 @@ struct ModelParams {
     float rope_base = 10000.0f, rope_scale = 1.0f;          // global layers
     float rope_base_swa = 10000.0f, rope_scale_swa = 1.0f;  // sliding-window layers
     std::vector<float> rope_freq_factors;  // (n_rot/2) global layers' per-pair divisors, or empty
+    // YaRN (every layer; ops.h RopeParams): ext_factor 0 = plain RoPE; attn_factor scales cos and sin
+    float rope_ext_factor = 0.0f, rope_attn_factor = 1.0f, rope_beta_fast = 32.0f, rope_beta_slow = 1.0f;
+    int32_t rope_n_ctx_orig = 0;
     int32_t sliding_window = 0;
     std::vector<uint8_t> swa_layers;  // (n_layer) 1 = sliding-window layer; empty = none
     float final_logit_softcap = 0.0f;

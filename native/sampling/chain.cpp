@@ -26,8 +26,12 @@ SamplerChain::SamplerChain(const SamplingConfig& config) : n_vocab_(config.n_voc
             std::make_unique<Mirostat>(cfg.mirostat, cfg.n_vocab, cfg.seed, cfg.mirostat_tau, cfg.mirostat_eta));
         return;
     }
+    bool adaptive = false;
     for (SamplerKind kind : cfg.order) {
         switch (kind) {
+            case SamplerKind::AdaptiveP:
+                adaptive = true;
+                break;
             case SamplerKind::Penalties:
                 samplers_.push_back(std::make_unique<Penalties>(cfg.repeat_last_n, cfg.repeat_penalty,
                                                                 cfg.frequency_penalty, cfg.presence_penalty));
@@ -61,7 +65,10 @@ SamplerChain::SamplerChain(const SamplingConfig& config) : n_vocab_(config.n_voc
                 break;
         }
     }
-    samplers_.push_back(std::make_unique<Dist>(cfg.seed));
+    if (adaptive)
+        samplers_.push_back(std::make_unique<AdaptiveP>(cfg.adaptive_target, cfg.adaptive_decay, cfg.seed));
+    else
+        samplers_.push_back(std::make_unique<Dist>(cfg.seed));
 }
 
 void SamplerChain::run(const float* logits, const TokenFilter* pre) {

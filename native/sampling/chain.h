@@ -15,7 +15,9 @@
 
 namespace pyllama {
 
-enum class SamplerKind { Penalties, Dry, TopNSigma, TopK, TypicalP, TopP, MinP, Xtc, Temperature };
+// AdaptiveP is not a step of the chain but its final draw: named anywhere in the
+// order, it replaces the plain draw (llama.cpp's adaptive-p).
+enum class SamplerKind { Penalties, Dry, TopNSigma, TopK, TypicalP, TopP, MinP, Xtc, Temperature, AdaptiveP };
 
 struct SamplingConfig {
     int32_t n_vocab = 0;
@@ -32,6 +34,7 @@ struct SamplingConfig {
     Dry::Breakers dry_breakers;
     int32_t mirostat = 0;
     float mirostat_tau = 5.0f, mirostat_eta = 0.1f;
+    float adaptive_target = -1.0f, adaptive_decay = 0.9f;
     std::vector<SamplerKind> order{SamplerKind::Penalties, SamplerKind::Dry,  SamplerKind::TopNSigma,
                                    SamplerKind::TopK,      SamplerKind::TypicalP, SamplerKind::TopP,
                                    SamplerKind::MinP,      SamplerKind::Xtc,  SamplerKind::Temperature};

@@ -198,6 +198,30 @@ private:
     std::mt19937 rng_;
 };
 
+// adaptive-p (llama.cpp PR 17927): the final draw, from probabilities reshaped to
+// favour tokens near an adapted target probability. The target moves against an
+// exponential moving average (decay) of the original probabilities of the tokens
+// chosen, so that on average chosen tokens sit at `target`. A negative target: a
+// plain draw from the probabilities.
+class AdaptiveP : public Sampler {
+public:
+    AdaptiveP(float target, float decay, uint32_t seed)
+        : target_(target), decay_(decay < 0.0f ? 0.0f : decay > 0.99f ? 0.99f : decay), seed_(seed) { reset(); }
+    const char* name() const override { return "adaptive-p"; }
+    void apply(Candidates& c) override;
+    void accept(int32_t token) override;
+    void reset() override;
+
+private:
+    float target_, decay_;
+    uint32_t seed_;
+    std::mt19937 rng_;
+    float weighted_sum_ = 0.0f, total_weight_ = 0.0f;
+    std::vector<float> original_;   // the probabilities before the reshaping, by candidate index
+    int32_t pending_id_ = -1;
+    int64_t pending_idx_ = -1;
+};
+
 // Mirostat v1 (top-k from an estimate of the Zipf exponent) and v2 (a surprise
 // cut-off); both draw the token and adapt mu toward the target surprise tau.
 class Mirostat : public Sampler {

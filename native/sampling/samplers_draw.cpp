@@ -1,4 +1,5 @@
 // Temperature (plain and dynamic), the final draw, and mirostat.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -86,6 +87,52 @@ void Dist::apply(Candidates& c) {
         c.data[i].p = (float)(c.data[i].p / sum);
     }
     if (!found) c.selected = (int64_t)c.size - 1;
+}
+
+void AdaptiveP::reset() {
+    weighted_sum_ = target_ / (1.0f - decay_);
+    total_weight_ = 1.0f / (1.0f - decay_);
+    pending_id_ = -1;
+    pending_idx_ = -1;
+    rng_.seed(resolve_seed(seed_));
+}
+
+void AdaptiveP::apply(Candidates& c) {
+    if (c.size == 0) {
+        c.selected = -1;
+        return;
+    }
+    softmax(c, false);
+    if (target_ < 0.0f) {
+        c.selected = (int64_t)draw_discrete(c, rng_);
+        return;
+    }
+    original_.resize(c.size);
+    for (size_t i = 0; i < c.size; ++i) original_[i] = c.data[i].p;
+    const float target = std::min(1.0f, std::max(0.0f, target_));
+    float adapted = total_weight_ == 0.0f ? target : 2.0f * target - weighted_sum_ / total_weight_;
+    adapted = std::min(1.0f, std::max(0.0f, adapted));
+    // quadratic near the target, linear in the tails: far tokens are suppressed after the softmax
+    constexpr float kInvWidth = 1.0f / 0.3f, kPeak = 5.0f, kSharpness = 10.0f;
+    for (size_t i = 0; i < c.size; ++i) {
+        if (c.data[i].logit == -INFINITY) continue;
+        const float dist = std::fabs((c.data[i].p - adapted) * kInvWidth);
+        c.data[i].logit = kPeak - kSharpness * dist * dist / (1.0f + dist);
+    }
+    softmax(c, false);
+    const size_t idx = draw_discrete(c, rng_);
+    c.selected = (int64_t)idx;
+    pending_id_ = c.data[idx].id;
+    pending_idx_ = (int64_t)idx;
+}
+
+void AdaptiveP::accept(int32_t token) {
+    if (pending_id_ >= 0 && pending_id_ == token) {
+        weighted_sum_ = original_[(size_t)pending_idx_] + decay_ * weighted_sum_;
+        total_weight_ = 1.0f + decay_ * total_weight_;
+    }
+    pending_id_ = -1;
+    pending_idx_ = -1;
 }
 
 void Mirostat::apply(Candidates& c) {

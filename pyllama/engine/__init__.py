@@ -4,8 +4,8 @@ continuous batching). `bridge` is the only code that crosses between that thread
 and the server's greenlets."""
 
 from .engine import Engine, EngineConfig
-from .task import (CompletionResult, EmbeddingResult, EmbedParams, ErrorEvent, FinalEvent, PartialEvent, SlotAction,
-                   Task, TaskRequest)
+from .task import (CompletionResult, EmbeddingResult, EmbedParams, ErrorEvent, FinalEvent, PartialEvent,
+                   ProgressEvent, SlotAction, Task, TaskRequest)
 
 __all__ = ["CompletionResult", "EmbedParams", "EmbeddingResult", "Engine", "EngineConfig", "ErrorEvent",
-           "FinalEvent", "PartialEvent", "SlotAction", "Task", "TaskRequest"]
+           "FinalEvent", "PartialEvent", "ProgressEvent", "SlotAction", "Task", "TaskRequest"]

@@ -19,7 +19,8 @@ from .embedding_job import EmbeddingJob, check_input
 from .generation import Generation
 from .scheduler import GENERATING, IDLE, PROMPT, BatchPlan, Work, admit, plan_batch, plan_reuse, plan_shift
 from .slot import Slot, SlotSnapshot
-from .task import CompletionResult, ErrorEvent, FinalEvent, PartialEvent, SlotAction, Span, Task, Timings
+from .task import (CompletionResult, ErrorEvent, FinalEvent, PartialEvent, ProgressEvent, SlotAction, Span, Task,
+                   Timings)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ class EngineConfig:
     cont_batching: bool = True
     context_shift: bool = False  # at the context end: drop old tokens and go on (else stop, truncated)
     max_queue: int = -1          # tasks waiting for a slot beyond which submit refuses (-1: no bound)
+    unified_kv: bool = False     # every slot may use the whole KV cache (else each gets n_ctx / n_parallel)
+    n_ctx_slot: int = 0          # > 0: each slot's context (--kv-unified-per-slot), at most the cache
+    slot_prompt_similarity: float = 0.1  # a cache prefix above this share of a prompt picks the slot
 
 
 @dataclass
@@ -60,7 +64,7 @@ class Engine:
             raise ValueError(f"n_parallel must be between 1 and {MAX_SLOTS}")
         self.llm = llm
         self.config = config
-        self.n_ctx_slot = llm.n_ctx // config.n_parallel
+        self.n_ctx_slot = slot_context(llm.n_ctx, config, llm.hparams.n_ctx_train)
         self.slots = [Slot(i, self.n_ctx_slot, llm.kv) for i in range(config.n_parallel)]
         self.snapshots: tuple[SlotSnapshot, ...] = tuple(s.snapshot() for s in self.slots)
         self.stats = Stats()
@@ -194,6 +198,8 @@ class Engine:
             for i, t in enumerate(piece.tokens):
                 batch.add(t, piece.pos + i, piece.slot, i in outs)
             self.slots[piece.slot].cache.planned(piece.tokens)
+        if self.config.unified_kv:
+            self._make_room(len(batch), {p.slot for p in plan.pieces})
         t0 = time.perf_counter()
         embeddings = isinstance(self.slots[plan.pieces[0].slot].gen, EmbeddingJob)
         try:
@@ -221,6 +227,8 @@ class Engine:
             if isinstance(s.gen, EmbeddingJob):
                 self._embedded(s, piece, rows)
                 continue
+            if piece.prompt:
+                self._progress(s, piece.pos + len(piece.tokens))
             if not n_out:
                 continue
             if piece.prompt:
@@ -231,6 +239,20 @@ class Engine:
             except Exception as e:  # noqa: BLE001 - this task's sampler or grammar: it alone ends
                 log.warning("slot %d: sampling failed: %s", s.id, e)
                 self._fail(s, task_error(e))
+
+    def _make_room(self, n_tokens: int, busy: set[int]) -> None:
+        """A unified cache is shared by every slot: when a batch lacks room, the cached
+        prompts of idle slots go first, least recently used first (llama-server clears
+        idle slots of a unified cache too)."""
+        kv = self.llm.kv
+        idle = sorted((s for s in self.slots if s.state == IDLE and s.id not in busy and s.n_past > 0),
+                      key=lambda s: s.last_used)
+        for s in idle:
+            if kv.size - kv.n_used >= n_tokens:
+                return
+            log.info("slot %d: clearing its cached prompt (%d tokens) to make room in the unified KV cache",
+                     s.id, s.n_past)
+            s.cache.clear()
 
     def _embedded(self, s: Slot, piece, rows) -> None:
         """An embedding task's rows of this batch; at its prompt's end, its result (and
@@ -354,7 +376,8 @@ class Engine:
         with self._lock:
             waiting = list(self._pending)
             reserved = frozenset(a.id_slot for a in self._actions if not a.cancelled)
-        for task, slot in admit(waiting, self.slots, self.config.cont_batching, reserved):
+        for task, slot in admit(waiting, self.slots, self.config.cont_batching, self.config.slot_prompt_similarity,
+                                reserved):
             with self._lock:
                 self._pending.remove(task)
             if not task.request.prompt:  # llama-server: an empty prompt gets an empty answer, cache untouched
@@ -384,6 +407,16 @@ class Engine:
         slot.cache.reuse(reuse)
         slot.start(Generation(task, self.llm.tokenizer, self.llm.n_vocab, slot.n_ctx, reuse.n_cached))
         self.stats.n_prompt_cached += reuse.n_cached
+        self._progress(slot, reuse.n_cached)
+
+    def _progress(self, s: Slot, processed: int) -> None:
+        """A streamed task that asked for it (return_progress) hears how far its prompt is."""
+        gen = s.gen
+        req = gen.task.request if gen is not None else None
+        if req is None or not (req.stream and req.return_progress) or isinstance(gen, EmbeddingJob):
+            return
+        ms = int((time.perf_counter() - gen.t_prompt_start) * 1000)
+        gen.task.deliver(ProgressEvent(len(gen.prompt), gen.n_cached, min(processed, len(gen.prompt)), ms, s.id))
 
     def _plan(self, solo: int | None = None) -> BatchPlan:
         """Shift full contexts, then let the scheduler plan one batch (only slot
@@ -453,6 +486,22 @@ class Engine:
         s.release()
         if s.id in self._solo:
             self._solo.remove(s.id)
+
+
+def slot_context(n_ctx: int, config: EngineConfig, n_ctx_train: int = 0) -> int:
+    """Each slot's context, as llama-server sizes it: --kv-unified-per-slot's N, else the
+    whole cache when it is unified, else an even share; capped at the model's training
+    context."""
+    if config.n_ctx_slot > 0:
+        n = min(config.n_ctx_slot, n_ctx)
+    elif config.unified_kv:
+        n = n_ctx
+    else:
+        n = n_ctx // config.n_parallel
+    if n_ctx_train > 0 and n > n_ctx_train:
+        log.warning("the slot context (%d) exceeds the training context of the model (%d) - capping", n, n_ctx_train)
+        n = n_ctx_train
+    return n
 
 
 def task_error(e: Exception) -> PyllamaError:

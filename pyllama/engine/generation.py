@@ -61,7 +61,7 @@ class Generation:
         self.sampler.accept(req.prompt)
         self.grammar = GrammarState(req.grammar, tokenizer, lazy=req.grammar_lazy, trigger_tokens=req.trigger_tokens,
                                     trigger_patterns=req.trigger_patterns) if req.grammar is not None else None
-        self.decoder = StreamDecoder(tokenizer, shown=req.preserved_tokens)
+        self.decoder = StreamDecoder(tokenizer, special=req.special, shown=req.preserved_tokens)
         self.budget = BudgetState(req.reasoning_budget) if req.reasoning_budget is not None else None
         self.tokens: list[int] = []
         self.n_decoded = 0
@@ -75,6 +75,7 @@ class Generation:
         self.truncated = False
         self.timings = Timings(cache_n=n_cached)
         self.t_first = 0.0
+        self.t_prompt_start = time.perf_counter()
 
     def prompt_done(self) -> None:
         self.t_first = time.perf_counter()

@@ -52,26 +52,29 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 # -- admission ----------------------------------------------------------------------
-def choose_slot(slots: Sequence[SlotView], request: RequestView, taken: frozenset[int] = frozenset()) \
-        -> SlotView | None:
+def choose_slot(slots: Sequence[SlotView], request: RequestView, taken: frozenset[int] = frozenset(),
+                similarity: float = 0.1) -> SlotView | None:
     """llama-server's choice: the slot the request names (when idle), else the idle
     slot whose cache shares the longest prefix with the prompt (ties: the least
-    recently used), else the least recently used idle slot."""
+    recently used) if that prefix is more than `similarity` of the prompt
+    (--slot-prompt-similarity; 0: never), else the least recently used idle slot. Only
+    a cache computed under the request's LoRA scales counts as shared (`reusable`)."""
     if request.id_slot >= 0:
         s = slots[request.id_slot % len(slots)]
         return s if s.state == IDLE and s.id not in taken else None
     idle = [s for s in slots if s.state == IDLE and s.id not in taken]
     if not idle:
         return None
-    if request.cache_prompt:
+    if request.cache_prompt and similarity > 0 and request.prompt:
         best = max(idle, key=lambda s: (common_prefix(reusable(s, request), request.prompt), -s.last_used))
-        if common_prefix(reusable(best, request), request.prompt) > 0:
+        n = common_prefix(reusable(best, request), request.prompt)
+        if n > 0 and n / len(request.prompt) > similarity:
             return best
     return min(idle, key=lambda s: s.last_used)
 
 
 def admit(waiting: Sequence[TaskView], slots: Sequence[SlotView], cont_batching: bool = True,
-          reserved: frozenset[int] = frozenset()) -> list[tuple[TaskView, SlotView]]:
+          similarity: float = 0.1, reserved: frozenset[int] = frozenset()) -> list[tuple[TaskView, SlotView]]:
     """Which waiting tasks start now, in arrival order, and in which slot. A task
     whose slot is busy is deferred without holding up those behind it. An empty
     prompt is answered at once and takes no slot. Without continuous batching no
@@ -82,7 +85,7 @@ def admit(waiting: Sequence[TaskView], slots: Sequence[SlotView], cont_batching:
     out: list[tuple[TaskView, SlotView]] = []
     taken: set[int] = set(reserved)
     for task in waiting:
-        slot = choose_slot(slots, task.request, frozenset(taken))
+        slot = choose_slot(slots, task.request, frozenset(taken), similarity)
         if slot is None:
             continue
         if task.request.prompt:

@@ -39,6 +39,8 @@ class TaskRequest:
     trigger_patterns: list = field(default_factory=list)   # compiled (pyllama.grammar.compile_trigger)
     grammar_triggers: list[dict] = field(default_factory=list)  # as reported back
     preserved_tokens: list[int] = field(default_factory=list)   # special tokens shown in the text
+    special: bool = False         # every special token shown in the text (llama-server -sp)
+    return_progress: bool = False  # stream: report prompt processing progress (ProgressEvent)
     dry_breakers: list | None = None  # processed DRY breakers (pyllama.sampling.dry_breakers), if DRY is on
     chat_format: str = "Content-only"  # how a chat's output is read (reported back, as llama-server)
     reasoning_format: str = "none"     # the reasoning format it is read with (reported back)
@@ -102,6 +104,18 @@ class PartialEvent:
     n_prompt: int
     id_slot: int
     n_cached: int = 0  # prompt tokens found in the slot's cache (Anthropic's usage opens the stream)
+
+
+@dataclass
+class ProgressEvent:
+    """Prompt processing so far (a streamed task with return_progress): once when it starts
+    (processed = cache), then after every batch that held its prompt tokens."""
+
+    total: int        # prompt tokens
+    cache: int        # of them found in the slot's cache
+    processed: int    # of them in the cache now (cached + decoded)
+    time_ms: int      # since prompt processing started
+    id_slot: int
 
 
 @dataclass

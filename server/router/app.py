@@ -122,6 +122,9 @@ def create_router_app(config: ServerConfig, command_line: dict[str, Any]) -> Fla
         return _proxy(models, config, name, update_last_used=False)
 
     app.register_blueprint(webui.bp)
+    if config.api_prefix:  # the router answers under the prefix; its children (reserved flag) without it
+        from ..app import PrefixMiddleware
+        app.wsgi_app = PrefixMiddleware(app.wsgi_app, config.api_prefix)
 
     if startup:
         import gevent
@@ -191,7 +194,10 @@ def _model_json(inst: Instance, now: int) -> dict:
     if inst.failed:
         status["exit_code"] = inst.exit_code
         status["failed"] = True
-    out = {"id": inst.spec.name, "aliases": inst.spec.aliases, "tags": [], "object": "model",
+    tags = inst.spec.options.get("tags", "")
+    out = {"id": inst.spec.name, "aliases": inst.spec.aliases,
+           "tags": [t.strip() for t in tags.split(",") if t.strip()] if isinstance(tags, str) else [],
+           "object": "model",
            "owned_by": "llamacpp", "created": now, "status": status,
            "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
            "source": inst.spec.source, "can_remove": False}
@@ -204,9 +210,11 @@ def _model_json(inst: Instance, now: int) -> dict:
 def _preset_ini(inst: Instance) -> str:
     from ..flags import declared
     names = {dest: f.name.lstrip("-") for dest, _, _, f in declared(ServerConfig)}
+    repeated = {dest for dest, _, _, f in declared(ServerConfig) if f.repeat}
     lines = [f"[{inst.spec.name}]"]
     for dest, value in inst.spec.options.items():
         if dest not in ("host", "port", "alias"):
-            lines.append(f"{names.get(dest, dest)} = {value}")
+            for v in (value if isinstance(value, tuple) and dest in repeated else (value,)):
+                lines.append(f"{names.get(dest, dest)} = {' '.join(v) if isinstance(v, tuple) else v}")
     lines += [f"{k} = {v}" for k, v in inst.spec.preset_only.items()]
     return "\n".join(lines) + "\n\n"

@@ -44,7 +44,7 @@ DEFAULT_SECTION = "default"  # keys before any [section]
 
 # never passed to a child: the router's own business (llama-server's unset_reserved_args)
 RESERVED = {"ssl_key_file", "ssl_cert_file", "api_key", "api_key_file", "models_dir", "models_preset",
-            "models_max", "models_autoload", "host", "port"}
+            "models_max", "models_autoload", "host", "port", "reuse_port", "api_prefix"}
 # what names a model: the router's command line never passes these on to every child
 MODEL_KEYS = {"model", "alias", "hf_repo", "hf_file", "model_url"}
 
@@ -59,7 +59,8 @@ class ModelSpec:
 
     name: str
     source: str                                   # "cache" | "models_dir" | "preset"
-    options: dict[str, str] = field(default_factory=dict)   # config field -> value, as text
+    # config field -> value, as text (a repeated flag's or a START END flag's: a tuple of texts)
+    options: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
     preset_only: dict[str, str] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
 
@@ -138,29 +139,40 @@ def preset_options(name: str, values: dict[str, str]) -> tuple[dict[str, str], d
             on = env_bool(value)
             value = "false" if on == inverted else "true"
         else:
+            if f.nargs != 1:  # "control-vector-layer-range = 1 3"
+                value = tuple(value.split())
+                if len(value) != f.nargs:
+                    raise PresetError(f"preset '{name}': {f.name} takes {f.nargs} values, got {len(value)}")
             try:
-                typ(value)
+                for v in (value if isinstance(value, tuple) else (value,)):
+                    typ(v)
             except ValueError:
                 raise PresetError(f"preset '{name}': {f.name} must be {typ.__name__}, got {value!r}") from None
         options[dest] = value
     return options, only
 
 
-def command_line_options(given: dict[str, Any]) -> dict[str, str]:
+def command_line_options(given: dict[str, Any]) -> dict[str, str | tuple[str, ...]]:
     """The router's own flags (config field -> typed value, as given on its command line)
-    as the options every child gets: the reserved ones and those naming a model removed."""
-    out = {}
+    as the options every child gets: the reserved ones and those naming a model removed.
+    A repeated flag's values stay a tuple (each passed on as one occurrence)."""
+    out: dict[str, str | tuple[str, ...]] = {}
     for dest, v in given.items():
         if dest in RESERVED or dest in MODEL_KEYS:
             continue
-        out[dest] = ("true" if v else "false") if isinstance(v, bool) else str(v)
+        if isinstance(v, bool):
+            out[dest] = "true" if v else "false"
+        elif isinstance(v, tuple):
+            out[dest] = tuple(" ".join(map(str, x)) if isinstance(x, tuple) else str(x) for x in v)
+        else:
+            out[dest] = str(v)
     return out
 
 
-def child_args(options: dict[str, str]) -> list[str]:
+def child_args(options: dict[str, str | tuple[str, ...]]) -> list[str]:
     """Options (config field -> text) as a pyllama-server command line, in declaration
     order, each flag by its long name (a switch set false by its `no-` name, or left out
-    when it has none)."""
+    when it has none; a repeated flag once per value; a START END flag with its values)."""
     args: list[str] = []
     for dest, typ, _, f in declared(ServerConfig):
         if dest not in options:
@@ -171,6 +183,11 @@ def child_args(options: dict[str, str]) -> list[str]:
                 args.append(f.name)
             elif f.off:
                 args.append(f.off[-1])
+        elif f.nargs != 1:
+            args += [f.name, *(v.split() if isinstance(v, str) else v)]
+        elif isinstance(v, tuple):
+            for x in v:
+                args += [f.name, x]
         else:
             args += [f.name, v]
     return args

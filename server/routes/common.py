@@ -97,10 +97,44 @@ def generate(parse, answer_type):
     st = state()
     if st.config.embedding:
         raise not_supported("This server does not support completions. Start it without `--embeddings`")
-    req = offload(parse, st, json_body())
-    answer = answer_type(req, model=st.alias, tokenizer=st.llm.tokenizer, n_ctx=st.engine.n_ctx_slot)
+    body = json_body()
+    req = offload(parse, st, body)
+    if st.config.log_prompts_dir:
+        offload(log_prompts, st, req.tasks)
+    answer = answer_type(req, model=st.alias, tokenizer=st.llm.tokenizer, n_ctx=st.engine.n_ctx_slot,
+                         verbose=st.config.verbose_answers)
     gone = watcher(request.environ)
     if not req.stream:
         results = collect(st.engine, req.tasks, gone)
         return json_response(lambda: answer.whole(results))
-    return stream_response(answer_events(answer, run(st.engine, req.tasks, gone)))
+    return stream_response(answer_events(answer, run(st.engine, req.tasks, gone, ping_interval(st, body))))
+
+
+def ping_interval(st, body: dict) -> float | None:
+    """Seconds of silence before an SSE ping: the request's sse_ping_interval, else
+    --sse-ping-interval; -1 (or 0): none."""
+    v = body.get("sse_ping_interval")
+    if v is None:
+        v = st.config.sse_ping_interval
+    elif isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise bad_request("Field 'sse_ping_interval': expected a number")
+    return float(v) if v > 0 else None
+
+
+def log_prompts(st, tasks) -> None:
+    """--log-prompts-dir: each task's prompt, as text with special tokens shown, in a file of its own
+    (the directory is made when missing; a failure to write is logged, never the request's)."""
+    import logging
+    import os
+    import time
+
+    folder = st.config.log_prompts_dir
+    try:
+        os.makedirs(folder, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1_000_000_000:09d}"
+        for i, task in enumerate(tasks):
+            text = st.llm.tokenizer.detokenize(task.prompt, unparse_special=True)
+            with open(os.path.join(folder, f"prompt-{stamp}-{i}.txt"), "w", encoding="utf-8") as f:
+                f.write(text)
+    except OSError as e:
+        logging.getLogger("pyllama.server").warning("--log-prompts-dir: cannot write a prompt: %s", e)

@@ -28,15 +28,16 @@ def health():
 def models():
     st = state()  # also while asleep: what it reports is kept in st.info
     info = st.info
-    meta = {"vocab_type": info.vocab_type, "n_vocab": info.n_vocab, "n_ctx_train": info.n_ctx_train,
-            "n_embd": info.n_embd, "n_params": info.n_params, "size": info.size}
+    meta = {"vocab_type": info.vocab_type, "n_vocab": info.n_vocab, "n_ctx": info.n_ctx_slot,
+            "n_ctx_train": info.n_ctx_train, "n_embd": info.n_embd, "n_params": info.n_params, "size": info.size}
     return jsonify({
         "models": [{"name": st.alias, "model": st.alias, "modified_at": "", "size": "", "digest": "", "type": "model",
                     "description": "", "tags": [""], "capabilities": ["completion"], "parameters": "",
                     "details": {"parent_model": "", "format": "gguf", "family": "", "families": [""],
                                 "parameter_size": "", "quantization_level": ""}}],
         "object": "list",
-        "data": [{"id": st.alias, "object": "model", "created": R.now(), "owned_by": "llamacpp", "meta": meta}],
+        "data": [{"id": st.alias, "aliases": st.config.aliases, "tags": st.config.tag_list, "object": "model",
+                  "created": R.now(), "owned_by": "llamacpp", "meta": meta}],
     })
 
 
@@ -50,7 +51,7 @@ def props():
         "default_generation_settings": {"params": R.generation_settings(req, info.n_ctx_slot, st.alias,
                                                                       R.reported_seed(req)),
                                         "n_ctx": info.n_ctx_slot},
-        "total_slots": st.config.parallel,
+        "total_slots": st.config.n_slots,
         "model_alias": st.alias,
         "model_path": st.model_path,
         "modalities": {"vision": False, "audio": False},
@@ -62,6 +63,8 @@ def props():
         "endpoint_slots": st.config.slots,
         "endpoint_props": st.config.props,
         "endpoint_metrics": st.config.metrics,
+        "ui": st.config.webui, "ui_settings": st.config.ui_settings,
+        "webui": st.config.webui, "webui_settings": st.config.ui_settings,  # llama-server's older names
         "is_sleeping": st.sleeping,
     })
 

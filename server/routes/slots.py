@@ -66,7 +66,7 @@ def slot_action(id_slot: str):
     action = request.args.get("action", "")
     if action not in ("save", "restore", "erase"):
         raise bad_request("Invalid action")
-    if not 0 <= sid < cfg.parallel:
+    if not 0 <= sid < cfg.n_slots:
         raise bad_request("Invalid slot ID")
     gone = watcher(request.environ)
     if action == "erase":
@@ -102,4 +102,6 @@ def metrics():
     engine = st.engine  # None while asleep: the counters are kept, nothing runs
     busy = sum(1 for s in engine.snapshots if s.is_processing) if engine is not None else 0
     text = st.scrapes.text(st.stats, busy, engine.n_pending() if engine is not None else 0)
-    return Response(text, mimetype="text/plain; version=0.0.4")
+    # as llama-server: the start time lets a scraper tell a restart (counters back at zero) from a reset
+    return Response(text, mimetype="text/plain; version=0.0.4",
+                    headers={"Process-Start-Time-Unix": str(int(st.t_start))})

@@ -15,6 +15,7 @@ from gguf.quants import dequantize
 
 from pyllama.gguf_file import GGUFFile
 from pyllama.model_loader import model_params
+from pyllama.rope import RopeOptions
 
 
 class GGUFWeights:
@@ -37,9 +38,13 @@ class GGUFWeights:
 
 
 class ReferenceModel(GGUFWeights):
-    def __init__(self, path):
+    """`rope`: RoPE/YaRN overrides, resolved as the library resolves them (the values
+    are taken from the native parameters; the rotation itself is computed here)."""
+
+    def __init__(self, path, rope: RopeOptions = RopeOptions(), cvec: np.ndarray | None = None):
         super().__init__(path)
-        self.p = model_params(self.f, self.hp)
+        self.cvec = cvec  # (n_layer, n_embd) added to each layer's output (control vectors), or None
+        self.p = model_params(self.f, self.hp, rope)
 
     def logits(self, tokens: list[int]) -> np.ndarray:
         """Logits (n_tokens, n_vocab) of one sequence at positions 0..n-1."""
@@ -74,8 +79,9 @@ class ReferenceModel(GGUFWeights):
                 k = rms(k, self.w(b + "attn_k_norm.weight"), hp.norm_eps)
             base, scale = (p.rope_base_swa, p.rope_scale_swa) if swa else (p.rope_base, p.rope_scale)
             ff = None if swa else self.w("rope_freqs.weight")
-            q = rope(q, pos, hp.n_rot, base, scale, neox, ff)
-            k = rope(k, pos, hp.n_rot, base, scale, neox, ff)
+            yarn = Yarn(p.rope_ext_factor, p.rope_attn_factor, p.rope_beta_fast, p.rope_beta_slow, p.rope_n_ctx_orig)
+            q = rope(q, pos, hp.n_rot, base, scale, neox, ff, yarn)
+            k = rope(k, pos, hp.n_rot, base, scale, neox, ff, yarn)
             if arch == "gemma3":
                 q = q / math.sqrt(hp.head_dim_k)
                 kq_scale = 1.0
@@ -106,6 +112,8 @@ class ReferenceModel(GGUFWeights):
             if arch == "gemma3":
                 d = rms(d, self.w(b + "post_ffw_norm.weight"), hp.norm_eps)
             x = x + d
+            if self.cvec is not None:
+                x = x + self.cvec[il]
         return rms(x, self.w("output_norm.weight"), hp.norm_eps)
 
 
@@ -117,15 +125,43 @@ def gelu_tanh(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
+class Yarn:
+    """YaRN's settings (arXiv:2309.00071, as ggml applies them): ext_factor 0 is plain RoPE."""
+
+    def __init__(self, ext_factor: float = 0.0, attn_factor: float = 1.0, beta_fast: float = 32.0,
+                 beta_slow: float = 1.0, n_ctx_orig: int = 0):
+        self.ext, self.attn, self.beta_fast, self.beta_slow, self.n_ctx_orig = (
+            ext_factor, attn_factor, beta_fast, beta_slow, n_ctx_orig)
+
+
 def rope(x: np.ndarray, pos: np.ndarray, n_rot: int, base: float, scale: float, neox: bool,
-         factors: np.ndarray | None = None) -> np.ndarray:
-    """x: (n, heads, head_dim); rotates the first n_rot dims of each head; factors divide the angles."""
+         factors: np.ndarray | None = None, yarn: Yarn | None = None) -> np.ndarray:
+    """x: (n, heads, head_dim); rotates the first n_rot dims of each head; factors divide the angles.
+
+    With YaRN, each pair's angle blends the interpolated one (scale * theta) and the
+    extrapolated one (theta) by a ramp over the pair index between the dimensions whose
+    wavelengths fit beta_fast and beta_slow times into the original context; cos and sin
+    are scaled by attn_factor * (1 + 0.1 ln(1/scale))."""
     x = x.copy()
     inv = base ** (-np.arange(0, n_rot, 2) / n_rot)                      # (n_rot/2)
     if factors is not None:
         inv = inv / factors
-    ang = (pos[:, None] * scale) * inv[None, :]                          # (n, n_rot/2)
-    c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+    extrap = pos[:, None] * inv[None, :]                                 # (n, n_rot/2)
+    ang = extrap * scale
+    mag = 1.0
+    if yarn is not None:
+        mag = yarn.attn
+        if yarn.ext != 0:
+            def corr_dim(beta: float) -> float:  # the pair index that turns beta times in n_ctx_orig positions
+                return n_rot * math.log(yarn.n_ctx_orig / (beta * 2 * math.pi)) / (2 * math.log(base))
+            lo = max(0.0, math.floor(corr_dim(yarn.beta_fast)))
+            hi = min(n_rot - 1.0, math.ceil(corr_dim(yarn.beta_slow)))
+            i = np.arange(n_rot // 2)
+            ramp = 1 - np.clip((i - lo) / max(0.001, hi - lo), 0, 1)           # 1: extrapolate, 0: interpolate
+            mix = ramp * yarn.ext
+            ang = ang * (1 - mix) + extrap * mix
+            mag *= 1 + 0.1 * math.log(1 / scale)
+    c, s = mag * np.cos(ang)[:, None, :], mag * np.sin(ang)[:, None, :]
     if neox:
         a, b = x[..., : n_rot // 2].copy(), x[..., n_rot // 2: n_rot].copy()
         x[..., : n_rot // 2], x[..., n_rot // 2: n_rot] = a * c - b * s, a * s + b * c

@@ -24,9 +24,11 @@ RUN_DIR = tempfile.gettempdir()
 
 
 class ServerProcess:
-    def __init__(self, model, *args: str, env: dict | None = None):
+    """`prefix`: the server's --api-prefix, which the URL then includes."""
+
+    def __init__(self, model, *args: str, env: dict | None = None, prefix: str = ""):
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://127.0.0.1:{self.port}{prefix}"
         model_args = ["-m", str(model)] if model is not None else []  # None: no -m (router mode, -hf, -mu)
         cmd = [sys.executable, "-m", "pyllama.server.cli", *model_args, "--port", str(self.port), *args]
         self.t_start = time.monotonic()

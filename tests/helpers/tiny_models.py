@@ -109,9 +109,10 @@ __all__ = ["T", "tensor_info_offset", "write_tiny_bert", "write_tiny_llama"]
 def write_tiny_decoder(path: Path, arch: str, *, n_layer: int = 2, n_embd: int = 64, n_head: int = 4,
                        n_head_kv: int = 2, head_dim: int = 32, n_ff: int = 96, n_vocab: int = 48,
                        sliding_window: int = 4, weight_type: T = T.F32, seed: int = 0, tied: bool = False,
-                       rope_freqs: bool = False) -> Path:
+                       rope_freqs: bool = False, rope_scaling: dict | None = None) -> Path:
     """A random-weight decoder of one of the supported architectures: llama, qwen2
-    (Q/K/V biases), qwen3 (Q/K norms) or gemma3 (Q/K norms, post-norms, sliding window)."""
+    (Q/K/V biases), qwen3 (Q/K norms) or gemma3 (Q/K norms, post-norms, sliding window).
+    rope_scaling: `{arch}.rope.scaling.*` keys to write (type, factor, original_context_length, ...)."""
     rng = np.random.default_rng(seed)
     w = GGUFWriter(str(path), arch)
     w.add_context_length(512)
@@ -126,6 +127,13 @@ def write_tiny_decoder(path: Path, arch: str, *, n_layer: int = 2, n_embd: int =
     w.add_rope_freq_base(10000.0 if arch != "gemma3" else 1000000.0)
     if arch == "gemma3":
         w.add_sliding_window(sliding_window)
+    for key, value in (rope_scaling or {}).items():
+        if isinstance(value, str):
+            w.add_string(f"{arch}.rope.scaling.{key}", value)
+        elif isinstance(value, int):
+            w.add_uint32(f"{arch}.rope.scaling.{key}", value)
+        else:
+            w.add_float32(f"{arch}.rope.scaling.{key}", value)
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("default")
     w.add_token_list([f"t{i}" for i in range(n_vocab)])

@@ -188,7 +188,7 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError):
         _native.KvCache(0)
     with pytest.raises(ValueError, match="cache type"):
-        _native.KvCache(4, type_k="q4_0")
+        _native.KvCache(4, type_k="q4_K")
     kv = _native.KvCache(4)
     with pytest.raises(_native.KvCacheError, match="out of range"):
         kv.seq_rm(64, -1, -1)

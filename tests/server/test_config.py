@@ -22,6 +22,8 @@ def test_defaults_are_the_declared_ones():
         assert getattr(c, name) == default, name
     assert c == ServerConfig()
     assert c.api_keys == [] and c.n_threads == 0 and c.default_grammar == ""
+    # llama-server's defaults: the model's context, 4 slots over one unified cache
+    assert (c.ctx_size, c.parallel, c.n_slots, c.unified_kv) == (0, -1, 4, True)
     assert (c.sampling.temperature, c.sampling.top_k, c.sampling.seed) == (0.8, 40, -1)
 
 
@@ -39,7 +41,8 @@ def test_flag_beats_variable_beats_default():
     assert config("-np", "2", LLAMA_ARG_N_PARALLEL="3").parallel == 2
     assert config(LLAMA_ARG_CONT_BATCHING="0").cont_batching is False
     assert config("-cb", LLAMA_ARG_CONT_BATCHING="0").cont_batching is True
-    assert config("--no-webui", LLAMA_ARG_WEBUI="on").webui is False
+    assert config("--no-webui", LLAMA_ARG_UI="on").webui is False
+    assert config(LLAMA_ARG_NO_UI="1").webui is False
     assert config(LLAMA_ARG_SHUTDOWN_GRACE="2.5").shutdown_grace == 2.5
     with pytest.raises(ValueError):
         config(LLAMA_ARG_PORT="abc")
@@ -53,7 +56,18 @@ def test_derived_values():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["-np", "65"], "--parallel must be between 1 and 64 (the KV cache's sequences)"),
+    (["-np", "65"], "--parallel must be -1 (auto) or between 1 and 64 (the KV cache's sequences)"),
+    (["-np", "0"], "--parallel must be -1 (auto) or between 1 and 64 (the KV cache's sequences)"),
+    (["-ctk", "q2_K"], "--cache-type-k must be one of f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1 "
+                       "(got 'q2_K')"),
+    (["--rope-scaling", "ntk"], "--rope-scaling must be one of none, linear, yarn (got 'ntk')"),
+    (["-C", "xyz"], "--cpu-mask must be a hexadecimal CPU mask"),
+    (["-Cr", "5-2"], "--cpu-range must be a range of CPUs, lo-hi"),
+    (["--prio", "4"], "--prio must be between -1 and 3"),
+    (["--override-kv", "a=long:3"], "--override-kv must be KEY=TYPE:VALUE with TYPE int, float, bool or str"),
+    (["-l", "15*2"], "--logit-bias must be TOKEN_ID+BIAS or TOKEN_ID-BIAS"),
+    (["--api-prefix", "/v1/"], "--api-prefix must start with / and not end with /"),
+    (["--sse-ping-interval", "0"], "--sse-ping-interval must be -1 (no pings) or a positive number"),
     (["--max-queue", "-2"], "--max-queue must be -1 (no bound) or more"),
     (["--shutdown-grace", "nan"], "--shutdown-grace must be 0 or more seconds"),
     (["--repeat-last-n", "-2"], "--repeat-last-n must be -1 or more"),
@@ -86,3 +100,55 @@ def test_chat_flags():
                  ["--reasoning-budget", "-2"], ["--reasoning", "maybe"]):
         with pytest.raises(ValueError):
             config(*argv)
+
+
+def test_slots_and_the_unified_cache():
+    assert (config("-np", "2").n_slots, config("-np", "2").unified_kv) == (2, False)   # an explicit -np splits it
+    assert config("-np", "2", "-kvu").unified_kv and not config("-no-kvu").unified_kv
+    c = config("-np", "3", "--kv-unified-per-slot", "256")
+    from pyllama.server.state import n_ctx
+    assert (n_ctx(c), n_ctx(config("-c", "1000", "--kv-unified-per-slot", "256")), n_ctx(config())) == (768, 1000, 0)
+
+
+def test_sampling_flags_become_the_default_sampling_parameters():
+    c = config("--samplers", "top_k;temperature", "--top-nsigma", "1.5", "--xtc-probability", "0.5", "--typical", "0.9",
+               "--dynatemp-range", "0.2", "--dynatemp-exp", "1.5", "--mirostat", "2", "--mirostat-lr", "0.2",
+               "--mirostat-ent", "4", "--dry-multiplier", "0.8", "--dry-base", "2", "--dry-allowed-length", "3",
+               "--dry-penalty-last-n", "-1", "--dry-sequence-breaker", "\\n", "--dry-sequence-breaker", "x",
+               "-l", "15+1", "-l", "16-0.5", "--ignore-eos", "--temperature", "0.3")
+    s = c.sampling
+    assert s.samplers == ("top_k", "temperature") and s.temperature == 0.3 and s.ignore_eos
+    assert (s.top_n_sigma, s.xtc_probability, s.typical_p, s.dynatemp_range, s.dynatemp_exponent) == \
+        (1.5, 0.5, 0.9, 0.2, 1.5)
+    assert (s.mirostat, s.mirostat_eta, s.mirostat_tau) == (2, 0.2, 4.0)
+    assert (s.dry_multiplier, s.dry_base, s.dry_allowed_length, s.dry_penalty_last_n) == (0.8, 2.0, 3, -1)
+    assert s.dry_sequence_breakers == ("\n", "x")        # escapes processed (-e, on by default)
+    assert s.logit_bias == [(15, 1.0), (16, -0.5)]
+    assert config("--sampler-seq", "kt").sampling.samplers == ("top_k", "temperature")
+    assert config("--dry-sequence-breaker", "none").sampling.dry_sequence_breakers == ()
+    assert config("--no-escape", "--dry-sequence-breaker", "\\n").sampling.dry_sequence_breakers == ("\\n",)
+    assert config("--dry-base", "0.5").sampling.dry_base == 1.75  # below 1: ignored, as llama.cpp
+
+
+def test_parsed_flags(tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("# comment\nk1\n  # indented comment\nk2\n")
+    c = config("--api-key-file", str(keys), "-a", "zeta,alpha, beta", "--tags", "chat, small", "-C", "0x5",
+               "-Cr", "8-9", "--override-kv", "a=int:3,b=bool:false", "--override-kv", "c=str:x", "-r", "User:",
+               "-r", "\\nEnd", "--ui-config", '{"theme": "dark"}')
+    assert c.api_keys == ["k1", "k2"]
+    assert c.aliases == ["alpha", "beta", "zeta"] and c.tag_list == ["chat", "small"]
+    assert c.cpus == [0, 2, 8, 9]
+    assert c.kv_overrides == {"a": 3, "b": False, "c": "x"}
+    assert c.reverse_prompts == ["User:", "\nEnd"]
+    assert c.ui_settings == {"theme": "dark"}
+    assert config("-v").verbose_answers and config("-lv", "10").verbose_answers and not config().verbose_answers
+    assert config("--mlock").lock_model and config("-lm", "mmap+mlock").lock_model and not config().lock_model
+    for argv in (["--ui-config", "[1]"], ["--ui-config", "{x"]):
+        with pytest.raises(ValueError):
+            config(*argv)
+
+
+def test_batch_placement_flags_warn_only_when_they_differ():
+    assert config("-C", "3", "-Cb", "3", "--prio", "1", "--prio-batch", "1").warnings == []
+    assert [w.split()[0] for w in config("-C", "3", "-Cb", "c").warnings] == ["--cpu-mask-batch"]

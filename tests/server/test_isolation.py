@@ -209,7 +209,7 @@ def test_too_many_slots_is_refused_at_start():
     out = subprocess.run([sys.executable, "-m", "pyllama.server.cli", "-m", "smollm2-135m", "-np", "65",
                           "--port", str(free_port())], capture_output=True, text=True, timeout=60, cwd=RUN_DIR)
     assert out.returncode == 2
-    assert "--parallel must be between 1 and 64" in out.stderr
+    assert "--parallel must be -1 (auto) or between 1 and 64" in out.stderr
 
 
 def test_disconnect_is_seen_under_tls(smollm2_path, tmp_path):

@@ -99,7 +99,7 @@ def test_lists_the_models_of_every_source(router):
     args = gemma["status"]["args"]
     # [*] then the section, then the router's own command line; host, port and alias set by the router
     for flag, value in (("--model", "gemma3-270m"), ("--alias", "gemma"), ("--host", "127.0.0.1"),
-                        ("--ctx-size", "1024"), ("--parallel", "2"), ("--threads", "1"), ("--temp", "0.0")):
+                        ("--ctx-size", "1024"), ("--parallel", "2"), ("--threads", "1"), ("--temperature", "0.0")):
         assert args[args.index(flag) + 1] == value, args
     assert "--embeddings" in models["minilm"]["status"]["args"]
     assert [m["id"] for m in router.get("/v1/models").json()["data"]] == [m["id"] for m in data["data"]]
@@ -170,7 +170,7 @@ def test_first_request_loads_the_model_and_streams_as_generated(router):
         {"role": "user", "content": "Tell me about Paris."}]}).json()
     assert whole["choices"][0]["message"]["content"] == text and whole["model"] == "smol"
     slots = requests.get(router.url + "/slots?model=smol", timeout=30)
-    assert slots.status_code == 200 and len(slots.json()) == 1
+    assert slots.status_code == 200 and len(slots.json()) == 4  # -np -1 (auto): 4 slots
 
 
 def test_load_and_unload(router):

@@ -48,6 +48,28 @@ def test_child_command_line():
     assert args == ["--model", "/m.gguf", "--port", "123", "--ctx-size", "4096", "--embeddings", "--no-jinja"]
 
 
+def test_repeated_and_two_value_flags_reach_the_child():
+    """A repeated flag of the router's command line is passed on once per value; a START END
+    flag with both values; in a preset, one value of a repeated flag, and START END as two words."""
+    from pyllama.server.router.presets import command_line_options
+
+    ns = parser().parse_args(["--lora", "a.gguf", "--lora", "b.gguf,c.gguf", "-r", "x, y",
+                              "--control-vector-layer-range", "1", "3", "--api-prefix", "/llm", "--reuse-port"])
+    options = command_line_options(given(ServerConfig, ns, {}))
+    assert options == {"lora": ("a.gguf", "b.gguf,c.gguf"), "reverse_prompt": ("x, y",),
+                       "control_vector_layer_range": ("1", "3")}  # --api-prefix, --reuse-port: the router's own
+    args = child_args(options)
+    assert args == ["--reverse-prompt", "x, y", "--control-vector-layer-range", "1", "3",
+                    "--lora", "a.gguf", "--lora", "b.gguf,c.gguf"]
+    child = resolve(parser().parse_args(args), {})
+    assert child.lora_adapters == [("a.gguf", 1.0), ("b.gguf", 1.0), ("c.gguf", 1.0)]
+    assert child.reverse_prompts == ["x, y"] and child.control_vector_layer_range == ("1", "3")
+    preset, _ = preset_options("m", {"lora": "d.gguf", "control-vector-layer-range": "2 4"})
+    assert child_args(preset) == ["--control-vector-layer-range", "2", "4", "--lora", "d.gguf"]
+    with pytest.raises(PresetError, match="takes 2 values"):
+        preset_options("m", {"control-vector-layer-range": "2"})
+
+
 def test_models_dir_layouts(tmp_path):
     (tmp_path / "llama-3.2-1b-Q4_K_M.gguf").write_bytes(b"")
     mm = tmp_path / "gemma-3-4b-it-Q8_0"
@@ -128,3 +150,14 @@ def test_router_flags():
     assert (c.hf_repo, c.hf_file, c.hf_token, c.model_url, c.offline) == ("a/b", "f.gguf", "tok", "http://x/y.gguf",
                                                                          True)
     assert resolve(None, {"HF_TOKEN": "t"}).hf_token == "t"
+
+
+def test_the_router_answers_under_api_prefix(tmp_path, monkeypatch):
+    from pyllama.server.router.app import create_router_app
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-empty"))
+    app = create_router_app(ServerConfig(models_dir=str(tmp_path), api_prefix="/llm", models_autoload=False), {})
+    client = app.test_client()
+    assert client.get("/llm/health").json == {"status": "ok"}
+    assert client.get("/llm/models").json["object"] == "list"
+    assert client.get("/health").status_code == 404
