@@ -10,7 +10,7 @@ import time
 import requests
 
 from helpers.server_process import RUN_DIR, free_port
-from server.log_writer import LogWriter
+from pyllama.server.log_writer import LogWriter
 
 
 def test_a_stalled_reader_drops_lines_and_counts_them():
