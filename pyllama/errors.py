@@ -45,9 +45,9 @@ class InputTooLarge(PyllamaError):
     longer than it (llama-server: "input is too large to process. increase the
     physical batch size", a server error)."""
 
-    def __init__(self, n_prompt_tokens: int, n_ubatch: int):
+    def __init__(self, n_prompt_tokens: int, n_ubatch: int, shown: str | None = None):
         super().__init__(f"input is too large to process. increase the physical batch size "
-                         f"({n_prompt_tokens} tokens, the batch holds {n_ubatch})")
+                         f"({shown or n_prompt_tokens} tokens, the batch holds {n_ubatch})")
         self.extra = {"n_prompt_tokens": n_prompt_tokens, "n_ubatch": n_ubatch}
 
 

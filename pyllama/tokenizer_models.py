@@ -11,6 +11,7 @@ with surrogate escapes, so single raw bytes look up as "\\udcXX".
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from . import _native
@@ -76,6 +77,10 @@ _WHITESPACE = frozenset(map(chr, [9, 10, 11, 12, 13, 32, 0x85, 0xA0, 0x1680, *ra
                                   0x2028, 0x2029, 0x202F, 0x205F, 0x3000]))
 
 
+_DROPPED_SEPARATORS = dict.fromkeys(range(0x1C, 0x20))
+_ASCII_WORDS = re.compile(r"[a-z0-9]+|[^a-z0-9]")
+
+
 def _is_chinese(cp: int) -> bool:
     return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
             or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F or 0x2B920 <= cp <= 0x2CEAF
@@ -107,27 +112,41 @@ class WpmEncoder:
 
     @staticmethod
     def words(text: str) -> list[str]:
-        words: list[str] = [""]
-        for ch in text:
-            ch = _first_nfd(ch)
-            if ch in _WHITESPACE:
-                if words[-1]:
-                    words.append("")
-                continue
-            cat = unicodedata.category(ch)
-            cp = ord(ch)
-            if cp == 0 or cp == 0xFFFD or cat[0] == "C":
-                continue
-            s = _lower(ch)
-            if cat[0] == "P" or (cp < 0x7F and cat[0] == "S") or _is_chinese(cp):
-                if words[-1]:
-                    words.append("")
-                words[-1] = s
-                words.append("")
-            else:
-                words[-1] += s
-        if not words[-1]:
-            words.pop()
+        # str.split() splits on the same whitespace, plus U+001C..U+001F, which are control
+        # characters here (dropped without splitting), so those go first. An ASCII word of
+        # letters, digits and symbols is only lowercased and cut by a regex; the rest goes character by character (a
+        # word is built as a list: growing a string in a list is quadratic).
+        words: list[str] = []
+        for chunk in text.translate(_DROPPED_SEPARATORS).split():
+            if chunk.isascii():
+                if chunk.isalnum():
+                    words.append(chunk.lower())
+                    continue
+                if chunk.isprintable():  # letters and digits, and symbols that stand alone
+                    words.extend(_ASCII_WORDS.findall(chunk.lower()))
+                    continue
+            cur: list[str] = []
+            for ch in chunk:
+                ch = _first_nfd(ch)
+                cp = ord(ch)
+                cat = unicodedata.category(ch)
+                if ch in _WHITESPACE:
+                    split, ch = True, ""
+                elif cp == 0 or cp == 0xFFFD or cat[0] == "C":
+                    continue
+                else:
+                    ch = _lower(ch)
+                    split = cat[0] == "P" or (cp < 0x7F and cat[0] == "S") or _is_chinese(cp)
+                if split:
+                    if cur:
+                        words.append("".join(cur))
+                        cur = []
+                    if ch:
+                        words.append(ch)
+                else:
+                    cur.append(ch)
+            if cur:
+                words.append("".join(cur))
         return words
 
     def encode(self, text: str, out: list[int]) -> None:

@@ -78,7 +78,8 @@ def generation_settings(req: TaskRequest, n_ctx: int, model: str, seed: int) -> 
         "mirostat": s.mirostat, "mirostat_tau": s.mirostat_tau, "mirostat_eta": s.mirostat_eta,
         "stop": list(req.stop), "max_tokens": req.n_predict, "n_predict": req.n_predict, "n_keep": req.n_keep,
         "n_discard": req.n_discard, "ignore_eos": s.ignore_eos, "stream": req.stream,
-        "logit_bias": [[t, b if math.isfinite(b) else False] for t, b in s.logit_bias],
+        # llama-server's {"bias", "token"} objects; its JSON writes a non-finite bias as null
+        "logit_bias": [{"bias": b if math.isfinite(b) else None, "token": t} for t, b in s.logit_bias],
         "n_probs": s.n_probs, "min_keep": s.min_keep, "grammar": req.grammar_text, "grammar_lazy": req.grammar_lazy,
         "grammar_triggers": req.grammar_triggers, "preserved_tokens": req.preserved_tokens, "chat_format": req.chat_format,
         "reasoning_format": reasoning_format,
@@ -95,17 +96,21 @@ def reported_seed(req: TaskRequest) -> int:
 
 
 def pick_fields(obj: dict, fields: list) -> dict:
-    """/completion's response_fields: each named field ("a/b" reaches into objects),
-    under its last name; missing ones and names that are not strings are skipped."""
+    """/completion's response_fields as llama-server picks them: each named field ("a/b"
+    reaches into objects) under its whole path as the key, null values kept; paths that
+    lead nowhere and names that are not strings are skipped."""
     out = {}
+    missing = object()
     for f in fields:
         if not isinstance(f, str):
             continue
         cur = obj
         for part in f.split("/"):
-            cur = cur.get(part) if isinstance(cur, dict) else None
-        if cur is not None:
-            out[f.split("/")[-1]] = cur
+            cur = cur.get(part, missing) if isinstance(cur, dict) else missing
+            if cur is missing:
+                break
+        if cur is not missing:
+            out[f] = cur
     return out
 
 

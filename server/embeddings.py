@@ -22,7 +22,7 @@ from pyllama.engine import EmbeddingResult, EmbedParams, TaskRequest
 from .errors import bad_request, not_supported
 from .lora import request_scales
 from .params import field
-from .prompts import split_prompts, tokenize_prompt
+from .prompts import refuse_too_long, split_prompts, tokenize_prompt
 
 MAX_DOCUMENTS = 1024
 
@@ -86,7 +86,8 @@ def embedding_request(st, body: dict, oai: bool) -> EmbeddingRequest:
             raise bad_request("The format to return the embeddings in. Can be either float or base64")
     if prompt is None:
         raise bad_request("\"input\" must be a string, a list of tokens, or a list of prompts")
-    ids = [tokenize_prompt(st, p) for p in split_prompts(prompt)]
+    pooling = st.llm.pooling_type
+    ids = [tokenize_prompt(st, _content_text(p), pooling=pooling) for p in split_prompts(prompt)]
     if any(not t for t in ids):
         raise bad_request("Input content cannot be empty")
     normalize = field(body, "embd_normalize", int, st.config.embd_normalize)
@@ -94,6 +95,29 @@ def embedding_request(st, body: dict, oai: bool) -> EmbeddingRequest:
         raise bad_request("Field 'embd_normalize': must be -1 (none), 0, 1, 2 or a p-norm above 2")
     model = body.get("model") if isinstance(body.get("model"), str) else st.alias
     return EmbeddingRequest([_task(st, t, normalize) for t in ids], oai, use_base64, model)
+
+
+def _content_text(prompt):
+    """An input given as an object with a `content` array of chat parts (the shape
+    OpenRouter uses for vision embeddings, which llama-server takes): its text parts, as
+    they are; media parts need a multimodal model, which this server does not load."""
+    if not isinstance(prompt, dict) or "content" not in prompt:
+        return prompt
+    parts = prompt["content"]
+    if not isinstance(parts, list):
+        raise bad_request("\"content\" must be an array of content parts")
+    text = []
+    for part in parts:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            if not isinstance(part.get("text"), str):
+                raise bad_request("a text content part needs a string \"text\"")
+            text.append(part["text"])
+        elif kind in ("image_url", "input_audio", "input_video"):
+            raise not_supported(f"{kind} input is not supported by this server (it has no multimodal projector)")
+        else:
+            raise bad_request(f"unsupported content part type: {kind!r}")
+    return "".join(text)
 
 
 @dataclass
@@ -147,6 +171,9 @@ def rerank_request(st, body: dict) -> RerankRequest:
     if top_n < 0:
         raise bad_request("Field 'top_n': must not be negative")
     return_text = tei and field(body, "return_text", bool, False)
-    tasks = [_task(st, st.llm.rerank_tokens(query, d), -1) for d in texts]
+    tasks = []
+    for d in texts:
+        refuse_too_long(st, [query, d], pooling="rank")
+        tasks.append(_task(st, st.llm.rerank_tokens(query, d), -1))
     model = body.get("model") if isinstance(body.get("model"), str) else st.alias
     return RerankRequest(tasks, texts, top_n, tei, return_text, model)

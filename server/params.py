@@ -61,8 +61,8 @@ def task_request(state, body: dict, prompt_ids: list[int], *, stream: bool,
         n_predict = field(body, "max_tokens", int, cfg.n_predict)
     if not -1 <= n_predict <= INT32_MAX:
         raise bad_request(f"Field 'n_predict': Value must be between -1 <= value <= {INT32_MAX}, but got {n_predict}")
-    if cfg.n_predict >= 0:
-        n_predict = cfg.n_predict if n_predict < 0 else min(n_predict, cfg.n_predict)
+    if n_predict == -1:  # the server's -n is only the default: a request's own limit wins
+        n_predict = cfg.n_predict
     stop = body.get("stop")
     if stop is None:
         stops: list[str] = []

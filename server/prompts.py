@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from pyllama.chat import ChatInputs, ChatParams, ChatTemplateError, apply_chat
+from pyllama.engine import check_embedding_input
 from pyllama.errors import PromptTooLong
 
 from .errors import bad_request, not_supported
@@ -14,8 +15,9 @@ from .errors import bad_request, not_supported
 MAX_PROMPTS = 256        # prompts in one request (times n_cmpl: tasks queued at once)
 
 
-def tokenize_prompt(state, prompt: Any) -> list[int]:
-    """One prompt: a string, a token list, or a list mixing both."""
+def tokenize_prompt(state, prompt: Any, *, pooling: str | None = None) -> list[int]:
+    """One prompt: a string, a token list, or a list mixing both. pooling: an embedding
+    input's (refused early as the engine would refuse it; see refuse_too_long)."""
     tok = state.llm.tokenizer
     n_vocab = state.llm.n_vocab
     if isinstance(prompt, dict):  # {"prompt_string": ..., "multimodal_data": [...]}
@@ -25,11 +27,11 @@ def tokenize_prompt(state, prompt: Any) -> list[int]:
             raise bad_request("\"prompt_string\" must be a string")
         prompt = prompt["prompt_string"]
     if isinstance(prompt, str):
-        _refuse_too_long(state, [prompt])
+        refuse_too_long(state, [prompt], pooling=pooling)
         ids = tok.tokenize(prompt, add_special=True, parse_special=True)
     elif isinstance(prompt, list):
-        _refuse_too_long(state, [p for p in prompt if isinstance(p, str)],
-                         n_more=sum(1 for p in prompt if isinstance(p, int)))
+        refuse_too_long(state, [p for p in prompt if isinstance(p, str)],
+                        n_more=sum(1 for p in prompt if isinstance(p, int)), pooling=pooling)
         ids = []
         for k, el in enumerate(prompt):
             if isinstance(el, bool):
@@ -47,23 +49,41 @@ def tokenize_prompt(state, prompt: Any) -> list[int]:
     return ids
 
 
-def _refuse_too_long(state, texts: list[str], n_more: int = 0) -> None:
-    """A 400 before tokenizing text that cannot fit: every token of a byte-level BPE or
-    SPM vocabulary spells at most max_token_bytes bytes of the text (and neither drops
-    any), so a text needs at least bytes / max_token_bytes tokens. Tokenizing a 20 MB
-    prompt only to refuse it would cost seconds of CPU."""
+def refuse_too_long(state, texts: list[str], n_more: int = 0, *, pooling: str | None = None) -> None:
+    """A 400 before tokenizing text that cannot fit, from a lower bound of its token count:
+    tokenizing a 15 MB input only to refuse it would cost seconds to minutes of CPU. An
+    embedding input (pooling given) is refused only when it fails all of the engine's
+    checks, with the error the engine would give, the first of them in llama-server's order.
+
+    - byte-level BPE, SPM: every token spells at most max_token_bytes bytes of the text
+      (and neither drops any), so a text needs at least bytes / max_token_bytes tokens.
+    - WordPiece drops whitespace; every other character is spelled by some token of at
+      most max_token_chars characters, unless a word has a part no token spells (the
+      word is then one [UNK]) or it is a control character (dropped). Text with more
+      non-space characters than the context holds spelled out is refused: only text made
+      mostly of such words would have fit, which is where this departs from llama-server.
+      What passes is short enough to tokenize quickly (the engine checks its real size)."""
     tok = state.llm.tokenizer
-    if tok.kind not in ("bpe", "spm") or not texts:
-        return
-    longest = tok.__dict__.get("_max_token_bytes")
-    if longest is None:
-        longest = tok.__dict__["_max_token_bytes"] = max(len(t.encode("utf-8", "surrogatepass")) for t in tok.tokens)
-    n_chars = sum(len(t) for t in texts)
     n_ctx = state.engine.n_ctx_slot
-    if n_chars < n_ctx:  # a character is at least one byte: short texts need no closer look
+    limit = n_ctx if pooling is None else max(n_ctx, state.llm.n_ubatch)
+    if not texts or sum(len(t) for t in texts) < limit:  # a character is at least a byte
         return
-    at_least = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts) // max(1, longest) + n_more
-    if at_least >= n_ctx:
+    if tok.kind in ("bpe", "spm"):
+        longest = tok.__dict__.get("_max_token_bytes")
+        if longest is None:
+            longest = tok.__dict__["_max_token_bytes"] = max(len(t.encode("utf-8", "surrogatepass"))
+                                                             for t in tok.tokens)
+        size = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
+    elif tok.kind == "wpm":
+        longest = tok.encoder.max_len
+        size = sum(len("".join(t.split())) for t in texts)
+    else:
+        return
+    at_least = size // max(1, longest) + n_more
+    if pooling is not None:
+        if at_least > limit:
+            check_embedding_input(state.llm, at_least, pooling=pooling, n_ctx=n_ctx, shown=f"at least {at_least}")
+    elif at_least >= n_ctx:
         raise PromptTooLong(at_least, n_ctx, f"at least {at_least}")
 
 

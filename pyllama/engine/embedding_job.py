@@ -24,15 +24,16 @@ def splittable(pooling: str, causal: bool) -> bool:
     return pooling == "last" and causal
 
 
-def check_input(llm, n: int, *, pooling: str, n_ctx: int) -> None:
+def check_input(llm, n: int, *, pooling: str, n_ctx: int, shown: str | None = None) -> None:
     """llama-server's checks of an embedding input against the slot's context, in its
-    order, then the model's own (an encoder's position embeddings)."""
+    order, then the model's own (an encoder's position embeddings). `shown`: how n is
+    told when it is a lower bound of a text's size."""
     if splittable(pooling, not llm.is_encoder):
         if n >= n_ctx:
-            raise PromptTooLong(n, n_ctx)
+            raise PromptTooLong(n, n_ctx, shown)
     else:
         if n > llm.n_ubatch:
-            raise InputTooLarge(n, llm.n_ubatch)
+            raise InputTooLarge(n, llm.n_ubatch, shown)
         if n > n_ctx:
             raise PromptTooLong(n, n_ctx, message="input is larger than the max context size. skipping")
     llm.check_embedding_input(n, pooling)

@@ -52,6 +52,19 @@ def test_response_shape(server):
                               "temperature"]
 
 
+def test_response_fields_and_logit_bias_shape(server):
+    """response_fields keys are the whole paths, as llama-server writes them; logit_bias in
+    generation_settings is a list of {"bias", "token"}, a ban (false) as a null bias."""
+    body = {"prompt": "Hi", "n_predict": 1, "logit_bias": [[5, 1.5], [7, False]],
+            "response_fields": ["generation_settings/n_predict", "generation_settings/logit_bias", "content/x",
+                                "nope", "stop"]}
+    r = server.post("/completion", body)
+    assert r.status_code == 200
+    assert r.json() == {"generation_settings/n_predict": 1, "stop": True,
+                        "generation_settings/logit_bias": [{"bias": 1.5, "token": 5}, {"bias": None, "token": 7}]}
+    assert b"Infinity" not in r.content
+
+
 def test_odd_but_valid_input(server):
     r = server.post("/completion", {"prompt": {"prompt_string": "Hello"}, "n_predict": 2, "n_probs": 10**9,
                                     "seed": 2**40, "logit_bias": [[1, 1e30]], "samplers": "kx?"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,43 @@ def test_native_routes(server):
     assert abs(np.abs(taxi).sum() - 1) < 1e-4
     content = server.post("/v1/embeddings", {"content": rec["input"]}).json()  # "content": the native answer
     assert isinstance(content, list) and content[0]["index"] == 0
+
+
+def test_content_part_inputs(server):
+    """Each input may be an object with a `content` array of chat parts (llama-server's
+    multimodal embedding shape): text parts count as their text; media needs a projector."""
+    rec = records()[0]
+    half = len(rec["input"]) // 2
+    parts = [{"type": "text", "text": rec["input"][:half]}, {"type": "text", "text": rec["input"][half:]}]
+    r = server.post("/v1/embeddings", {"input": [{"content": parts}, rec["input"]]})
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    close(data[0]["embedding"], rec["embedding"])
+    close(data[1]["embedding"], rec["embedding"])
+    one = server.post("/v1/embeddings", {"input": {"content": parts}}).json()["data"]
+    assert len(one) == 1
+    close(one[0]["embedding"], rec["embedding"])
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    r = server.post("/v1/embeddings", {"input": [{"content": [image, parts[0]]}]})
+    assert r.status_code == 501 and "image_url" in r.json()["error"]["message"]
+    for bad in ({"content": "text"}, {"content": [{"type": "text"}]}, {"content": [{"type": "video"}]}):
+        r = server.post("/v1/embeddings", {"input": [bad]})
+        assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error", r.text
+
+
+@pytest.mark.parametrize("text", ["a" * 15_000_000, "hello, world " * 1_200_000, "\u20ac" * 2_000_000],
+                         ids=["one-word", "words", "symbols"])  # ("\u20ac" is 6 bytes of JSON)
+def test_a_huge_input_is_refused_at_once(server, text):
+    """A 15 MB input is refused before it is tokenized (WordPiece in Python would take
+    minutes), with the error the engine gives a long input, on every embedding route."""
+    for route, body in (("/v1/embeddings", {"input": text}), ("/embedding", {"content": text}),
+                        ("/v1/embeddings", {"input": ["short", text]})):
+        t0 = time.monotonic()
+        r = server.post(route, body)
+        assert time.monotonic() - t0 < 20, route  # generous: the body alone is 15 MB of JSON
+        assert r.status_code == 500 and "input is too large to process" in r.json()["error"]["message"], r.text
+        assert "at least" in r.json()["error"]["message"]
+    assert server.post("/v1/embeddings", {"input": "still serving"}).status_code == 200
 
 
 @pytest.mark.parametrize("body,code,message", [

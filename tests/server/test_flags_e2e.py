@@ -114,10 +114,22 @@ def flagged(smollm2_path, tmp_path_factory):
                       "--log-prompts-dir", str(d / "prompts"), "--no-cache-prompt", "--skip-chat-parsing",
                       "--api-prefix", "/llm", "--cors-origins", "localhost", "--cors-methods", "GET, POST",
                       "--log-file", str(d / "log.txt"), "-ctk", "q8_0", "-ctv", "q4_0", "--no-warmup",
-                      prefix="/llm")
+                      "-n", "5", prefix="/llm")
     s.dir = d
     yield s
     s.stop()
+
+
+def test_n_predict_is_only_the_default(flagged):
+    """-n 5 is what a request without a limit gets; a request's own n_predict wins, above
+    or below it (llama-server: n_predict_max = the task's unless -1, else the server's)."""
+    def limit(**extra):
+        r = flagged.post("/completion", {"prompt": "Hi", "response_fields": ["generation_settings/n_predict"],
+                                         **extra})
+        assert r.status_code == 200
+        return r.json()["generation_settings/n_predict"]
+    assert limit() == 5 and limit(n_predict=-1) == 5 and limit(max_tokens=-1) == 5
+    assert limit(n_predict=9) == 9 and limit(n_predict=2) == 2 and limit(max_tokens=7) == 7
 
 
 def test_api_prefix(flagged):

@@ -5,6 +5,8 @@ library's vectors."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -73,6 +75,16 @@ def test_bad_requests(server, body, message):
     r = server.post("/rerank", body)
     assert r.status_code == 400 and message in r.json()["error"]["message"], r.text
     assert server.get("/health").status_code == 200
+
+
+def test_a_huge_query_or_document_is_refused_at_once(server):
+    big = "panda " * 2_500_000  # 15 MB
+    for body in ({"query": big, "documents": ["a"]}, {"query": "q", "documents": ["a", big]}):
+        t0 = time.monotonic()
+        r = server.post("/rerank", body)
+        assert time.monotonic() - t0 < 20 and r.status_code == 500, r.text
+        assert "input is too large to process" in r.json()["error"]["message"]
+    assert server.post("/rerank", {"query": QUERY, "documents": DOCS[:1]}).status_code == 200
 
 
 def test_rank_pooling_on_the_embedding_route_gives_scores(server, expected):

@@ -120,8 +120,9 @@ def test_whole_answers():
     assert text["usage"] == usage([r1, r2]) and text["usage"]["prompt_tokens"] == 10  # a prompt per task
     native = build(NativeCompletion, req).whole([r1, r2])
     assert [o["prompt"] for o in native] == ["a", "b"] and native[0]["content"] == "Hi!"
-    req.response_fields = ["content", "generation_settings/n_ctx", 3, "nope"]
-    assert build(NativeCompletion, req).whole([r1, r2])[1] == {"content": "Hi!", "n_ctx": 2048}
+    req.response_fields = ["content", "generation_settings/n_ctx", 3, "nope", "content/x", "stopping_word"]
+    picked = build(NativeCompletion, req).whole([r1, r2])[1]
+    assert picked == {"content": "Hi!", "generation_settings/n_ctx": 2048, "stopping_word": ""}
 
 
 # -- chats with tool calls and reasoning (the output read with the request's chat syntax) -------
