@@ -19,7 +19,7 @@ import numpy as np
 
 from pyllama.engine import EmbeddingResult, EmbedParams, TaskRequest
 
-from .errors import bad_request, not_supported
+from .errors import MEDIA_PARTS, bad_request, media_unsupported, not_supported
 from .lora import request_scales
 from .params import field
 from .prompts import refuse_too_long, split_prompts, tokenize_prompt
@@ -105,18 +105,17 @@ def _content_text(prompt):
         return prompt
     parts = prompt["content"]
     if not isinstance(parts, list):
-        raise bad_request("\"content\" must be an array of content parts")
+        raise bad_request("\"content\" must be an array")
     text = []
     for part in parts:
         kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text":
-            if not isinstance(part.get("text"), str):
-                raise bad_request("a text content part needs a string \"text\"")
-            text.append(part["text"])
-        elif kind in ("image_url", "input_audio", "input_video"):
-            raise not_supported(f"{kind} input is not supported by this server (it has no multimodal projector)")
-        else:
-            raise bad_request(f"unsupported content part type: {kind!r}")
+        if kind in MEDIA_PARTS:
+            raise media_unsupported(MEDIA_PARTS[kind])
+        if kind != "text":
+            raise bad_request("unsupported content[].type")
+        if part.get("text") is not None and not isinstance(part["text"], str):
+            raise bad_request("a text content part's \"text\" must be a string")
+        text.append(part.get("text") or "")
     return "".join(text)
 
 

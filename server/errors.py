@@ -44,6 +44,16 @@ def not_supported(message: str) -> ApiError:
     return ApiError(501, message)
 
 
+# chat content parts that need a multimodal projector, by the name llama-server's error gives
+MEDIA_PARTS = {"image_url": "image", "input_audio": "audio", "input_video": "video", "video_url": "video"}
+
+
+def media_unsupported(kind: str) -> ApiError:
+    """Media input to a server without a multimodal projector: llama-server's 500."""
+    return ApiError(500, f"{kind} input is not supported - hint: if this is unexpected, you may need to "
+                         "provide the mmproj")
+
+
 def unavailable(message: str) -> ApiError:
     return ApiError(503, message)
 

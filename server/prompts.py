@@ -108,7 +108,7 @@ def chat_params(template, inputs: ChatInputs, *, continue_final: bool) -> ChatPa
     from checked messages (see schemas.chat_messages). continue_final: the prompt ends
     inside the last (assistant) message, which the model continues (apply_chat's
     assistant prefill)."""
-    if continue_final and inputs.messages[-1]["role"] != "assistant":
+    if continue_final and (not inputs.messages or inputs.messages[-1]["role"] != "assistant"):
         raise bad_request("continue_final_message needs the last message to be from the assistant")
     try:
         return apply_chat(template, inputs)

@@ -16,7 +16,7 @@ from pyllama.engine import TaskRequest
 from pyllama.engine.reasoning_budget import ReasoningBudget
 
 from .constraints import chat_constraint, parse_constraint, requested_schema
-from .errors import bad_request
+from .errors import MEDIA_PARTS, bad_request, media_unsupported
 from .infill import check_body as check_infill_body, check_support as check_infill_support, infill_tokens, tokenize_mixed
 from .params import field, n_choices, task_request
 from .prompts import chat_params as render_chat_params, split_prompts, tokenize_prompt
@@ -217,8 +217,8 @@ def chat_params(st, body: dict, *, stream: bool = False) -> ChatParams:
 def chat_messages(body: dict) -> list[dict]:
     """The messages, each with its content as one string (text parts joined)."""
     msgs = body.get("messages")
-    if not isinstance(msgs, list) or not msgs:
-        raise bad_request("'messages' must be a non-empty array of message objects")
+    if not isinstance(msgs, list):  # (empty is allowed, as llama-server allows it)
+        raise bad_request("'messages' must be an array of message objects")
     out = []
     for m in msgs:
         if not isinstance(m, dict):
@@ -235,6 +235,8 @@ def _message_text(m: dict) -> str:
     if isinstance(content, list):  # content parts: keep the text ones
         texts = []
         for part in content:
+            if isinstance(part, dict) and part.get("type") in MEDIA_PARTS:
+                raise media_unsupported(MEDIA_PARTS[part["type"]])
             if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
                 raise bad_request("only text content parts are supported")
             texts.append(part["text"])

@@ -106,6 +106,8 @@ def apply_chat(template: ChatTemplate, inputs: ChatInputs) -> ChatParams:
     if inputs.prefill_assistant and messages and messages[-1]["role"] == "assistant":
         if len(messages) >= 2 and messages[-2]["role"] == "assistant":
             raise InvalidRequest("Cannot have 2 or more assistant messages at the end of the list.")
+        if messages[-1].get("tool_calls"):
+            raise InvalidRequest("Cannot continue an assistant message that contains tool calls.")
         if thinking:
             raise InvalidRequest("Assistant response prefill is incompatible with enable_thinking.")
         prefill = messages[-1]["content"] or ""

@@ -17,8 +17,8 @@ any / tool / none; `stop_sequences` the stop strings; `max_tokens` defaults to 4
 Where this departs from llama-server, on purpose:
 - What llama-server skips silently is a 400 that names it: a role other than user or
   assistant, an unknown block, a block in the wrong turn, a field of the wrong type.
-  Image and document blocks are refused (no vision here; llama-server would fail later
-  for want of a projector).
+  Document blocks are refused; an image block (in a turn or a tool result) is
+  llama-server's 500 "image input is not supported" (no multimodal projector here).
 - A user turn's tool results come before its text: templates need tool messages right
   after the assistant turn that called (llama-server puts the text first).
 - `tool_choice` {"type": "tool", "name"} forces that tool (llama-server: any tool);

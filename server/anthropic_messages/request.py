@@ -9,7 +9,7 @@ from pyllama.chat import ChatSyntax
 from pyllama.engine import TaskRequest
 
 from .. import schemas
-from ..errors import bad_request
+from ..errors import bad_request, media_unsupported
 from ..params import field
 
 
@@ -101,8 +101,8 @@ def steady_billing_header(text: str) -> str:
 
 
 def _messages(msgs) -> list[dict]:
-    if not isinstance(msgs, list) or not msgs:
-        raise bad_request("messages: expected a non-empty array of messages")
+    if not isinstance(msgs, list):  # (empty is allowed, as llama-server allows it)
+        raise bad_request("messages: expected an array of messages")
     out: list[dict] = []
     for i, m in enumerate(msgs):
         where = f"messages[{i}]"
@@ -136,9 +136,10 @@ def _turn(role: str, blocks: list, where: str) -> list[dict]:
         kind = b.get("type")
         if kind == "text":
             texts.append(_string(b, "text", at))
-        elif kind in ("image", "document"):
-            raise bad_request(f"{at}: {kind} blocks are not supported (this server has no vision or "
-                              "document input)")
+        elif kind == "image":  # an image part for the chat, which needs a multimodal projector
+            raise media_unsupported("image")
+        elif kind == "document":
+            raise bad_request(f"{at}: document blocks are not supported (this server has no document input)")
         elif kind == "tool_use" and role == "assistant":
             calls.append(_tool_call(b, at))
         elif kind == "tool_result" and role == "user":
@@ -188,6 +189,8 @@ def _tool_result(b: dict, at: str) -> dict:
     elif isinstance(content, list):
         parts = []
         for k, c in enumerate(content):
+            if isinstance(c, dict) and c.get("type") == "image":
+                raise media_unsupported("image")
             if not isinstance(c, dict) or c.get("type") != "text":
                 kind = c.get("type") if isinstance(c, dict) else None
                 raise bad_request(f"{at}.content[{k}]: unsupported block type {json.dumps(kind)} in a tool "

@@ -13,6 +13,7 @@ from ..disconnect import watcher
 from ..errors import api_error, bad_request, not_supported, unavailable
 from ..generation import collect, run
 from ..offload import json_response, offload
+from ..params import field
 from ..sse import answer_events, stream_response
 
 
@@ -101,8 +102,9 @@ def generate(parse, answer_type):
     req = offload(parse, st, body)
     if st.config.log_prompts_dir:
         offload(log_prompts, st, req.tasks)
+    verbose = field(body, "verbose", bool, st.config.verbose_answers)  # the request's, default -v's
     answer = answer_type(req, model=st.alias, tokenizer=st.llm.tokenizer, n_ctx=st.engine.n_ctx_slot,
-                         verbose=st.config.verbose_answers)
+                         verbose=verbose)
     gone = watcher(request.environ)
     if not req.stream:
         results = collect(st.engine, req.tasks, gone)

@@ -65,6 +65,53 @@ def test_response_fields_and_logit_bias_shape(server):
     assert b"Infinity" not in r.content
 
 
+def test_verbose_per_request(server):
+    """"verbose": true puts the native result in an OpenAI answer as __verbose (by default
+    only -v does); a verbose that is not a boolean is a 400."""
+    chat = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+    assert "__verbose" not in server.post("/v1/chat/completions", chat).json()
+    c = server.post("/v1/chat/completions", {**chat, "verbose": True}).json()
+    assert c["__verbose"]["prompt"].startswith("<|im_start|>") and c["__verbose"]["tokens_predicted"] == 2
+    t = server.post("/v1/completions", {"prompt": "Hi", "max_tokens": 1, "verbose": True}).json()
+    assert t["__verbose"]["generation_settings"]["n_predict"] == 1
+    r = server.post("/v1/chat/completions", {**chat, "verbose": "yes"})
+    assert r.status_code == 400 and "verbose" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("messages,message", [
+    ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "assistant", "content": "c"}],
+     "Cannot have 2 or more assistant messages at the end of the list."),
+    ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}],
+     "Cannot continue an assistant message that contains tool calls."),
+])
+def test_assistant_prefill_limits(server, messages, message):
+    """A chat ending in an assistant message is continued (prefill), as llama-server does:
+    not two of them, nor one that holds tool calls."""
+    r = server.post("/v1/chat/completions", {"messages": messages, "max_tokens": 1})
+    assert r.status_code == 400 and r.json()["error"]["message"] == message
+    ok = server.post("/v1/chat/completions", {"messages": messages[:2] if len(messages) == 3 else messages[:1],
+                                              "max_tokens": 1})
+    assert ok.status_code == 200
+
+
+def test_empty_messages_and_media_parts(server):
+    """As llama-server: no messages renders only the generation prompt; a media part
+    without a multimodal projector is its 500, and the server goes on."""
+    r = server.post("/v1/chat/completions", {"messages": [], "max_tokens": 1})
+    assert r.status_code == 200 and r.json()["choices"][0]["finish_reason"] == "length"
+    r = server.post("/v1/messages", {"model": "x", "messages": [], "max_tokens": 1})
+    assert r.status_code == 200 and r.json()["type"] == "message"
+    for part, kind in (({"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}, "image"),
+                       ({"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}, "audio")):
+        r = server.post("/v1/chat/completions", {"messages": [{"role": "user", "content": [part]}]})
+        err = r.json()["error"]
+        assert r.status_code == 500 and err["type"] == "server_error"
+        assert err["message"].startswith(f"{kind} input is not supported - hint")
+    assert server.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}],
+                                                "max_tokens": 1}).status_code == 200
+
+
 def test_odd_but_valid_input(server):
     r = server.post("/completion", {"prompt": {"prompt_string": "Hello"}, "n_predict": 2, "n_probs": 10**9,
                                     "seed": 2**40, "logit_bias": [[1, 1e30]], "samplers": "kx?"})

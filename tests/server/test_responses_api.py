@@ -237,7 +237,7 @@ def test_input_token_routes_count_the_prompt_of_a_run(srv, client):
         got = srv.post(path, {"messages": messages, "tools": [CHAT_WEATHER]}).json()
         assert got == {"object": "response.input_tokens", "input_tokens": ran["usage"]["prompt_tokens"]}
     assert ran["usage"]["prompt_tokens"] == run["usage"]["input_tokens"]
-    bad = srv.post("/v1/chat/completions/input_tokens", {"messages": []})
+    bad = srv.post("/v1/chat/completions/input_tokens", {"messages": "hi"})
     assert bad.status_code == 400
 
 

@@ -51,7 +51,7 @@ def test_chat_problems_in_llama_servers_order(st):
     cases = [
         ({"messages": [], "stream": "yes", "n": 9}, "Field 'stream': expected a boolean"),
         ({"messages": [], "n": 9}, "Field 'n': Value must be between 1 <= value <= 2, but got 9"),
-        ({"messages": [], "logprobs": 3}, "'messages' must be a non-empty array of message objects"),
+        ({"messages": {}, "logprobs": 3}, "'messages' must be an array of message objects"),
         ({"messages": [{"role": "wizard", "content": "x"}]}, "invalid message role: 'wizard'"),
         ({"messages": [{"role": "user", "content": 7}]},
          "message content must be a string or an array of content parts"),
