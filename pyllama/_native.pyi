@@ -9,7 +9,7 @@ import numpy.typing
 import pyllama.errors
 import typing
 import typing_extensions
-__all__: list[str] = ['Architecture', 'BpeTokenizer', 'Context', 'ContextFull', 'GgufError', 'Grammar', 'GrammarError', 'GrammarFilter', 'GrammarMatcher', 'GrammarTooComplexError', 'GrammarVocab', 'KvCache', 'KvCacheError', 'KvLayerSpec', 'LoraAdapter', 'MaskFilter', 'Model', 'ModelParams', 'PreKind', 'SamplerChain', 'SamplerKind', 'SamplingConfig', 'SpecialSplitter', 'SpmTokenizer', 'TokenFilter', 'active_isa', 'add', 'architectures', 'attention', 'best_isa', 'dequantize', 'geglu', 'geglu_ggml', 'gelu_erf', 'gelu_ggml', 'gelu_tanh', 'get_rows', 'layer_norm', 'matmul', 'mul', 'num_threads', 'pack_rows', 'parse_gguf', 'parse_grammar', 'quantize', 'read_probe', 'rms_norm', 'rope', 'scale', 'set_num_threads', 'silu', 'softmax', 'swiglu', 'top_probabilities', 'type_info', 'vec_dot']
+__all__: list[str] = ['Architecture', 'BpeTokenizer', 'Context', 'ContextFull', 'GgufError', 'Grammar', 'GrammarError', 'GrammarFilter', 'GrammarMatcher', 'GrammarTooComplexError', 'GrammarVocab', 'KvCache', 'KvCacheError', 'KvLayerSpec', 'LoraAdapter', 'MaskFilter', 'Model', 'ModelParams', 'PreKind', 'SamplerChain', 'SamplerKind', 'SamplingConfig', 'SpecialSplitter', 'SpmTokenizer', 'TokenFilter', 'active_isa', 'add', 'architectures', 'attention', 'best_isa', 'dequantize', 'floats_json', 'geglu', 'geglu_ggml', 'gelu_erf', 'gelu_ggml', 'gelu_tanh', 'get_rows', 'layer_norm', 'matmul', 'mul', 'num_threads', 'pack_rows', 'parse_gguf', 'parse_grammar', 'quantize', 'read_probe', 'rms_norm', 'rope', 'scale', 'set_num_threads', 'silu', 'softmax', 'swiglu', 'top_probabilities', 'type_info', 'vec_dot']
 class GgufError(ValueError):
     pass
 class PreKind:
@@ -892,6 +892,11 @@ def best_isa() -> str:
 def dequantize(src: typing_extensions.Buffer, type: typing.SupportsInt | typing.SupportsIndex, n: typing.SupportsInt | typing.SupportsIndex, *, isa: str | None = None) -> numpy.typing.NDArray[numpy.float32]:
     """
     Dequantize n elements of a block-format buffer to float32.
+    """
+def floats_json(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> str:
+    """
+    The JSON array text of a float32 array's values (flattened), as json.dumps writes
+    them as Python floats with separators (',', ':'); non-finite values as null.
     """
 def geglu(arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], arg1: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> numpy.typing.NDArray[numpy.float32]:
     """

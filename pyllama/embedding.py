@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _native
+
 # Index = the GGUF's `{arch}.pooling_type` value (llama_pooling_type).
 POOLING_TYPES = ("none", "mean", "cls", "last", "rank")
 
@@ -75,3 +77,10 @@ def normalize(vectors: np.ndarray, mode: int = 2) -> np.ndarray:
     with np.errstate(divide="ignore"):
         scale = np.where(total > 0.0, 1.0 / total, 0.0).astype(np.float32)
     return x * scale
+
+
+def vector_json(vec: np.ndarray) -> str:
+    """JSON array text of a float32 vector's values (flattened), exactly as json.dumps
+    writes them as Python floats with separators (",", ":"), non-finite ones as null
+    (as llama-server writes them); natively, about seven times faster."""
+    return _native.floats_json(np.ascontiguousarray(vec, dtype=np.float32))

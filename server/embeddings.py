@@ -17,9 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pyllama.embedding import vector_json
 from pyllama.engine import EmbeddingResult, EmbedParams, TaskRequest
 
 from .errors import MEDIA_PARTS, bad_request, media_unsupported, not_supported
+from .json_text import RawJSON
 from .lora import request_scales
 from .params import field
 from .prompts import refuse_too_long, split_prompts, tokenize_prompt
@@ -54,7 +56,8 @@ class EmbeddingRequest:
 
     def answer(self, results: list[EmbeddingResult]):
         if not self.oai:
-            return [{"index": i, "embedding": r.vectors.tolist()} for i, r in enumerate(results)]
+            return [{"index": i, "embedding": RawJSON("[" + ",".join(vector_json(v) for v in r.vectors) + "]")}
+                    for i, r in enumerate(results)]
         data = []
         for i, r in enumerate(results):
             vec = np.ascontiguousarray(r.vectors[0], dtype=np.float32)
@@ -62,7 +65,7 @@ class EmbeddingRequest:
                 data.append({"embedding": base64.b64encode(vec.tobytes()).decode("ascii"), "index": i,
                              "object": "embedding", "encoding_format": "base64"})
             else:
-                data.append({"embedding": vec.tolist(), "index": i, "object": "embedding"})
+                data.append({"embedding": RawJSON(vector_json(vec)), "index": i, "object": "embedding"})
         n = sum(r.n_prompt for r in results)
         return {"model": self.model, "object": "list", "usage": {"prompt_tokens": n, "total_tokens": n},
                 "data": data}

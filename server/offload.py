@@ -51,9 +51,10 @@ def _captured(fn, args, kwargs):
         return False, e
 
 
-def json_response(build: Callable[[], object], status: int = 200):
+def json_response(build: Callable[[], object], status: int = 200, *, inline: bool = False):
     """A JSON response whose body is built and serialised on a worker thread (a
-    completion with every token's n_probs candidates can be megabytes)."""
+    completion with every token's n_probs candidates can be megabytes), or here when
+    the caller knows it is small (inline)."""
     from flask import Response
 
     from .json_text import dumps
@@ -61,4 +62,4 @@ def json_response(build: Callable[[], object], status: int = 200):
     def dump() -> str:
         return dumps(build(), separators=(",", ":"))
 
-    return Response(offload(dump), status=status, mimetype="application/json")
+    return Response(dump() if inline else offload(dump), status=status, mimetype="application/json")

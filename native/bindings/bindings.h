@@ -27,3 +27,4 @@ void register_model(py::module_& m);
 void register_lora(py::module_& m);
 void register_sampling(py::module_& m);
 void register_grammar(py::module_& m);
+void register_json(py::module_& m);

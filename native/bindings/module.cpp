@@ -18,4 +18,5 @@ PYBIND11_MODULE(_native, m) {
     register_lora(m);
     register_sampling(m);
     register_grammar(m);
+    register_json(m);
 }

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
-from pyllama.embedding import normalize, output_flags, pool, pooling_name
+from pyllama.embedding import normalize, output_flags, pool, pooling_name, vector_json
 
 V = np.array([3.0, -4.0], dtype=np.float32)
 
@@ -50,3 +52,17 @@ def test_output_flags_and_names():
     for bad in (-1, 5, "max", True):
         with pytest.raises(ValueError):
             pooling_name(bad)
+
+
+def test_vector_json_is_what_json_dumps_writes():
+    """Every float32 (random bit patterns, and the edges of Python's fixed/exponent
+    notation) written as json.dumps writes the float; non-finite values as null."""
+    edges = [0.0, -0.0, 1.0, -1.0, 0.1, 1e-4, 9.99e-5, 1e-5, 1.5e-5, 1e15, 1e16, 1.2345e16, 9.999e15, 3.4e38,
+             1e-38, 1.4e-45, 65504.0, 123456789.0, -2.5e-30]
+    rng = np.random.default_rng(7)
+    bits = rng.integers(0, 2**32, size=200_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    values = np.concatenate([np.array(edges, np.float32), bits[np.isfinite(bits)]])
+    assert vector_json(values) == json.dumps(values.tolist(), separators=(",", ":"))
+    assert vector_json(np.array([[1.5, np.nan], [np.inf, -np.inf]], np.float32)) == "[1.5,null,null,null]"
+    assert vector_json(np.zeros(0, np.float32)) == "[]"
+
