@@ -11,6 +11,7 @@ from flask import Flask, g
 
 from .app_base import new_app
 from .memory import tune_malloc
+from . import vertex
 from .routes import chat, completion, embeddings_api, lora, misc, messages_api, responses_api, slots, webui
 from .config import ServerConfig, config_from_env
 from .state import ServerState
@@ -61,6 +62,8 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
     for bp in (misc.bp, completion.bp, chat.bp, responses_api.bp, messages_api.bp, embeddings_api.bp, slots.bp,
                lora.bp, webui.bp):
         app.register_blueprint(bp)
+    if vertex.enabled():  # AIP_MODE=PREDICTION: Vertex AI's predict route
+        vertex.install(app)
 
     if config.sleep_idle_seconds > 0:
         _install_sleep(app, st, config.sleep_idle_seconds)

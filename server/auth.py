@@ -19,7 +19,8 @@ PUBLIC = {"/health", "/v1/health"}
 def is_public() -> bool:
     """Health checks and the web UI's files need no key; everything else does, so a
     new API route is protected without being listed anywhere."""
-    return request.path in PUBLIC or request.blueprint == "webui"
+    # (Vertex AI's health route too: its probes carry no key; llama-server asks one there)
+    return request.path in PUBLIC or request.blueprint == "webui" or request.endpoint == "vertex_health"
 
 
 def key_accepted(api_keys: list[str]) -> bool:

@@ -174,6 +174,7 @@ def _serve(ns: argparse.Namespace, config: ServerConfig) -> int:
     from gevent.pool import Pool
     from gevent.pywsgi import LoggingLogAdapter, WSGIServer
 
+    from . import vertex
     from .app import create_app
     from .disconnect import Handler
     from .listen import close_all, open_listeners
@@ -193,8 +194,13 @@ def _serve(ns: argparse.Namespace, config: ServerConfig) -> int:
     ssl = {}
     if config.ssl_key_file and config.ssl_cert_file:
         ssl = {"keyfile": config.ssl_key_file, "certfile": config.ssl_cert_file}
+    port = config.port
+    if vertex.enabled():  # Vertex AI names the port
+        port, warning = vertex.http_port(port)
+        if warning:
+            log.warning("%s", warning)
     try:  # bind before loading: a busy port is an error at once
-        listeners = open_listeners(config.host, config.port, reuse_port=config.reuse_port, tls=bool(ssl))
+        listeners = open_listeners(config.host, port, reuse_port=config.reuse_port, tls=bool(ssl))
     except OSError as e:
         print(f"error: {e.strerror or e}", file=sys.stderr)
         return 1

@@ -24,10 +24,11 @@ RUN_DIR = tempfile.gettempdir()
 
 
 class ServerProcess:
-    """`prefix`: the server's --api-prefix, which the URL then includes."""
+    """`prefix`: the server's --api-prefix, which the URL then includes; `port`: where
+    the server will listen when something other than the --port given here says so."""
 
-    def __init__(self, model, *args: str, env: dict | None = None, prefix: str = ""):
-        self.port = free_port()
+    def __init__(self, model, *args: str, env: dict | None = None, prefix: str = "", port: int | None = None):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}{prefix}"
         model_args = ["-m", str(model)] if model is not None else []  # None: no -m (router mode, -hf, -mu)
         cmd = [sys.executable, "-m", "pyllama.server.cli", *model_args, "--port", str(self.port), *args]
