@@ -86,11 +86,14 @@ class Timings:
     cache_n: int = 0
 
     def to_json(self) -> dict:
+        """As llama-server's: the generation rates count decode steps, one fewer than the
+        tokens (the first token comes from the prompt's last batch, at no cost)."""
         p, g = self.prompt, self.predicted
+        steps = Span(max(g.n - 1, 0), g.ms)
         return {"cache_n": self.cache_n, "prompt_n": p.n, "prompt_ms": p.ms,
                 "prompt_per_token_ms": p.per_token_ms(), "prompt_per_second": p.per_second(), "predicted_n": g.n,
-                "predicted_ms": g.ms, "predicted_per_token_ms": g.per_token_ms(),
-                "predicted_per_second": g.per_second()}
+                "predicted_ms": g.ms, "predicted_per_token_ms": steps.per_token_ms(),
+                "predicted_per_second": steps.per_second()}
 
 
 @dataclass

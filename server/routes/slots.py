@@ -28,6 +28,9 @@ def slot_json(snap: SlotSnapshot, n_ctx: int, model: str) -> dict:
     if req is None:
         return out
     n_remain = -1 if req.n_predict < 0 else max(0, req.n_predict - snap.n_decoded)
+    n_decoded = snap.n_decoded
+    if not snap.is_processing:  # an idle slot: its last task's budget is not its own (llama-server)
+        n_remain, n_decoded = -1, 0
     out.update({
         "id_task": snap.id_task,
         "n_prompt_tokens": len(req.prompt),
@@ -35,7 +38,7 @@ def slot_json(snap: SlotSnapshot, n_ctx: int, model: str) -> dict:
         "n_prompt_tokens_cache": snap.n_prompt_tokens_cache,
         "params": R.generation_settings(req, n_ctx, model, R.reported_seed(req)),
         "next_token": [{"has_next_token": snap.is_processing, "has_new_line": snap.has_new_line,
-                        "n_remain": n_remain, "n_decoded": snap.n_decoded}],
+                        "n_remain": n_remain, "n_decoded": n_decoded}],
     })
     out["params"].pop("n_ctx", None)
     out["params"].pop("model", None)

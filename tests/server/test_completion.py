@@ -112,6 +112,21 @@ def test_empty_messages_and_media_parts(server):
                                                 "max_tokens": 1}).status_code == 200
 
 
+def test_generation_rate_counts_decode_steps_and_idle_slots(server):
+    """As llama-server: the first token costs no decode step, so the rate is over n - 1;
+    an idle slot shows no budget left from its last task."""
+    t = server.post("/completion", {"prompt": "I believe", "n_predict": 1}).json()["timings"]
+    assert t["predicted_n"] == 1 and t["predicted_per_second"] == 0.0 and t["predicted_per_token_ms"] == 0.0
+    t = server.post("/completion", {"prompt": "I believe", "n_predict": 16, "ignore_eos": True}).json()["timings"]
+    assert t["predicted_n"] == 16
+    assert abs(t["predicted_per_second"] - 1e3 / t["predicted_ms"] * 15) < 1e-6
+    assert abs(t["predicted_per_token_ms"] - t["predicted_ms"] / 15) < 1e-9
+    for slot in server.get("/slots").json():
+        assert slot["is_processing"] is False
+        if "next_token" in slot:
+            assert slot["next_token"][0]["n_remain"] == -1 and slot["next_token"][0]["n_decoded"] == 0
+
+
 def test_odd_but_valid_input(server):
     r = server.post("/completion", {"prompt": {"prompt_string": "Hello"}, "n_predict": 2, "n_probs": 10**9,
                                     "seed": 2**40, "logit_bias": [[1, 1e30]], "samplers": "kx?"})
