@@ -84,7 +84,7 @@ def generation_settings(req: TaskRequest, n_ctx: int, model: str, seed: int) -> 
         "grammar_triggers": req.grammar_triggers, "preserved_tokens": req.preserved_tokens, "chat_format": req.chat_format,
         "reasoning_format": reasoning_format,
         "reasoning_in_content": req.stream and reasoning_format == "deepseek-legacy", "generation_prompt": "",
-        "samplers": list(s.samplers), "speculative.types": "none", "timings_per_token": False,
+        "samplers": list(s.samplers), "speculative.types": "none", "timings_per_token": req.timings_per_token,
         "post_sampling_probs": s.post_sampling_probs, "backend_sampling": False,
         "lora": [{"id": i, "scale": scale} for i, scale in enumerate(req.lora)],
     }
@@ -166,6 +166,8 @@ class NativeCompletion(Answer):
     """/completion: a result object per task (a list when there are several), or a
     stream of partial results, each task's ending with its final one (no [DONE])."""
 
+    CHUNK_TIMINGS = True  # timings_per_token (sse.py)
+
     def whole(self, results):
         out = [self._result(i, r, stream=False) for i, r in enumerate(results)]
         if self.req.response_fields:
@@ -215,6 +217,7 @@ class _ServerOpenAI(Answer):
 
 class TextCompletion(_ServerOpenAI, _oa.TextCompletion):
     __doc__ = _oa.TextCompletion.__doc__
+    CHUNK_TIMINGS = True
 
     def partial(self, i, ev):
         out = super().partial(i, ev)
@@ -227,6 +230,7 @@ class TextCompletion(_ServerOpenAI, _oa.TextCompletion):
 
 class ChatCompletion(_ServerOpenAI, _oa.ChatCompletion):
     __doc__ = _oa.ChatCompletion.__doc__
+    CHUNK_TIMINGS = True
 
     def final(self, i, r):
         out = super().final(i, r)

@@ -40,6 +40,18 @@ def _events(payloads: dict | list) -> Iterator[str]:
         yield event(payload)
 
 
+def _with_timings(answer, ev, payloads: dict | list) -> dict | list:
+    """A request's timings_per_token: the timings so far on the last chunk of a partial
+    or progress event (llama-server's native and OpenAI streams; not Anthropic's or the
+    Responses API's)."""
+    if ev.timings is None or not getattr(answer, "CHUNK_TIMINGS", False):
+        return payloads
+    chunks = payloads if isinstance(payloads, list) else [payloads]
+    if chunks and isinstance(chunks[-1], dict):
+        chunks[-1]["timings"] = ev.timings.to_json()
+    return payloads
+
+
 def answer_events(answer, events: Iterable[tuple[int, object]]) -> Iterator[str]:
     """The stream of a generation: (task index, engine event) pairs as generation.run
     yields them, told by `answer` (a responses.Answer). Per task: its opening before its
@@ -64,9 +76,10 @@ def answer_events(answer, events: Iterable[tuple[int, object]]) -> Iterator[str]
             for payload in answer.opening(i):
                 yield event(payload)
         if isinstance(ev, ProgressEvent):
-            yield from _events(answer.progress(i, ev))
+            yield from _events(_with_timings(answer, ev, answer.progress(i, ev)))
         elif isinstance(ev, PartialEvent):
-            yield from _events(offload(answer.partial, i, ev) if ev.probs else answer.partial(i, ev))
+            out = offload(answer.partial, i, ev) if ev.probs else answer.partial(i, ev)
+            yield from _events(_with_timings(answer, ev, out))
         elif isinstance(ev, FinalEvent):
             last = ev.result
             yield from _events(answer.final(i, ev.result))

@@ -416,7 +416,8 @@ class Engine:
         if req is None or not (req.stream and req.return_progress) or isinstance(gen, EmbeddingJob):
             return
         ms = int((time.perf_counter() - gen.t_prompt_start) * 1000)
-        gen.task.deliver(ProgressEvent(len(gen.prompt), gen.n_cached, min(processed, len(gen.prompt)), ms, s.id))
+        gen.task.deliver(ProgressEvent(len(gen.prompt), gen.n_cached, min(processed, len(gen.prompt)), ms, s.id,
+                                       gen.timings_now() if req.timings_per_token else None))
 
     def _plan(self, solo: int | None = None) -> BatchPlan:
         """Shift full contexts, then let the scheduler plan one batch (only slot
@@ -471,7 +472,7 @@ class Engine:
             if text:  # held-back text (a stop-string prefix, a split character) waits for the next token
                 tokens, probs_out = gen.take_stream_tokens()
                 gen.task.deliver(PartialEvent(text, tokens, probs_out, gen.n_decoded, len(gen.prompt), s.id,
-                                              gen.n_cached))
+                                              gen.n_cached, gen.timings_now() if req.timings_per_token else None))
         if done:
             gen.task.deliver(FinalEvent(gen.result(s.id)))
             s.release()

@@ -77,6 +77,12 @@ class Generation:
         self.t_first = 0.0
         self.t_prompt_start = time.perf_counter()
 
+    def timings_now(self) -> Timings:
+        """The timings so far: the prompt's batches, and the generation up to now."""
+        ms = (time.perf_counter() - self.t_first) * 1000 if self.t_first else 0.0
+        return Timings(prompt=Span(self.timings.prompt.n, self.timings.prompt.ms), predicted=Span(self.n_decoded, ms),
+                       cache_n=self.timings.cache_n)
+
     def prompt_done(self) -> None:
         self.t_first = time.perf_counter()
 

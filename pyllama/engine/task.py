@@ -41,6 +41,7 @@ class TaskRequest:
     preserved_tokens: list[int] = field(default_factory=list)   # special tokens shown in the text
     special: bool = False         # every special token shown in the text (llama-server -sp)
     return_progress: bool = False  # stream: report prompt processing progress (ProgressEvent)
+    timings_per_token: bool = False  # stream: the timings so far with every partial and progress event
     dry_breakers: list | None = None  # processed DRY breakers (pyllama.sampling.dry_breakers), if DRY is on
     chat_format: str = "Content-only"  # how a chat's output is read (reported back, as llama-server)
     reasoning_format: str = "none"     # the reasoning format it is read with (reported back)
@@ -107,6 +108,7 @@ class PartialEvent:
     n_prompt: int
     id_slot: int
     n_cached: int = 0  # prompt tokens found in the slot's cache (Anthropic's usage opens the stream)
+    timings: "Timings | None" = None  # so far (the request's timings_per_token)
 
 
 @dataclass
@@ -119,6 +121,7 @@ class ProgressEvent:
     processed: int    # of them in the cache now (cached + decoded)
     time_ms: int      # since prompt processing started
     id_slot: int
+    timings: "Timings | None" = None  # so far (the request's timings_per_token)
 
 
 @dataclass

@@ -127,6 +127,33 @@ def test_generation_rate_counts_decode_steps_and_idle_slots(server):
             assert slot["next_token"][0]["n_remain"] == -1 and slot["next_token"][0]["n_decoded"] == 0
 
 
+def test_timings_per_token(server):
+    """timings_per_token: every progress and partial chunk carries the timings so far
+    (the first progress before any prompt token is decoded); native and OpenAI streams."""
+    body = {"prompt": "the quick brown fox jumps over the lazy dog " * 8, "n_predict": 4, "ignore_eos": True,
+            "stream": True, "timings_per_token": True, "return_progress": True}
+    chunks = sse_events(server.post("/completion", body, stream=True))
+    progress = [c for c in chunks if "prompt_progress" in c]
+    partial = [c for c in chunks if "prompt_progress" not in c and not c["stop"]]
+    assert len(progress) >= 2 and len(partial) == 4 and chunks[-1]["stop"]
+    first = progress[0]["timings"]
+    assert (first["prompt_n"], first["prompt_ms"], first["predicted_n"], first["predicted_ms"]) == (0, 0.0, 0, 0.0)
+    prompt_ms = 0.0
+    for c in progress + partial:
+        assert all(v is not None and v >= 0 for v in c["timings"].values())
+        assert c["timings"]["prompt_ms"] >= prompt_ms
+        prompt_ms = c["timings"]["prompt_ms"]
+    assert prompt_ms > 0 and [c["timings"]["predicted_n"] for c in partial] == [1, 2, 3, 4]
+    assert chunks[-1]["generation_settings"]["timings_per_token"] is True
+    plain = sse_events(server.post("/completion", {**body, "timings_per_token": False}, stream=True))
+    assert not any("timings" in c for c in plain if not c["stop"])
+    chat = sse_events(server.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}],
+                                                           "max_tokens": 3, "stream": True,
+                                                           "timings_per_token": True}, stream=True))
+    deltas = [c for c in chat if isinstance(c, dict) and c.get("choices") and c["choices"][0]["delta"].get("content")]
+    assert deltas and all("timings" in c for c in deltas)
+
+
 def test_odd_but_valid_input(server):
     r = server.post("/completion", {"prompt": {"prompt_string": "Hello"}, "n_predict": 2, "n_probs": 10**9,
                                     "seed": 2**40, "logit_bias": [[1, 1e30]], "samplers": "kx?"})
