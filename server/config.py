@@ -394,9 +394,10 @@ class ServerConfig:
                                     noeffect="the KV cache keeps every position of every layer: no checkpoints are "
                                              "needed", quiet=(ANY,))
     cache_ram: int = flag("-cram", "--cache-ram", default=8192, env="LLAMA_ARG_CACHE_RAM",
-                          help="prompt cache size in host memory, MiB (-1: no limit, 0: disabled)",
-                          noeffect="no prompt cache outside the slots: each slot reuses its own KV cache",
-                          quiet=(0,))
+                          help="prompt cache size in host memory, MiB (-1: no limit, 0: disabled): a slot's "
+                               "cache is kept there before another prompt replaces it, and loaded back for a "
+                               "prompt it serves better than the slot's own", check=lambda v: v >= -1,
+                          must="be -1 (no limit), 0 (none) or more")
     mmproj: str = flag("-mm", "--mmproj", default="", env="LLAMA_ARG_MMPROJ", metavar="FILE",
                        help="multimodal projector file", noeffect=MTMD)
     mmproj_url: str = flag("-mmu", "--mmproj-url", default="", env="LLAMA_ARG_MMPROJ_URL", metavar="URL",
@@ -605,8 +606,8 @@ class ServerConfig:
                                 env="LLAMA_ARG_MMPROJ_OFFLOAD", help="GPU offloading of the projector",
                                 noeffect=MTMD)
     cache_idle_slots: bool = flag("--cache-idle-slots", off=("--no-cache-idle-slots",), default=True,
-                                  env="LLAMA_ARG_CACHE_IDLE_SLOTS", help="save idle slots to the prompt cache",
-                                  noeffect="no prompt cache outside the slots", quiet=(ANY,))
+                                  env="LLAMA_ARG_CACHE_IDLE_SLOTS",
+                                  help="save idle slots to the prompt cache (with --cache-ram)")
     ui_mcp_proxy: bool = flag("--ui-mcp-proxy", "--webui-mcp-proxy", off=("--no-ui-mcp-proxy", "--no-webui-mcp-proxy"),
                               default=False, env="LLAMA_ARG_UI_MCP_PROXY", help="the web UI's MCP CORS proxy",
                               noeffect=TOOLS)

@@ -134,7 +134,9 @@ class ServerState:
                                               cont_batching=cfg.cont_batching, context_shift=cfg.context_shift,
                                               max_queue=cfg.max_queue, unified_kv=cfg.unified_kv,
                                               n_ctx_slot=cfg.kv_unified_per_slot,
-                                              slot_prompt_similarity=cfg.slot_prompt_similarity))
+                                              slot_prompt_similarity=cfg.slot_prompt_similarity,
+                                              prompt_cache_mib=0 if cfg.embedding else cfg.cache_ram,
+                                              cache_idle_slots=cfg.cache_idle_slots))
         except BaseException:
             llm.close()
             raise

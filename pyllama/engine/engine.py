@@ -17,7 +17,9 @@ from ..slot_file import SlotFileError, SlotState
 from .bridge import original
 from .embedding_job import EmbeddingJob, check_input
 from .generation import Generation
-from .scheduler import GENERATING, IDLE, PROMPT, BatchPlan, Work, admit, plan_batch, plan_reuse, plan_shift
+from .prompt_cache import PromptCache
+from .scheduler import (GENERATING, IDLE, PROMPT, BatchPlan, Work, admit, common_prefix, plan_batch, plan_reuse,
+                        plan_shift)
 from .slot import Slot, SlotSnapshot
 from .task import (CompletionResult, ErrorEvent, FinalEvent, PartialEvent, ProgressEvent, SlotAction, Span, Task,
                    Timings)
@@ -38,6 +40,8 @@ class EngineConfig:
     unified_kv: bool = False     # every slot may use the whole KV cache (else each gets n_ctx / n_parallel)
     n_ctx_slot: int = 0          # > 0: each slot's context (--kv-unified-per-slot), at most the cache
     slot_prompt_similarity: float = 0.1  # a cache prefix above this share of a prompt picks the slot
+    prompt_cache_mib: int = 0    # host memory for slots' prompt caches (prompt_cache.py): 0 none, -1 no limit
+    cache_idle_slots: bool = False  # with a prompt cache: keep every idle slot's cache there too
 
 
 @dataclass
@@ -68,6 +72,8 @@ class Engine:
         self.slots = [Slot(i, self.n_ctx_slot, llm.kv) for i in range(config.n_parallel)]
         self.snapshots: tuple[SlotSnapshot, ...] = tuple(s.snapshot() for s in self.slots)
         self.stats = Stats()
+        mib = config.prompt_cache_mib
+        self.prompt_cache = PromptCache(mib << 20 if mib > 0 else 0) if mib != 0 else None
         self._lock = original("threading", "Lock")()
         self._wake = original("threading", "Event")()
         self._pending: collections.deque[Task] = collections.deque()
@@ -365,6 +371,43 @@ class Engine:
             raise SlotFileError("the slot file's KV state does not hold exactly its tokens' positions")
         return s.n_past
 
+    # -- the prompt cache in host memory (prompt_cache.py) ---------------------------
+    def _swap_prompt(self, slot: Slot, prompt: list[int], lora: tuple) -> None:
+        """As llama-server, when the slot was not chosen for its cache (or the prompt keeps
+        less than half of it): keep the slot's cache in the prompt cache, then load the
+        entry that serves this prompt better than the slot would, if there is one."""
+        cache = slot.cache
+        mine = cache.tokens if cache.lora == lora else []
+        n = common_prefix(mine, prompt)
+        sim = self.config.slot_prompt_similarity
+        chosen_for_cache = sim > 0 and n > 0 and n / len(prompt) > sim
+        if chosen_for_cache and (not cache.tokens or n / len(cache.tokens) >= 0.5):
+            return
+        pc = self.prompt_cache
+        if cache.tokens and not pc.holds(cache.tokens, cache.lora):
+            pc.save(cache.tokens, self.llm.kv.seq_save(slot.id), cache.lora)
+        entry = pc.best(mine, prompt, lora)
+        if entry is None:
+            return
+        cache.clear()
+        try:
+            self.llm.kv.seq_restore(slot.id, entry.state)
+        except ValueError as e:  # no room in a shared cache: the prompt is decoded again
+            log.debug("slot %d: prompt cache entry not loaded: %s", slot.id, e)
+            cache.clear()
+            return
+        cache.tokens, cache.lora = list(entry.tokens), entry.lora
+        if not cache.consistent():
+            cache.clear()
+            return
+        pc.take(entry)
+
+    def _cache_idle_slots(self) -> None:
+        """--cache-idle-slots: every idle slot's cache is kept in the prompt cache too."""
+        for s in self.slots:
+            if s.state == IDLE and s.cache.tokens and not self.prompt_cache.holds(s.cache.tokens, s.cache.lora):
+                self.prompt_cache.save(s.cache.tokens, self.llm.kv.seq_save(s.id), s.cache.lora)
+
     def _lora_key(self, scales) -> tuple[float, ...]:
         """Scales by adapter id, one per loaded adapter; () when none applies (so equal
         configurations compare equal)."""
@@ -376,6 +419,7 @@ class Engine:
         with self._lock:
             waiting = list(self._pending)
             reserved = frozenset(a.id_slot for a in self._actions if not a.cancelled)
+        started = False
         for task, slot in admit(waiting, self.slots, self.config.cont_batching, self.config.slot_prompt_similarity,
                                 reserved):
             with self._lock:
@@ -388,10 +432,15 @@ class Engine:
             except Exception as e:  # noqa: BLE001 - this task's setup (sampler, grammar, DRY): it alone fails
                 log.warning("slot %d: starting a task failed: %s", slot.id, e)
                 self._fail_task(slot, task, task_error(e))
+            started = True
+        if started and self.prompt_cache is not None and self.config.cache_idle_slots:
+            self._cache_idle_slots()
 
     def _start(self, slot: Slot, task: Task) -> None:
         req = task.request
         lora = self._lora_key(req.lora)
+        if self.prompt_cache is not None and req.embedding is None and req.cache_prompt and req.prompt:
+            self._swap_prompt(slot, req.prompt, lora)
         if slot.cache.lora != lora:  # cells computed under other adapters are of no use
             slot.cache.clear()
             slot.cache.lora = lora
