@@ -384,8 +384,7 @@ class Engine:
         if chosen_for_cache and (not cache.tokens or n / len(cache.tokens) >= 0.5):
             return
         pc = self.prompt_cache
-        if cache.tokens and not pc.holds(cache.tokens, cache.lora):
-            pc.save(cache.tokens, self.llm.kv.seq_save(slot.id), cache.lora)
+        pc.save(cache.tokens, lambda: self.llm.kv.seq_save(slot.id), cache.lora)
         entry = pc.best(mine, prompt, lora)
         if entry is None:
             return
@@ -405,8 +404,8 @@ class Engine:
     def _cache_idle_slots(self) -> None:
         """--cache-idle-slots: every idle slot's cache is kept in the prompt cache too."""
         for s in self.slots:
-            if s.state == IDLE and s.cache.tokens and not self.prompt_cache.holds(s.cache.tokens, s.cache.lora):
-                self.prompt_cache.save(s.cache.tokens, self.llm.kv.seq_save(s.id), s.cache.lora)
+            if s.state == IDLE:
+                self.prompt_cache.save(s.cache.tokens, lambda s=s: self.llm.kv.seq_save(s.id), s.cache.lora)
 
     def _lora_key(self, scales) -> tuple[float, ...]:
         """Scales by adapter id, one per loaded adapter; () when none applies (so equal

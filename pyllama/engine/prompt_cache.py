@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .scheduler import common_prefix
 
@@ -47,16 +47,16 @@ class PromptCache:
         n = len(tokens)
         return any(e.lora == lora and common_prefix(e.tokens, tokens) == n for e in self.entries)
 
-    def save(self, tokens: Sequence[int], state: bytes, lora: tuple) -> bool:
-        """Keep a slot's cache; False when it was not kept (see the module's notes)."""
+    def save(self, tokens: Sequence[int], read_state: Callable[[], bytes], lora: tuple) -> bool:
+        """Keep a slot's cache; False when it was not kept (see the module's notes).
+        read_state copies the slot's KV state, only when it is to be kept."""
         if not tokens or self.holds(tokens, lora):
             return False
+        state = read_state()
         if 0 < self.limit < len(state):
             return False
-        n = len(tokens)
         self.entries = collections.deque(e for e in self.entries
-                                         if not (e.lora == lora and common_prefix(e.tokens, tokens) == len(e.tokens)
-                                                 and len(e.tokens) <= n))
+                                         if not (e.lora == lora and common_prefix(e.tokens, tokens) == len(e.tokens)))
         if self.limit > 0:
             while self.entries and self.size + len(state) > self.limit:
                 self.entries.popleft()
