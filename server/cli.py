@@ -111,10 +111,10 @@ def patch_gevent() -> None:
         metadata.entry_points = original
 
 
-def _graceful_signals(servers: list, handler, grace: float) -> None:
+def _graceful_signals(servers: list, handler, grace: float, on_stop=None) -> None:
     """SIGTERM/SIGINT: stop accepting, close idle connections, give running requests
     `grace` seconds (serve_forever's stop_timeout), then return; a second signal
-    ends the process at once."""
+    ends the process at once. on_stop() runs first (tool calls in flight end)."""
     import signal
 
     import gevent
@@ -128,6 +128,8 @@ def _graceful_signals(servers: list, handler, grace: float) -> None:
             os._exit(1)
         seen.append(signum)
         log.info("%s: no new requests; running ones have %.0f s to finish", signal.Signals(signum).name, grace)
+        if on_stop is not None:
+            on_stop()
         handler.close_idle()
         for s in servers:
             s.close()
@@ -215,7 +217,12 @@ def _serve(ns: argparse.Namespace, config: ServerConfig) -> int:
             return 1
         router = app.config["PYLLAMA_ROUTER"]
     else:
-        app = create_app(config, load=False, on_fatal=fatal)
+        try:
+            app = create_app(config, load=False, on_fatal=fatal)
+        except ValueError as e:  # tools that cannot be set up (tools/)
+            close_all(listeners)
+            print(f"error: {e}", file=sys.stderr)
+            return 1
     Handler.timeout_s = config.timeout if config.timeout > 0 else None
     access = None if config.log_disable else LoggingLogAdapter(logs.access_log(), logging.INFO)
     for ls in listeners:
@@ -226,7 +233,8 @@ def _serve(ns: argparse.Namespace, config: ServerConfig) -> int:
     state = app.config["PYLLAMA_STATE"]
     if router is None:
         state.load_in_background()
-    _graceful_signals(servers, Handler, config.shutdown_grace)
+    from . import tools
+    _graceful_signals(servers, Handler, config.shutdown_grace, on_stop=lambda: tools.shutdown(app))
     for ls in listeners:
         log.info("%s on %s", "router listening" if router is not None else "listening", ls.url)
     try:
@@ -235,6 +243,7 @@ def _serve(ns: argparse.Namespace, config: ServerConfig) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        tools.close(app)  # no tool or MCP child, nor the --tools-runtime container, outlives the server
         try:
             if router is not None:  # no model's server outlives the router
                 try:

@@ -25,7 +25,7 @@ from .flags import ANY, check, declared, flag, given, no_effect_warnings
 GPU = "no GPU: every layer runs on the CPU"
 SPEC = "speculative decoding is not implemented"
 MTMD = "multimodal input is not supported"
-TOOLS = "built-in tools, MCP servers and the MCP proxy are not implemented"
+TOOLS = "the MCP CORS proxy is not implemented"
 PRESET = "this preset downloads a model pyllama cannot run as given; start with -m, or -hf "
 
 
@@ -232,9 +232,10 @@ class ServerConfig:
     threads_http: int = flag("--threads-http", default=-1, env="LLAMA_ARG_THREADS_HTTP",
                              help="HTTP handlers: requests are served on greenlets; N > 0 bounds them at N + 1024, "
                                   "as llama-server's thread pool (-1: no bound)")
-    cors_origins: str = flag("--cors-origins", default="*", env="LLAMA_ARG_CORS_ORIGINS", metavar="ORIGINS",
+    cors_origins: str = flag("--cors-origins", default="", env="LLAMA_ARG_CORS_ORIGINS", metavar="ORIGINS",
                              help="origins allowed by CORS, comma-separated; 'localhost': an Origin header is "
-                                  "reflected only when it is on localhost; '*': any Origin is reflected")
+                                  "reflected only when it is on localhost; '*': any Origin is reflected",
+                             default_text="*, or localhost when tools or MCP servers are enabled")
     cors_methods: str = flag("--cors-methods", default="GET, POST, DELETE, OPTIONS", env="LLAMA_ARG_CORS_METHODS",
                              metavar="METHODS", help="methods allowed by CORS, comma-separated")
     cors_headers: str = flag("--cors-headers", default="*", env="LLAMA_ARG_CORS_HEADERS", metavar="HEADERS",
@@ -420,13 +421,22 @@ class ServerConfig:
     media_path: str = flag("--media-path", default="", metavar="PATH", help="directory of local media files",
                            noeffect=MTMD)
     tools: str = flag("--tools", default="", env="LLAMA_ARG_TOOLS", metavar="TOOL1,TOOL2,...",
-                      help="built-in tools for agents", noeffect=TOOLS)
+                      help="experimental: built-in tools for AI agents at /tools, comma-separated, or 'all' "
+                           "(read_file, file_glob_search, grep_search, exec_shell_command, write_file, edit_file, "
+                           "get_info); do not enable in untrusted environments; --cors-origins then defaults to "
+                           "localhost", default_text="no tools")
     tools_runtime: str = flag("--tools-runtime", default="", env="LLAMA_ARG_TOOLS_RUNTIME", metavar="OPTION",
-                              help="where built-in tools run", noeffect=TOOLS)
+                              help="experimental: where the tools run: 'docker:<image>', 'podman:<image>' (a "
+                                   "container started now, removed at exit), 'docker-container:<id>', "
+                                   "'podman-container:<id>' (an existing container), 'ssh:<target>' (a remote POSIX "
+                                   "host; key-based auth and a trusted host key)", default_text="the host")
     mcp_servers_config: str = flag("--mcp-servers-config", default="", env="LLAMA_ARG_MCP_SERVERS_CONFIG",
-                                   metavar="PATH", help="MCP server definitions (file)", noeffect=TOOLS)
+                                   metavar="PATH", help="experimental: JSON file of MCP servers (Cursor's "
+                                   "mcpServers format, stdio) whose tools /tools offers as <server>_<tool>; "
+                                   "--cors-origins then defaults to localhost", default_text="none")
     mcp_servers_json: str = flag("--mcp-servers-json", default="", env="LLAMA_ARG_MCP_SERVERS_JSON", metavar="JSON",
-                                 help="MCP server definitions (inline JSON)", noeffect=TOOLS)
+                                 help="experimental: the same MCP server definitions as inline JSON; --cors-origins "
+                                      "then defaults to localhost", default_text="none")
     log_prompts_dir: str = flag("--log-prompts-dir", default="", metavar="PATH",
                                 help="write every prompt to a file in this directory (debugging)")
     spec_draft_hf: str = flag("--spec-draft-hf", "-hfd", "-hfrd", "--hf-repo-draft", default="",
@@ -612,7 +622,8 @@ class ServerConfig:
                               default=False, env="LLAMA_ARG_UI_MCP_PROXY", help="the web UI's MCP CORS proxy",
                               noeffect=TOOLS)
     agent: bool = flag("-ag", "--agent", off=("-no-ag", "--no-agent"), default=False, env="LLAMA_ARG_AGENT",
-                       help="CORS proxy and all built-in tools", noeffect=TOOLS)
+                       help="all built-in tools (--tools all) and the MCP CORS proxy (--ui-mcp-proxy); "
+                            "--cors-origins then defaults to localhost")
     spec_draft_cpu_moe: bool = flag("--spec-draft-cpu-moe", "-cmoed", "--cpu-moe-draft", default=False,
                                     env="LLAMA_ARG_SPEC_DRAFT_CPU_MOE", help="draft model MoE weights in CPU memory",
                                     noeffect=SPEC)
@@ -734,6 +745,9 @@ class ServerConfig:
         self.kv_overrides = _kv_overrides(self.override_kv)
         self.reverse_prompts = [_escapes(r) if self.escape else r for r in self.reverse_prompt if r]
         self.ui_settings = _ui_settings(self)
+        if not self.cors_origins:  # as llama-server: tools or MCP servers narrow the default to this machine
+            tools_on = self.tools or self.agent or self.mcp_servers_config or self.mcp_servers_json
+            self.cors_origins = "localhost" if tools_on else "*"
         # a batch variant that says what its generation flag says is honoured by the one pool
         same = {f"--{n.replace('_', '-')}" for n in ("cpu_mask", "cpu_range", "cpu_strict", "prio", "poll")
                 if getattr(self, n + "_batch") == getattr(self, n)}

@@ -122,6 +122,8 @@ def create_router_app(config: ServerConfig, command_line: dict[str, Any]) -> Fla
         return _proxy(models, config, name, update_last_used=False)
 
     app.register_blueprint(webui.bp)
+    from .. import tools
+    tools.install(app, config)  # /tools is the router's own, as llama-server's
     if config.api_prefix:  # the router answers under the prefix; its children (reserved flag) without it
         from ..app import PrefixMiddleware
         app.wsgi_app = PrefixMiddleware(app.wsgi_app, config.api_prefix)
