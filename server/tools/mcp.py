@@ -376,7 +376,7 @@ class McpManager:
             if not t.start():
                 return []
             try:
-                tools = t.list_tools(time.monotonic() + WARMUP_TIMEOUT_S)
+                tools = t.list_tools(time.monotonic() + min(t.timeout_s, WARMUP_TIMEOUT_S))
                 if not tools and t.last_error:
                     log.warning("MCP warmup: '%s': %s", cfg.name, t.diagnostics())
                 log.info("MCP warmup: '%s' discovered %d tools", cfg.name, len(tools))

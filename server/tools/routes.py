@@ -17,7 +17,7 @@ import logging
 
 import gevent
 from flask import Blueprint, Response, current_app, jsonify, request
-from gevent.queue import Queue
+from gevent.queue import Empty, Queue
 
 from ..disconnect import watcher
 from ..errors import ApiError
@@ -29,6 +29,7 @@ from .runtime import ToolRuntimeError
 
 log = logging.getLogger("pyllama.server.tools")
 bp = Blueprint("tools", __name__)
+GONE_POLL_S = 0.5  # how often a silent stream checks that its client is still there
 
 
 def _disabled() -> Response:
@@ -128,7 +129,12 @@ def _stream(ts, tool, params: dict) -> Response:
     def events():
         try:
             while True:
-                kind, value = q.get()
+                try:
+                    kind, value = q.get(timeout=GONE_POLL_S)
+                except Empty:  # a silent command: is anyone still listening?
+                    if gone():
+                        return
+                    continue
                 if kind == "chunk":
                     yield event({"chunk": value})
                     continue
