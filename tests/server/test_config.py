@@ -18,8 +18,9 @@ def config(*argv: str, **environ: str) -> ServerConfig:
 
 def test_defaults_are_the_declared_ones():
     c = config()
+    resolved = {"cors_origins": "*"}  # declared unset (""): '*', or 'localhost' with tools (test_cors_default)
     for name, _, default, _ in declared(ServerConfig):
-        assert getattr(c, name) == default, name
+        assert getattr(c, name) == resolved.get(name, default), name
     assert c == ServerConfig()
     assert c.api_keys == [] and c.n_threads == 0 and c.default_grammar == ""
     # llama-server's defaults: the model's context, 4 slots over one unified cache
@@ -152,3 +153,14 @@ def test_parsed_flags(tmp_path):
 def test_batch_placement_flags_warn_only_when_they_differ():
     assert config("-C", "3", "-Cb", "3", "--prio", "1", "--prio-batch", "1").warnings == []
     assert [w.split()[0] for w in config("-C", "3", "-Cb", "c").warnings] == ["--cpu-mask-batch"]
+
+
+def test_cors_default():
+    """As llama-server: tools or MCP servers make the default 'localhost'; an explicit value wins."""
+    assert config().cors_origins == "*"
+    assert config("--tools", "all").cors_origins == "localhost"
+    assert config("--agent").cors_origins == "localhost"
+    assert config(LLAMA_ARG_MCP_SERVERS_JSON='{"mcpServers": {}}').cors_origins == "localhost"
+    assert config("--mcp-servers-config", "x.json").cors_origins == "localhost"
+    assert config("--tools", "all", "--cors-origins", "*").cors_origins == "*"
+    assert config("--tools", "all", LLAMA_ARG_CORS_ORIGINS="http://a.example").cors_origins == "http://a.example"
