@@ -6,6 +6,9 @@ X-Repo-Commit, ETag (X-Linked-Etag), X-Linked-Size / Content-Length, Accept-Rang
 and Range requests answered 206. Unknown repositories are 404 with the Hub's
 X-Error-Code. Plain URLs under /files/ serve the same files (for --model-url).
 
+`slow`: the named files are sent a MiB at a time with a pause before each (a download
+that is still running when a test wants it to be).
+
 `cut_first_get`: the first GET of each file named in it sends only that many bytes and
 drops the connection, so the client must resume it with a Range request."""
 
@@ -16,6 +19,7 @@ import json
 import os
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -23,9 +27,11 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 class FakeHub:
-    def __init__(self, repos: dict[str, dict[str, Path | bytes]], cut_first_get: dict[str, int] | None = None):
+    def __init__(self, repos: dict[str, dict[str, Path | bytes]], cut_first_get: dict[str, int] | None = None,
+                 slow: dict[str, float] | None = None):
         self.repos = repos
         self.cut = dict(cut_first_get or {})
+        self.slow = dict(slow or {})   # file -> seconds to wait before each MiB of it
         self.requests: list[tuple[str, str, str]] = []   # (method, path, Range header)
         self._etags: dict[tuple[str, str], str] = {}
         hub = self
@@ -160,6 +166,8 @@ class FakeHub:
                     chunk = f.read(want)
                     if not chunk:
                         break
+                    if file in self.slow:
+                        time.sleep(self.slow[file])
                     h.wfile.write(chunk)
                     sent += len(chunk)
         if limit is not None:  # drop the connection mid-file
