@@ -119,6 +119,15 @@ def list_files(repo: str, *, token: str | None = None, offline: bool = False) ->
     return cached_files(repo)
 
 
+def drop_connections() -> None:
+    """Close huggingface_hub's shared HTTP client (the next call opens a new one)."""
+    try:
+        from huggingface_hub.utils import close_session
+    except ImportError:  # absent, or a release without a shared client
+        return
+    close_session()
+
+
 def cached_files(repo: str) -> list[str]:
     """The files of the repository's cached snapshot of `main` (relative paths), or []."""
     hub = _hub()

@@ -5,7 +5,12 @@
   id, aliases, tags, object, owned_by, created, status {value, args, [preset],
   [failed, exit_code]}, architecture, source, can_remove, and the loaded child's own
   /v1/models fields); ?reload=1 reads the sources again first.
-- POST /models/load, /models/unload {"model": name}.
+- POST /models/load, /models/unload {"model": name} (unloading a download cancels it).
+- GET /models/sse: the models' events as they happen (events.py).
+- POST /models {"model": "user/model[:quant]"}: fetch a Hugging Face model into the
+  cache in the background (checked on the Hub first; progress on /models/sse; the model
+  is listed once `download_finished`). DELETE /models?model=NAME: stop a cached model
+  and delete its files.
 - GET /props: the router's props; with ?model= the model's (proxied).
 - Any other POST is proxied to the server of the model its JSON body names in `model`;
   any other GET to the model named by ?model=. An unloaded model is loaded first
@@ -23,20 +28,24 @@ import logging
 import time
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 
 from pyllama import __version__
 
 from ..app_base import new_app
 from ..config import ServerConfig
 from ..errors import ApiError, bad_request
+from ..offload import offload
 from ..routes import webui
-from .instances import LOADING, Instance, Models
+from .cache import check_downloadable, delete_cached
+from .instances import DOWNLOADED, DOWNLOADING, LOADING, Instance, Models
 from .presets import load_models
 from .proxy import forward
 
 log = logging.getLogger("pyllama.server.router")
-ROUTER_ROUTES = {"/health", "/v1/health", "/models", "/v1/models", "/models/load", "/models/unload", "/props"}
+MAX_NAME = 1024
+ROUTER_ROUTES = {"/health", "/v1/health", "/models", "/v1/models", "/models/load", "/models/unload", "/models/sse",
+                 "/props"}
 
 
 class RouterState:
@@ -54,7 +63,7 @@ def create_router_app(config: ServerConfig, command_line: dict[str, Any]) -> Fla
     given on the router's command line (config field -> value), which every model's
     server gets too. PresetError (a ValueError) for presets it cannot use."""
     specs = load_models(config, command_line)
-    models = Models(specs, models_max=config.models_max)
+    models = Models(specs, models_max=config.models_max, sources=lambda: load_models(config, command_line))
     startup = [n for n, s in specs.items() if s.load_on_startup]
     if config.models_max and len(startup) > config.models_max:
         raise ValueError(f"number of models to load on startup ({len(startup)}) exceeds --models-max "
@@ -76,6 +85,7 @@ def create_router_app(config: ServerConfig, command_line: dict[str, Any]) -> Fla
                 models.reload(load_models(config, command_line))
             except ValueError as e:
                 raise bad_request(f"cannot reload the model list: {e}") from None
+        models.refresh()
         now = int(time.time())
         return jsonify({"data": [_model_json(inst, now) for inst in models.instances.values()], "object": "list"})
 
@@ -94,9 +104,47 @@ def create_router_app(config: ServerConfig, command_line: dict[str, Any]) -> Fla
         inst = models.get(_body_model())
         if inst is None:
             raise bad_request("model is not found")
-        if not inst.running:
+        if not inst.running and inst.status != DOWNLOADING:
             raise bad_request("model is not running")
         models.unload(inst)
+        if inst.status == DOWNLOADING:  # as llama-server: the answer waits for the cancelled download to end
+            models.wait(lambda: inst.status != DOWNLOADING, timeout=None)
+        return jsonify({"success": True})
+
+    @app.get("/models/sse")
+    def models_sse():
+        sub = models.events.subscribe()
+        return Response(models.events.stream(sub), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @app.post("/models")
+    def download():
+        name = _body_model(required=True)
+        try:
+            offload(check_downloadable, name, token=config.hf_token, offline=config.offline)
+        except ValueError as e:
+            raise bad_request(f"model validation failed, unable to download: {e}") from None
+        if models.get(name) is not None:
+            raise bad_request(f"model '{name}' already exists")
+        log.info("starting the download of model %s", name)
+        try:
+            models.download(name)
+        except RuntimeError as e:
+            raise ApiError(500, str(e)) from None
+        return jsonify({"success": True})
+
+    @app.delete("/models")
+    def remove():
+        name = request.args.get("model", "")
+        if not name:
+            raise bad_request("model must be a non-empty string")
+        inst = models.get(name)
+        if inst is None:
+            raise ApiError(500, f"model name={name} is not found")
+        try:
+            models.remove(inst, lambda n: offload(delete_cached, n))
+        except RuntimeError as e:
+            raise ApiError(500, str(e)) from None
         return jsonify({"success": True})
 
     @app.get("/props")
@@ -124,6 +172,8 @@ def create_router_app(config: ServerConfig, command_line: dict[str, Any]) -> Fla
     app.register_blueprint(webui.bp)
     from .. import tools
     tools.install(app, config)  # /tools is the router's own, as llama-server's
+    from .. import cors_proxy
+    cors_proxy.install(app, config)  # /cors-proxy too (--ui-mcp-proxy, --agent)
     if config.api_prefix:  # the router answers under the prefix; its children (reserved flag) without it
         from ..app import PrefixMiddleware
         app.wsgi_app = PrefixMiddleware(app.wsgi_app, config.api_prefix)
@@ -139,14 +189,19 @@ def create_router_app(config: ServerConfig, command_line: dict[str, Any]) -> Fla
     return app
 
 
-def _body_model() -> str:
+def _body_model(required: bool = False) -> str:
     data = request.get_data(cache=True)
     try:
         body = json.loads(data or b"{}")
     except (ValueError, UnicodeDecodeError) as e:
         raise bad_request(f"JSON parse error: {e}") from None
     name = body.get("model") if isinstance(body, dict) else None
-    return name if isinstance(name, str) else ""
+    name = name if isinstance(name, str) else ""
+    if required and not name:
+        raise bad_request("model must be a non-empty string")
+    if len(name) > MAX_NAME:
+        raise bad_request(f"model name is too long ({len(name)} characters, at most {MAX_NAME})")
+    return name
 
 
 def _autoload(config: ServerConfig) -> bool:
@@ -162,6 +217,8 @@ def _proxy(models: Models, config: ServerConfig, name: str, *, update_last_used:
     inst = models.get(name)
     if inst is None:
         raise bad_request(f"model '{name}' not found")
+    if inst.status in (DOWNLOADING, DOWNLOADED):
+        raise ApiError(503, f"model name={inst.spec.name} is being downloaded; try again when it has finished")
     if _autoload(config):
         _ensure_ready(models, inst)
     elif not inst.running:
@@ -191,6 +248,8 @@ def _ensure_ready(models: Models, inst: Instance) -> None:
 
 def _model_json(inst: Instance, now: int) -> dict:
     status: dict = {"value": inst.status, "args": inst.args}
+    if inst.status == DOWNLOADING:
+        status["progress"] = {u: dict(p) for u, p in inst.progress.items()}
     if inst.spec.source == "preset":
         status["preset"] = _preset_ini(inst)
     if inst.failed:
@@ -202,7 +261,7 @@ def _model_json(inst: Instance, now: int) -> dict:
            "object": "model",
            "owned_by": "llamacpp", "created": now, "status": status,
            "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
-           "source": inst.spec.source, "can_remove": False}
+           "source": inst.spec.source, "can_remove": inst.spec.source == "cache"}
     if inst.running:
         for k, v in inst.info.items():
             out.setdefault(k, v)

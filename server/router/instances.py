@@ -7,6 +7,11 @@ SIGKILL after the model's stop-timeout, or it exited by itself; a non-zero exit 
 marks it failed). Loading one more than --models-max first unloads the least
 recently used model that is serving no request (waiting for one if all are busy).
 
+A model fetched with POST /models is an instance too, while its download runs:
+downloading (a `fetch.py` child, which takes no --models-max room) -> downloaded (the
+entry is replaced by the cache's at the next look at the model list); unloading it
+cancels the download. Every change is an event for GET /models/sse (events.py).
+
 A child never outlives the router:
 - the router stops every child when it exits (SIGTERM/SIGINT, or the end of main);
 - if the router dies without doing so (SIGKILL, a crash), each child notices at once:
@@ -35,6 +40,8 @@ from typing import Callable
 
 from pyllama.unpatched import original
 
+from .events import ModelEvents
+from .fetch import PREFIX as FETCH_PREFIX
 from .presets import ModelSpec, child_args
 
 log = logging.getLogger("pyllama.server.router")
@@ -49,6 +56,7 @@ CHILD_ENV_DROP = ("LLAMA_ARG_MODEL", "LLAMA_ARG_HF_REPO", "LLAMA_ARG_HF_FILE", "
                   "LLAMA_ARG_SSL_CERT_FILE")
 
 UNLOADED, LOADING, LOADED = "unloaded", "loading", "loaded"
+DOWNLOADING, DOWNLOADED = "downloading", "downloaded"
 
 
 def free_port() -> int:
@@ -77,6 +85,11 @@ class Instance:
     info: dict = field(default_factory=dict)   # the child's /v1/models entry once loaded
     stdin_w: int = -1             # the router's end of the child's stdin pipe
     output: deque = field(default_factory=lambda: deque(maxlen=20))  # its last lines
+    # a download's files (url -> {"done", "total"}), written by its output thread;
+    # `fetched` counts the reports, `result` is the child's last word
+    progress: dict = field(default_factory=dict)
+    fetched: int = 0
+    result: str = ""
 
     @property
     def running(self) -> bool:
@@ -96,19 +109,30 @@ class Instance:
 class Models:
     """The router's models by name (and alias), and their processes."""
 
-    def __init__(self, specs: dict[str, ModelSpec], *, models_max: int, python: str = sys.executable):
+    def __init__(self, specs: dict[str, ModelSpec], *, models_max: int, python: str = sys.executable,
+                 sources: Callable[[], dict[str, ModelSpec]] | None = None):
         self.instances = {name: Instance(spec) for name, spec in specs.items()}
         self.aliases = {a: name for name, spec in specs.items() for a in spec.aliases}
         self.models_max = models_max
         self.python = python
+        self.events = ModelEvents()
+        self.sources = sources          # reads the model list again (after a download)
+        self.need_reload = False
         for inst in self.instances.values():
             inst.args = self._argv(inst)
 
     def reload(self, specs: dict[str, ModelSpec]) -> None:
         """A new model list (GET /models?reload=1): a running model that left its source or
         whose flags changed is unloaded; the others take their new flags; new ones are added."""
+        self.need_reload = False
         for name, inst in list(self.instances.items()):
+            if inst.status == DOWNLOADING:
+                continue  # not in any source yet
+            if inst.status == DOWNLOADED:
+                del self.instances[name]  # the cache's entry, when the files are there, takes its place
             new = specs.get(name)
+            if name not in self.instances:
+                continue
             if new is None or new.options != inst.spec.options:
                 if inst.running:
                     log.info("(reload) unloading model %s: %s", name, "removed" if new is None else "changed")
@@ -117,6 +141,8 @@ class Models:
                     del self.instances[name]
         for name, spec in specs.items():
             inst = self.instances.get(name)
+            if inst is not None and inst.status == DOWNLOADING:
+                continue
             if inst is None:
                 inst = self.instances[name] = Instance(spec)
             elif inst.running and spec.options == inst.spec.options:
@@ -129,7 +155,17 @@ class Models:
         self.aliases = {a: name for name, spec in specs.items() for a in spec.aliases}
 
     # -- lookup ----------------------------------------------------------------------
+    def refresh(self) -> None:
+        """The model list read again if a download finished since it was last read."""
+        if self.need_reload and self.sources is not None:
+            try:
+                self.reload(self.sources())
+            except ValueError as e:
+                log.error("cannot read the model list again: %s", e)
+                self.need_reload = False
+
     def get(self, name: str) -> Instance | None:
+        self.refresh()
         inst = self.instances.get(name)
         if inst is None and name in self.aliases:
             inst = self.instances.get(self.aliases[name])
@@ -143,7 +179,7 @@ class Models:
     def load(self, inst: Instance) -> None:
         """Spawn the model's server (status: loading); returns at once. Past --models-max,
         the least recently used idle model is unloaded first (waited for)."""
-        if inst.running:
+        if inst.running or inst.status in (DOWNLOADING, DOWNLOADED):
             return
         self._make_room(inst)
         if inst.running:  # another request loaded it while we waited
@@ -154,13 +190,15 @@ class Models:
         inst.last_used = time.monotonic()
         inst.output.clear()
         try:
-            self._spawn(inst)
+            self._spawn(inst, inst.args)
         except OSError as e:
             inst.status, inst.exit_code = UNLOADED, 1
             inst.output.append(f"error: cannot start the model's server: {e}")
             log.error("model %s: cannot start its server: %s", inst.spec.name, e)
+            self.events.broadcast("status_change", inst.spec.name, {"status": UNLOADED, "exit_code": 1})
             return
         log.info("model %s: starting its server on port %d (pid %d)", inst.spec.name, inst.port, inst.pid)
+        self.events.broadcast("model_status", inst.spec.name, {"status": LOADING})
         import gevent
         gevent.spawn(self._monitor, inst)
 
@@ -180,7 +218,7 @@ class Models:
             if inst.running:
                 return
 
-    def _spawn(self, inst: Instance) -> None:
+    def _spawn(self, inst: Instance, argv: list[str]) -> None:
         posix_spawn = original("os", "posix_spawn")
         stdin_r, stdin_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -190,12 +228,12 @@ class Models:
         actions = [(os.POSIX_SPAWN_DUP2, stdin_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
                    (os.POSIX_SPAWN_DUP2, out_w, 2)]
         try:
-            inst.pid = posix_spawn(self.python, inst.args, env, file_actions=actions, setpgroup=0)
+            inst.pid = posix_spawn(self.python, argv, env, file_actions=actions, setpgroup=0)
         finally:
             os.close(stdin_r)
             os.close(out_w)
         inst.stdin_w = stdin_w  # kept open while the child runs: its end of file tells the child we are gone
-        original("_thread", "start_new_thread")(_copy_output, (out_r, inst.spec.name, inst.port, inst.output))
+        original("_thread", "start_new_thread")(_copy_output, (out_r, inst))
 
     def _monitor(self, inst: Instance) -> None:
         """Until the child ends: poll its /health while it loads; then record how it ended."""
@@ -214,6 +252,7 @@ class Models:
                 inst.info = _model_info(inst.port)
                 inst.status = LOADED
                 log.info("model %s: loaded (port %d)", inst.spec.name, inst.port)
+                self.events.broadcast("status_change", inst.spec.name, {"status": LOADED, "info": inst.info})
             _sleep(POLL_S)
         if inst.stdin_w >= 0:
             os.close(inst.stdin_w)
@@ -225,11 +264,83 @@ class Models:
         else:
             log.info("model %s: unloaded", inst.spec.name)
         inst.status, inst.pid, inst.stopping = UNLOADED, 0, False
+        self.events.broadcast("status_change", inst.spec.name, {"status": UNLOADED, "exit_code": inst.exit_code})
+
+    # -- downloading -------------------------------------------------------------------
+    def download(self, name: str) -> Instance:
+        """Start fetching Hugging Face model `name` (user/model[:quant]) into the cache in a
+        child process (status: downloading); returns at once. It takes no --models-max room."""
+        inst = Instance(ModelSpec(name, "cache", {"hf_repo": name}))
+        inst.args = [self.python, "-m", f"{__package__}.fetch", name]
+        inst.status, inst.last_used = DOWNLOADING, time.monotonic()
+        self.instances[name] = inst
+        try:
+            self._spawn(inst, inst.args)
+        except OSError as e:
+            del self.instances[name]
+            raise RuntimeError(f"cannot start the download: {e}") from None
+        log.info("model %s: downloading (pid %d)", name, inst.pid)
+        self.events.broadcast("model_status", name, {"status": DOWNLOADING})
+        import gevent
+        gevent.spawn(self._monitor_fetch, inst)
+        return inst
+
+    def _monitor_fetch(self, inst: Instance) -> None:
+        """Until the download's child ends: its progress as events; then its result."""
+        name, pid, seen = inst.spec.name, inst.pid, 0
+        waitpid = original("os", "waitpid")
+        while True:
+            try:
+                done, status = waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 0
+            if inst.fetched != seen:
+                seen = inst.fetched
+                self.events.broadcast("download_progress", name, {u: dict(p) for u, p in inst.progress.items()})
+            if done:
+                break
+            _sleep(POLL_S)
+        code = os.waitstatus_to_exitcode(status)
+        if inst.stdin_w >= 0:
+            os.close(inst.stdin_w)
+            inst.stdin_w = -1
+        ok = code == 0 and inst.result == "download_finished"
+        if ok:
+            log.info("model %s: downloaded", name)
+        else:
+            log.error("model %s: download %s: %s", name, "cancelled" if inst.stopping else "failed",
+                      inst.error_line())
+        inst.status, inst.pid, inst.stopping = DOWNLOADED, 0, False
+        inst.exit_code = 0 if ok else (code if code > 0 else 128 - code)
+        self.need_reload = True
+        self.events.broadcast("download_finished" if ok else "download_failed", name)
+
+    def remove(self, inst: Instance, delete_files: Callable[[str], bool]) -> None:
+        """Stop the model (cancel its download), then delete its files from the cache with
+        `delete_files(name)` and forget it. RuntimeError unless it came from the cache."""
+        name = inst.spec.name
+        if inst.spec.source != "cache":
+            raise RuntimeError(f"model name={name} is not removable (not from cache)")
+        self.unload(inst)
+        self.wait(lambda: inst.status in (UNLOADED, DOWNLOADED), timeout=None)
+        ok = delete_files(name)
+        log.info("model %s: removed from the cache (%s)", name, "done" if ok else "no files were there")
+        if self.instances.get(name) is inst:
+            del self.instances[name]
+        self.aliases = {a: n for a, n in self.aliases.items() if n != name}
+        self.events.broadcast("model_remove", name)
 
     # -- unloading -----------------------------------------------------------------------
     def unload(self, inst: Instance) -> None:
         """Ask the model's server to stop (SIGTERM; a loading one is killed at once), and
-        kill it if it is still there after its stop-timeout. Returns at once."""
+        kill it if it is still there after its stop-timeout; a download is cancelled (its
+        child killed). Returns at once."""
+        if inst.status == DOWNLOADING:
+            if inst.pid and not inst.stopping:
+                inst.stopping = True
+                log.info("model %s: cancelling its download", inst.spec.name)
+                _signal(inst.pid, signal.SIGKILL)
+            return
         if not inst.running or inst.stopping:
             return
         inst.stopping = True
@@ -253,8 +364,11 @@ class Models:
     def stop_all(self, timeout: float | None = None) -> None:
         """Stop every child and wait until all have ended (each killed after its stop-timeout,
         or after `timeout` seconds when given)."""
+        self.events.close_all()
         for inst in self.instances.values():
-            if inst.running:
+            if inst.status == DOWNLOADING:
+                self.unload(inst)
+            elif inst.running:
                 self.unload(inst)
                 if timeout is not None and inst.pid:
                     pid = inst.pid
@@ -322,10 +436,12 @@ def _model_info(port: int) -> dict:
         return {}
 
 
-def _copy_output(fd: int, name: str, port: int, tail: deque) -> None:
+def _copy_output(fd: int, inst: Instance) -> None:
     """On an OS thread: the child's output, line by line, into the router's log (and the
-    last lines kept, for the reason of a failure). Ends at the child's end of output."""
+    last lines kept, for the reason of a failure; a download's reports go to the
+    instance). Ends at the child's end of output."""
     buf = b""
+    name, port, tail = inst.spec.name, inst.port, inst.output
     child_log = logging.getLogger(f"pyllama.server.router.{name}")
     try:
         while True:
@@ -336,6 +452,9 @@ def _copy_output(fd: int, name: str, port: int, tail: deque) -> None:
             *lines, buf = buf.split(b"\n")
             for raw in lines:
                 line = raw.decode("utf-8", "replace").rstrip()
+                if line.startswith(FETCH_PREFIX) and inst.status == DOWNLOADING:
+                    _fetch_report(inst, line[len(FETCH_PREFIX):])
+                    continue
                 tail.append(line)
                 child_log.info("[%5d] %s", port, line)
         if buf:
@@ -344,3 +463,20 @@ def _copy_output(fd: int, name: str, port: int, tail: deque) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _fetch_report(inst: Instance, text: str) -> None:
+    try:
+        report = json.loads(text)
+    except ValueError:
+        return
+    if not isinstance(report, dict):
+        return
+    p = report.get("progress")
+    if isinstance(p, dict) and isinstance(p.get("url"), str):
+        inst.progress[p["url"]] = {"done": int(p.get("done") or 0), "total": int(p.get("total") or 0)}
+        inst.fetched += 1
+    if isinstance(report.get("result"), str):
+        inst.result = report["result"]
+        if report.get("error"):
+            inst.output.append(f"error: {report['error']}")
