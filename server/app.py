@@ -11,7 +11,7 @@ from flask import Flask, g
 
 from .app_base import new_app
 from .memory import tune_malloc
-from . import tools, vertex
+from . import cors_proxy, tools, vertex
 from .routes import chat, completion, embeddings_api, lora, misc, messages_api, responses_api, slots, webui
 from .config import ServerConfig, config_from_env
 from .state import ServerState
@@ -65,6 +65,7 @@ def create_app(config: ServerConfig | None = None, *, load: bool = True,
     if vertex.enabled():  # AIP_MODE=PREDICTION: Vertex AI's predict route
         vertex.install(app)
     tools.install(app, config)  # /tools: --tools, MCP servers (403 without them)
+    cors_proxy.install(app, config)  # /cors-proxy: --ui-mcp-proxy, --agent (403 without them)
 
     if config.sleep_idle_seconds > 0:
         _install_sleep(app, st, config.sleep_idle_seconds)

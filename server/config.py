@@ -25,7 +25,6 @@ from .flags import ANY, check, declared, flag, given, no_effect_warnings
 GPU = "no GPU: every layer runs on the CPU"
 SPEC = "speculative decoding is not implemented"
 MTMD = "multimodal input is not supported"
-TOOLS = "the MCP CORS proxy is not implemented"
 PRESET = "this preset downloads a model pyllama cannot run as given; start with -m, or -hf "
 
 
@@ -619,8 +618,9 @@ class ServerConfig:
                                   env="LLAMA_ARG_CACHE_IDLE_SLOTS",
                                   help="save idle slots to the prompt cache (with --cache-ram)")
     ui_mcp_proxy: bool = flag("--ui-mcp-proxy", "--webui-mcp-proxy", off=("--no-ui-mcp-proxy", "--no-webui-mcp-proxy"),
-                              default=False, env="LLAMA_ARG_UI_MCP_PROXY", help="the web UI's MCP CORS proxy",
-                              noeffect=TOOLS)
+                              default=False, env="LLAMA_ARG_UI_MCP_PROXY",
+                              help="experimental: the web UI's MCP CORS proxy at /cors-proxy, which forwards "
+                                   "requests to any http(s) URL - do not enable in untrusted environments")
     agent: bool = flag("-ag", "--agent", off=("-no-ag", "--no-agent"), default=False, env="LLAMA_ARG_AGENT",
                        help="all built-in tools (--tools all) and the MCP CORS proxy (--ui-mcp-proxy); "
                             "--cors-origins then defaults to localhost")
