@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, request
 
-from .errors import unauthorized
+from .errors import unauthorized, unavailable
 
 PUBLIC = {"/health", "/v1/health"}
 
@@ -42,10 +42,13 @@ def install(app: Flask, state) -> None:
     def _auth():
         if request.method == "OPTIONS":
             return _preflight(app)
+        if is_public():
+            return None
+        if not state.ready:  # as llama-server: while loading, every other route is a 503 before any key check
+            return unavailable(f"Loading model failed: {state.load_error}" if state.load_error
+                               else "Loading model").response()
         api_keys = state.config.api_keys
-        if not api_keys or is_public() or not state.ready:
-            return None  # while loading, every route answers 503 before any key check
-        if not key_accepted(api_keys):
+        if api_keys and not key_accepted(api_keys):
             return unauthorized().response()
         return None
 

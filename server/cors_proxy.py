@@ -38,7 +38,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from pyllama import __version__
 
 from .disconnect import watcher
-from .errors import ApiError, bad_request, unavailable
+from .errors import ApiError, bad_request
 
 log = logging.getLogger("pyllama.server")
 bp = Blueprint("cors_proxy", __name__)
@@ -150,9 +150,6 @@ def forwarded_headers() -> dict[str, str]:
 def _check_enabled() -> None:
     if not current_app.config.get("PYLLAMA_CORS_PROXY"):
         raise ApiError(403, "this feature is disabled", "feature_disabled")
-    # while the model loads no key is checked (auth.py): this route must not answer then
-    if not getattr(current_app.config["PYLLAMA_STATE"], "ready", True):
-        raise unavailable("Loading model")
 
 
 @bp.route("/cors-proxy", methods=["GET", "POST"])

@@ -55,6 +55,20 @@ def test_loading_state_answers_503():
     assert c.post("/completion", json={"prompt": "x"}).status_code == 503
 
 
+def test_loading_state_answers_503_before_the_key_check_on_every_route(tmp_path):
+    """Routes that need no model (/tools, /cors-proxy) are no way around the key while loading."""
+    from pyllama.server import create_app
+    from pyllama.server.config import ServerConfig
+    app = create_app(ServerConfig(model="unused", api_key="k", tools="all", ui_mcp_proxy=True), load=False)
+    c = app.test_client()
+    loading = {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}
+    for method, path, body in [("post", "/tools", {"tool": "exec_shell_command", "params": {"command": "id"}}),
+                               ("get", "/tools", None), ("get", "/cors-proxy?url=http://127.0.0.1:1/", None),
+                               ("get", "/props", None), ("get", "/v1/models", None)]:
+        r = getattr(c, method)(path, json=body)
+        assert (r.status_code, r.get_json()) == (503, loading), path
+
+
 def test_https(smollm2_path, tmp_path):
     key, cert = self_signed_cert(tmp_path)
     port = free_port()
