@@ -40,6 +40,16 @@ class Child:
         self.pid, self.stdin, self.stdout, self.stderr = pid, stdin, stdout, stderr
         self.exit_code: int | None = None  # once reaped: the code, 1 when killed by a signal, -1 unknown
         _live[pid] = self
+        # gevent's SIGCHLD handling may reap any child of the process (libev's waitpid(-1)) before
+        # our own waitpid: a child watcher, started before anything yields, keeps its status
+        self._watch = None
+        try:
+            loop = gevent.get_hub().loop
+            if loop.default:
+                self._watch = loop.child(pid, False)
+                self._watch.start(_ignore)
+        except Exception:  # noqa: BLE001 - no child watchers here: waitpid alone
+            self._watch = None
 
     def kill(self) -> None:
         """SIGKILL the child's whole process group (a no-op once it is reaped)."""
@@ -54,8 +64,9 @@ class Child:
             return self.exit_code
         try:
             done, status = original("os", "waitpid")(self.pid, os.WNOHANG)
-        except ChildProcessError:  # reaped by someone else: the status is lost
-            done, status = self.pid, -1
+        except ChildProcessError:  # reaped by gevent's loop (its watcher has the status), or by someone else
+            watch = self._watch
+            done, status = self.pid, (watch.rstatus if watch is not None and watch.rpid == self.pid else -1)
         if not done:
             return None
         if status == -1:
@@ -69,6 +80,9 @@ class Child:
         except (ProcessLookupError, PermissionError):
             pass
         _live.pop(self.pid, None)
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
         return self.exit_code
 
     def wait(self, timeout: float | None = None) -> int | None:
@@ -96,6 +110,10 @@ class Child:
             if fd >= 0:
                 _close(fd)
                 setattr(self, name, -1)
+
+
+def _ignore() -> None:
+    """A child watcher's callback: only its recorded status matters."""
 
 
 def _os_close(fd: int) -> None:
