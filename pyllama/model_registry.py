@@ -57,22 +57,25 @@ def resolve_model(name_or_path: str | os.PathLike, *, progress: Progress | bool 
 
 
 def resolve_source(model: str | os.PathLike = "", *, hf_repo: str = "", hf_file: str = "", hf_token: str = "",
-                   model_url: str = "", offline: bool = False, progress: Progress | bool | None = None,
-                   byte_progress=None) -> Path:
+                   model_url: str = "", docker_repo: str = "", offline: bool = False,
+                   progress: Progress | bool | None = None, byte_progress=None) -> Path:
     """The GGUF file llama-server's model flags name: -hf/-hff (a Hugging Face repository,
-    pyllama.hf_hub), else -mu (a URL, pyllama.model_url), else -m (a path or a default
-    model name). Offline, only what is already cached is used. `byte_progress` reports
-    the downloads of -hf and -mu (name, bytes so far, total); `progress` the fetch of a
-    default model."""
+    pyllama.hf_hub), else -dr (a Docker Hub model, pyllama.docker_hub), else -mu (a URL,
+    pyllama.model_url), else -m (a path or a default model name). Offline, only what is
+    already cached is used. `byte_progress` reports the downloads of -hf, -dr and -mu
+    (name, bytes so far, total); `progress` the fetch of a default model."""
     if hf_repo:
         from . import hf_hub
         return hf_hub.download(hf_repo, hf_file, token=hf_token or None, offline=offline, progress=byte_progress)
+    if docker_repo:
+        from . import docker_hub
+        return docker_hub.download(docker_repo, cache_dir() / "models", offline=offline, progress=byte_progress)
     if model_url:
         from . import model_url as url_source
         return url_source.download(model_url, cache_dir() / "models", offline=offline, token=hf_token or None,
                                    progress=byte_progress)
     if not model:
-        raise ModelLoadError("no model given (-m, -hf or -mu)")
+        raise ModelLoadError("no model given (-m, -hf, -dr or -mu)")
     if offline and not Path(model).exists():
         src = DEFAULT_MODELS.get(str(model))
         if src is not None and not (cache_dir() / "models" / src.filename).exists():

@@ -33,11 +33,12 @@ def cached_path(url: str, cache: Path) -> Path:
 
 
 def download(url: str, cache: Path, *, offline: bool = False, token: str | None = None,
-             progress: ByteProgress | None = None) -> Path:
-    """The cached file of `url`, downloaded first when needed. ModelLoadError in one line."""
+             progress: ByteProgress | None = None, name: str = "") -> Path:
+    """The cached file of `url` (named `name`, else after the URL), downloaded first when
+    needed. ModelLoadError in one line."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise ModelLoadError(f"--model-url {url}: only http and https URLs are supported")
-    path = cached_path(url, cache)
+    path = cache / name if name else cached_path(url, cache)
     if offline:
         if not path.exists():
             raise ModelLoadError(f"--model-url {url}: {path} is not in the cache (offline mode)")
@@ -53,6 +54,25 @@ def download(url: str, cache: Path, *, offline: bool = False, token: str | None 
         return _fetch(url, path, token, progress)
 
 
+class _KeepCredentialsHome(urllib.request.HTTPRedirectHandler):
+    """Redirects are followed, but the token is not sent on to another host (a registry's
+    or the Hub's download redirects to a CDN with a signed URL, which refuses a second
+    authorization)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
+            new.remove_header("Authorization")
+        return new
+
+
+_opener = urllib.request.build_opener(_KeepCredentialsHome)
+
+
+def _open(req: urllib.request.Request):
+    return _opener.open(req, timeout=TIMEOUT_S)
+
+
 def _headers(token: str | None) -> dict:
     h = {"User-Agent": "pyllama"}
     if token:
@@ -63,15 +83,14 @@ def _headers(token: str | None) -> dict:
 def _fetch(url: str, path: Path, token: str | None, progress: ByteProgress | None) -> Path:
     etag_file = path.with_name(path.name + ".etag")
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD", headers=_headers(token)),
-                                    timeout=TIMEOUT_S) as head:
+        with _open(urllib.request.Request(url, method="HEAD", headers=_headers(token))) as head:
             etag = head.headers.get("ETag", "")
             total = _int(head.headers.get("Content-Length"))
             ranges = head.headers.get("Accept-Ranges", "none") != "none"
     except (urllib.error.URLError, OSError) as e:
         if path.exists():
             return path  # the server cannot be reached: the cached file serves, as in llama.cpp
-        raise ModelLoadError(f"--model-url {url}: {_reason(e)}") from None
+        raise ModelLoadError(f"--model-url {url}: {reason(e)}") from None
     if path.exists():
         if not etag or (etag_file.exists() and etag_file.read_text().strip() == etag):
             return path
@@ -87,7 +106,7 @@ def _fetch(url: str, path: Path, token: str | None, progress: ByteProgress | Non
         try:
             _pull(url, partial, have, total, token, progress)
         except (urllib.error.URLError, OSError, ValueError) as e:
-            error = _reason(e)
+            error = reason(e)
             continue
         if total is not None and partial.stat().st_size != total:
             error = f"got {partial.stat().st_size} bytes of {total}"
@@ -104,7 +123,7 @@ def _pull(url: str, partial: Path, have: int, total: int | None, token: str | No
     headers = _headers(token)
     if have:
         headers["Range"] = f"bytes={have}-"
-    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT_S) as resp:
+    with _open(urllib.request.Request(url, headers=headers)) as resp:
         if have and resp.status != 206:
             have = 0  # the server sent the whole file again
         with open(partial, "ab" if have else "wb") as out:
@@ -125,7 +144,7 @@ def _int(v: str | None) -> int | None:
         return None
 
 
-def _reason(e: BaseException) -> str:
+def reason(e: BaseException) -> str:
     if isinstance(e, urllib.error.HTTPError):
         return f"HTTP {e.code} {e.reason}"
     if isinstance(e, urllib.error.URLError):

@@ -366,8 +366,9 @@ class ServerConfig:
                                                                                     for x in v),
                                                        must="be two layer numbers")
     docker_repo: str = flag("-dr", "--docker-repo", default="", env="LLAMA_ARG_DOCKER_REPO",
-                            metavar="[<repo>/]<model>[:quant]", help="Docker Hub model repository",
-                            noeffect="Docker Hub models are not fetched: give -m (or -hf)")
+                            metavar="[<repo>/]<model>[:quant]",
+                            help="Docker Hub model repository (repo defaults to ai/, quant to :latest), e.g. "
+                                 "gemma3")
     grp_attn_n: int = flag("-gan", "--grp-attn-n", default=1, env="LLAMA_ARG_GRP_ATTN_N",
                            help="group-attention factor (older llama.cpp; self-extend)",
                            noeffect="group attention (self-extend) is not implemented", quiet=(1,))
@@ -719,8 +720,8 @@ class ServerConfig:
 
     @property
     def is_router(self) -> bool:
-        """No model given (-m, -hf, -mu): the server routes requests to a child server per model."""
-        return not (self.model or self.hf_repo or self.model_url)
+        """No model given (-m, -hf, -dr, -mu): the server routes requests to a child server per model."""
+        return not (self.model or self.hf_repo or self.docker_repo or self.model_url)
 
     def __post_init__(self) -> None:
         check(self)

@@ -111,8 +111,10 @@ class ServerState:
         if not self.model_path:
             self.model_path = str(resolve_source(cfg.model, hf_repo=cfg.hf_repo, hf_file=cfg.hf_file,
                                                  hf_token=cfg.hf_token, model_url=cfg.model_url,
-                                                 offline=cfg.offline, progress=log_progress(log),
-                                                 byte_progress=log_bytes(log, cfg.hf_repo or cfg.model_url)))
+                                                 docker_repo=cfg.docker_repo, offline=cfg.offline,
+                                                 progress=log_progress(log),
+                                                 byte_progress=log_bytes(log, cfg.hf_repo or cfg.docker_repo
+                                                                         or cfg.model_url)))
         llm = Llama(self.model_path, n_ctx=n_ctx(cfg), n_threads=cfg.n_threads or None,
                     n_ubatch=cfg.ubatch_size, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v,
                     embedding=cfg.embedding, pooling=cfg.pooling or None, rope=rope_options(cfg),
