@@ -10,6 +10,7 @@ are built by `candidates` (plain dicts here; the server puts in a faster JSON te
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from typing import TYPE_CHECKING, Callable
@@ -31,12 +32,14 @@ def _piece(tokenizer, tid: int) -> tuple[str, list[int]]:
 
 
 def _values(ps: np.ndarray, post_sampling: bool) -> list[float]:
-    """The reported numbers: probabilities, or their natural logs (-1e30 for zero)."""
-    p = np.asarray(ps, dtype=np.float64)
+    """The reported numbers: probabilities, or their natural logs (-1e30 for zero). The
+    logs come from the C library (math.log), not numpy: numpy's vectorised log may differ
+    in the last bit from one release or CPU to another, and answers should not."""
+    p = np.asarray(ps, dtype=np.float64).tolist()
     if post_sampling:
-        return p.tolist()
-    with np.errstate(divide="ignore"):
-        return np.where(p > 0, np.log(np.where(p > 0, p, 1.0)), -1e30).tolist()
+        return p
+    log = math.log
+    return [log(v) if v > 0 else -1e30 for v in p]
 
 
 def candidates_list(tokenizer, tp: TokenProbs, post_sampling: bool) -> list[dict]:
