@@ -317,8 +317,10 @@ class ServerConfig:
                           choices=("on", "auto", "off"), help="on-demand reading of large tensors",
                           noeffect="tensors are memory-mapped and read on demand anyway", quiet=("auto", "on"))
     numa: str = flag("--numa", default="", env="LLAMA_ARG_NUMA", metavar="TYPE",
-                     choices=("distribute", "isolate", "numactl"), help="NUMA optimizations",
-                     noeffect="no NUMA-aware placement (use --cpu-mask or numactl)")
+                     choices=("distribute", "isolate", "numactl"),
+                     help="NUMA placement: distribute (compute threads spread evenly over every node), "
+                          "isolate (the CPUs of the node the server started on), numactl (the CPU set "
+                          "numactl gave the process)")
     device: str = flag("-dev", "--device", default="", env="LLAMA_ARG_DEVICE", metavar="<dev1,dev2,..>",
                        help="devices to offload to", noeffect=GPU, quiet=("none",))
     override_tensor: str = flag("-ot", "--override-tensor", default="", env="LLAMA_ARG_OVERRIDE_TENSOR",

@@ -166,7 +166,7 @@ def test_flags_without_effect_warn_once_each_and_quiet_values_do_not():
     c = config("-ngl", "99", "-fa", "on", "-sm", "row", "-ts", "3,1", "-mg", "1", "--no-mmap", "-dev", "CUDA0",
                "--numa", "distribute", "-md", "draft.gguf", "-mm", "proj.gguf")
     names = [w.split()[0] for w in c.warnings]
-    assert sorted(names) == sorted(["--flash-attn", "--numa", "--device", "--n-gpu-layers", "--split-mode",
+    assert sorted(names) == sorted(["--flash-attn", "--device", "--n-gpu-layers", "--split-mode",
                                     "--tensor-split", "--main-gpu", "--model-draft", "--mmproj",
                                     "--mmap"])
     assert all("has no effect in pyllama" in w for w in c.warnings)
