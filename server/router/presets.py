@@ -11,7 +11,8 @@ llama-server's three sources (later ones override earlier ones, name by name):
    what every model gets. Keys are flag names without their dashes, long or short
    (`ctx-size`, `c`), or their LLAMA_ARG_* variables; a switch takes true/false (its
    `no-` name inverts it). A section that is not a model of another source names its
-   model with `model` (a path or a default model name), `hf-repo` or `model-url`;
+   model with `model` (a path or a default model name), `hf-repo`, `docker-repo` or
+   `model-url`;
    without any, a section named after a default model name is that model. Keys only
    presets have: `load-on-startup`, `stop-timeout` (seconds an unloaded model's server
    gets to stop before it is killed; default 10), `dedup-cache-models` (hide the cache's
@@ -46,7 +47,7 @@ DEFAULT_SECTION = "default"  # keys before any [section]
 RESERVED = {"ssl_key_file", "ssl_cert_file", "api_key", "api_key_file", "models_dir", "models_preset",
             "models_max", "models_autoload", "host", "port", "reuse_port", "api_prefix"}
 # what names a model: the router's command line never passes these on to every child
-MODEL_KEYS = {"model", "alias", "hf_repo", "hf_file", "model_url"}
+MODEL_KEYS = {"model", "alias", "hf_repo", "hf_file", "model_url", "docker_repo"}
 
 
 class PresetError(ValueError):
@@ -310,11 +311,12 @@ def load_models(config: ServerConfig, command_line: dict[str, Any]) -> dict[str,
     for name, spec in sorted(final.items()):
         options = {**glob.options, **spec.options, **base}
         only = {**glob.preset_only, **spec.preset_only}
-        if not any(options.get(k) for k in ("model", "hf_repo", "model_url")):
+        if not any(options.get(k) for k in ("model", "hf_repo", "docker_repo", "model_url")):
             if name in DEFAULT_MODELS:
                 options["model"] = name
             else:
-                raise PresetError(f"preset '{name}' names no model: give it model, hf-repo or model-url")
+                raise PresetError(f"preset '{name}' names no model: give it model, hf-repo, docker-repo or "
+                                  "model-url")
         aliases = [a.strip() for a in options.get("alias", "").split(",") if a.strip()]
         out[name] = ModelSpec(name, spec.source, options, only, aliases)
     names = set(out)

@@ -116,8 +116,12 @@ load-on-startup = true
 stop-timeout = 3
 [smollm2-135m]
 np = 3
+[docked]
+docker-repo = ai/smollm2:135M-Q4_0
 """, "-t", "4", "--api-key", "secret", "--port", "9000", "--models-max", "1")
-    assert set(models) == {"a", "custom", "smollm2-135m"}
+    assert set(models) == {"a", "custom", "smollm2-135m", "docked"}
+    args = child_args(models["docked"].options)
+    assert args[args.index("--docker-repo") + 1] == "ai/smollm2:135M-Q4_0"
     a = models["a"]
     assert a.source == "preset" and a.options["model"].endswith("/dir/a.gguf")
     assert (a.options["ctx_size"], a.options["threads"], a.options["temp"]) == ("4096", "4", "0.5")
