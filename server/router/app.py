@@ -44,6 +44,7 @@ from .proxy import forward
 
 log = logging.getLogger("pyllama.server.router")
 MAX_NAME = 1024
+MAX_DOWNLOADS = 4  # downloads at once (each is a child process)
 ROUTER_ROUTES = {"/health", "/v1/health", "/models", "/v1/models", "/models/load", "/models/unload", "/models/sse",
                  "/props"}
 
@@ -113,13 +114,18 @@ def create_router_app(config: ServerConfig, command_line: dict[str, Any]) -> Fla
 
     @app.get("/models/sse")
     def models_sse():
-        sub = models.events.subscribe()
-        return Response(models.events.stream(sub), mimetype="text/event-stream",
+        return Response(models.events.stream(), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @app.post("/models")
     def download():
         name = _body_model(required=True)
+        if name.count(":") > 1:  # one name per file: user/model:x:Q4_0 would fetch user/model:Q4_0 again
+            raise bad_request(f"model validation failed, unable to download: invalid Hugging Face model name "
+                              f"'{name}': expected <user>/<model>[:quant]")
+        if sum(i.status == DOWNLOADING for i in models.instances.values()) >= MAX_DOWNLOADS:
+            raise ApiError(503, f"too many downloads in progress (at most {MAX_DOWNLOADS}); try again later",
+                           "unavailable_error")
         try:
             offload(check_downloadable, name, token=config.hf_token, offline=config.offline)
         except ValueError as e:

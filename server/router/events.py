@@ -5,7 +5,8 @@ Events: `model_status` (a load begins: {"status": "loading"} or, for a download,
 {"status": "downloading"}), `status_change` (a model's server came up, {"status":
 "loaded", "info": its /v1/models entry}, or ended, {"status": "unloaded", "exit_code"}),
 `download_progress` ({url: {"done", "total"}} for every file being fetched),
-`download_finished` / `download_failed`, `model_remove` (DELETE /models).
+`download_finished` / `download_failed`, `model_remove` (DELETE /models), and
+`models_reload` for model "*" (the model list was read again).
 
 A subscriber that has not read its events for a while does not hold the router: its
 queue keeps the newest MAX_PENDING events and drops older progress events first."""
@@ -56,11 +57,14 @@ class ModelEvents:
         self.subscribers.append(sub)
         return sub
 
-    def stream(self, sub: Subscriber) -> Iterator[bytes]:
-        """The subscriber's events as SSE lines until the client goes away (the generator
+    def stream(self) -> Iterator[bytes]:
+        """A new subscriber's events as SSE lines until the client goes away (the generator
         is closed) or the router stops; a comment line every KEEPALIVE_S keeps proxies
-        from closing an idle stream and notices a client that has gone."""
+        from closing an idle stream and notices a client that has gone. It subscribes when
+        the body starts, inside the try: a response never sent (HEAD) leaves nothing behind."""
+        sub = None
         try:
+            sub = self.subscribe()
             yield b": connected\n\n"
             while not sub.closed:
                 if not sub.ready.wait(KEEPALIVE_S):
@@ -71,7 +75,8 @@ class ModelEvents:
                     event = sub.pending.popleft()
                     yield b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
         finally:
-            self.unsubscribe(sub)
+            if sub is not None:
+                self.unsubscribe(sub)
 
     def unsubscribe(self, sub: Subscriber) -> None:
         sub.closed = True

@@ -48,12 +48,14 @@ log = logging.getLogger("pyllama.server.router")
 
 CHILD_HOST = "127.0.0.1"
 POLL_S = 0.1
+OUTPUT_DRAIN_S = 5.0    # how long an ended child's last lines may take to arrive
+MAX_FETCH_FILES = 256   # files a download may report progress for
 ROUTER_PID_ENV = "PYLLAMA_ROUTER_PID"
 # LLAMA_ARG_* variables the router sets through flags: a child must not also read them
 CHILD_ENV_DROP = ("LLAMA_ARG_MODEL", "LLAMA_ARG_HF_REPO", "LLAMA_ARG_HF_FILE", "LLAMA_ARG_MODEL_URL", "LLAMA_ARG_ALIAS",
-                  "LLAMA_ARG_HOST", "LLAMA_ARG_PORT", "LLAMA_ARG_MODELS_DIR", "LLAMA_ARG_MODELS_PRESET",
-                  "LLAMA_ARG_MODELS_MAX", "LLAMA_ARG_MODELS_AUTOLOAD", "LLAMA_API_KEY", "LLAMA_ARG_SSL_KEY_FILE",
-                  "LLAMA_ARG_SSL_CERT_FILE")
+                  "LLAMA_ARG_DOCKER_REPO", "LLAMA_ARG_HOST", "LLAMA_ARG_PORT", "LLAMA_ARG_MODELS_DIR",
+                  "LLAMA_ARG_MODELS_PRESET", "LLAMA_ARG_MODELS_MAX", "LLAMA_ARG_MODELS_AUTOLOAD", "LLAMA_API_KEY",
+                  "LLAMA_ARG_SSL_KEY_FILE", "LLAMA_ARG_SSL_CERT_FILE")
 
 UNLOADED, LOADING, LOADED = "unloaded", "loading", "loaded"
 DOWNLOADING, DOWNLOADED = "downloading", "downloaded"
@@ -87,9 +89,12 @@ class Instance:
     output: deque = field(default_factory=lambda: deque(maxlen=20))  # its last lines
     # a download's files (url -> {"done", "total"}), written by its output thread;
     # `fetched` counts the reports, `result` is the child's last word
+    # (replaced whole, never changed in place: the loop may be reading the old one)
     progress: dict = field(default_factory=dict)
     fetched: int = 0
     result: str = ""
+    output_open: bool = False     # its output thread still reads (a last report may be on its way)
+    removing: bool = False        # DELETE /models is under way: no new request may have it
 
     @property
     def running(self) -> bool:
@@ -153,6 +158,7 @@ class Models:
                 inst.exit_code = 0  # a failed model may be tried again
                 inst.args = self._argv(inst)
         self.aliases = {a: name for name, spec in specs.items() for a in spec.aliases}
+        self.events.broadcast("models_reload", "*")
 
     # -- lookup ----------------------------------------------------------------------
     def refresh(self) -> None:
@@ -169,7 +175,7 @@ class Models:
         inst = self.instances.get(name)
         if inst is None and name in self.aliases:
             inst = self.instances.get(self.aliases[name])
-        return inst
+        return None if inst is not None and inst.removing else inst
 
     def _argv(self, inst: Instance) -> list[str]:
         options = {**inst.spec.options, "host": CHILD_HOST, "port": str(inst.port), "alias": inst.spec.name}
@@ -179,10 +185,10 @@ class Models:
     def load(self, inst: Instance) -> None:
         """Spawn the model's server (status: loading); returns at once. Past --models-max,
         the least recently used idle model is unloaded first (waited for)."""
-        if inst.running or inst.status in (DOWNLOADING, DOWNLOADED):
+        if inst.running or inst.status in (DOWNLOADING, DOWNLOADED) or inst.removing:
             return
         self._make_room(inst)
-        if inst.running:  # another request loaded it while we waited
+        if inst.running or inst.removing:  # another request loaded it, or DELETE came, while we waited
             return
         inst.port = free_port()
         inst.args = self._argv(inst)
@@ -229,11 +235,23 @@ class Models:
                    (os.POSIX_SPAWN_DUP2, out_w, 2)]
         try:
             inst.pid = posix_spawn(self.python, argv, env, file_actions=actions, setpgroup=0)
+        except BaseException:
+            os.close(stdin_w)
+            os.close(out_r)
+            raise
         finally:
             os.close(stdin_r)
             os.close(out_w)
         inst.stdin_w = stdin_w  # kept open while the child runs: its end of file tells the child we are gone
+        inst.output_open = True
         original("_thread", "start_new_thread")(_copy_output, (out_r, inst))
+
+    @staticmethod
+    def _drain(inst: Instance) -> None:
+        """Wait (a little) for the output thread to pass on the child's last lines."""
+        deadline = time.monotonic() + OUTPUT_DRAIN_S
+        while inst.output_open and time.monotonic() < deadline:
+            _sleep(0.01)
 
     def _monitor(self, inst: Instance) -> None:
         """Until the child ends: poll its /health while it loads; then record how it ended."""
@@ -254,6 +272,7 @@ class Models:
                 log.info("model %s: loaded (port %d)", inst.spec.name, inst.port)
                 self.events.broadcast("status_change", inst.spec.name, {"status": LOADED, "info": inst.info})
             _sleep(POLL_S)
+        self._drain(inst)
         if inst.stdin_w >= 0:
             os.close(inst.stdin_w)
             inst.stdin_w = -1
@@ -294,6 +313,8 @@ class Models:
                 done, status = waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 done, status = pid, 0
+            if done:
+                self._drain(inst)
             if inst.fetched != seen:
                 seen = inst.fetched
                 self.events.broadcast("download_progress", name, {u: dict(p) for u, p in inst.progress.items()})
@@ -321,6 +342,7 @@ class Models:
         name = inst.spec.name
         if inst.spec.source != "cache":
             raise RuntimeError(f"model name={name} is not removable (not from cache)")
+        inst.removing = True  # from here on, no request loads it again
         self.unload(inst)
         self.wait(lambda: inst.status in (UNLOADED, DOWNLOADED), timeout=None)
         ok = delete_files(name)
@@ -463,6 +485,14 @@ def _copy_output(fd: int, inst: Instance) -> None:
         pass
     finally:
         os.close(fd)
+        inst.output_open = False
+
+
+def _count(v) -> int:
+    try:
+        return max(0, int(v or 0))
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 def _fetch_report(inst: Instance, text: str) -> None:
@@ -473,8 +503,9 @@ def _fetch_report(inst: Instance, text: str) -> None:
     if not isinstance(report, dict):
         return
     p = report.get("progress")
-    if isinstance(p, dict) and isinstance(p.get("url"), str):
-        inst.progress[p["url"]] = {"done": int(p.get("done") or 0), "total": int(p.get("total") or 0)}
+    if isinstance(p, dict) and isinstance(p.get("url"), str) and len(inst.progress) < MAX_FETCH_FILES:
+        inst.progress = {**inst.progress, p["url"][:2048]: {"done": _count(p.get("done")),
+                                                            "total": _count(p.get("total"))}}
         inst.fetched += 1
     if isinstance(report.get("result"), str):
         inst.result = report["result"]

@@ -236,8 +236,8 @@ def _hf_cached() -> list[str]:
                 rel = str(Path(f.file_path).relative_to(rev.snapshot_path))
                 if is_model_file(rel):
                     _, tag, index, _ = split_info(rel)
-                    if index <= 1:
-                        names.add(f"{repo.repo_id}:{tag}" if tag else repo.repo_id)
+                    if index <= 1 and tag:  # as llama-server: a file without a quant tag is not listed
+                        names.add(f"{repo.repo_id}:{tag}")
     return sorted(names)
 
 

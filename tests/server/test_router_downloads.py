@@ -108,6 +108,7 @@ def test_download_list_serve_and_delete(router, hub):
         assert "data" not in events.wait("download_finished", NAME)
 
         listed = models(router)
+        events.wait("models_reload", "*")  # the list was read again
         assert listed[NAME]["status"]["value"] == "unloaded"
         assert listed[NAME]["source"] == "cache" and listed[NAME]["can_remove"] is True
         assert listed["smol"]["status"]["value"] == "loaded"  # the download took no --models-max room
@@ -162,6 +163,7 @@ def test_unload_cancels_a_download(router):
                                         "'pyllama-test/missing' not found"),
     ({"model": f"{REPO}:Q2_K"}, "model validation failed, unable to download: no GGUF model file for quant 'Q2_K'"),
     ({"model": "a/" + "b" * 5000}, "model name is too long"),
+    ({"model": f"{REPO}:x:Q4_1"}, "model validation failed, unable to download: invalid Hugging Face model name"),
 ])
 def test_download_errors(router, body, message):
     r = router.post("/models", body)
@@ -197,3 +199,15 @@ def test_no_download_outlives_the_router(hub, tmp_path):
     finally:
         if srv.proc.poll() is None:
             srv.proc.kill()
+
+
+def test_head_of_the_event_stream_leaves_no_subscriber(tmp_path):
+    """A HEAD of /models/sse (Flask answers it from the GET route) never starts the stream."""
+    from pyllama.server.config import ServerConfig
+    from pyllama.server.router.app import create_router_app
+    (tmp_path / "models").mkdir()
+    app = create_router_app(ServerConfig(models_dir=str(tmp_path / "models")), {})
+    c = app.test_client()
+    for _ in range(3):
+        assert c.head("/models/sse").status_code == 200
+    assert app.config["PYLLAMA_ROUTER"].events.subscribers == []
