@@ -6,8 +6,10 @@ any media type that says gguf); that blob is downloaded into the model cache as
 `<namespace>_<model>_<tag>.gguf`, with model_url's ETag, resume and lock. Unlike
 llama.cpp, the file's SHA-256 is checked against the layer's digest (a damaged or
 swapped blob is an error, and is not kept; `<file>.digest` records the digest a file
-was checked against, so a tag that still names it costs no download and no hashing),
-and --offline uses the cached file alone.
+was checked against, so a tag that still names it costs no download and no hashing; a
+tag moved to a new digest is fetched under another name and replaces the file once
+checked, the old file serving while the new one cannot be fetched), and --offline uses
+the cached file alone.
 
 The registry's addresses can be changed for a mirror (and tests) with
 PYLLAMA_DOCKER_REGISTRY (default https://registry-1.docker.io) and
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import urllib.error
@@ -28,6 +31,7 @@ from . import model_url
 from .errors import ModelLoadError
 from .hf_hub import ByteProgress
 
+log = logging.getLogger(__name__)
 REGISTRY = "https://registry-1.docker.io"
 AUTH = "https://auth.docker.io/token"
 MANIFEST_TYPES = "application/vnd.docker.distribution.manifest.v2+json,application/vnd.oci.image.manifest.v1+json"
@@ -83,24 +87,32 @@ def download(name: str, cache: Path, *, offline: bool = False, progress: BytePro
     stamp = path.with_name(path.name + ".digest")  # the digest the cached file was checked against
     if path.exists() and stamp.exists() and stamp.read_text().strip() == digest:
         return path
+    # fetched under a name of its own and checked before it takes the cached file's place:
+    # a failed download of a moved tag leaves the file of its previous digest serving
+    part = f"{path.stem}.{digest[7:23]}.gguf"
     try:
         got = model_url.download(f"{registry}/v2/{repo}/blobs/{digest}", cache, token=token, progress=progress,
-                                 name=path.name)
+                                 name=part)
     except ModelLoadError as e:  # said as "--model-url <blob URL>: why"
-        raise ModelLoadError(f"{where}: {str(e).split(': ', 1)[-1]}") from None
+        why = str(e).split(": ", 1)[-1]
+        if path.exists():
+            log.warning("%s: cannot fetch %s (%s); using the cached file of an earlier digest", where, digest, why)
+            return path
+        raise ModelLoadError(f"{where}: {why}") from None
+    got.with_name(got.name + ".etag").unlink(missing_ok=True)
     if not _verified(got, digest):
         got.unlink(missing_ok=True)
-        got.with_name(got.name + ".etag").unlink(missing_ok=True)
         raise ModelLoadError(f"{where}: the downloaded file does not match the manifest's digest {digest} "
                              "(it was deleted)")
+    os.replace(got, path)
     stamp.write_text(digest)
-    return got
+    return path
 
 
 def _get_json(url: str, headers: dict) -> dict:
     req = urllib.request.Request(url, headers={"User-Agent": "pyllama", **headers})
     try:
-        with urllib.request.urlopen(req, timeout=model_url.TIMEOUT_S) as resp:
+        with model_url.open_url(req) as resp:
             body = resp.read(MAX_JSON + 1)
     except urllib.error.HTTPError as e:
         raise ValueError(f"{url.split('?')[0]}: HTTP {e.code} {e.reason}") from None

@@ -69,7 +69,8 @@ class _KeepCredentialsHome(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_KeepCredentialsHome)
 
 
-def _open(req: urllib.request.Request):
+def open_url(req: urllib.request.Request):
+    """urlopen with the timeout, and without sending the token to another host a redirect names."""
     return _opener.open(req, timeout=TIMEOUT_S)
 
 
@@ -83,7 +84,7 @@ def _headers(token: str | None) -> dict:
 def _fetch(url: str, path: Path, token: str | None, progress: ByteProgress | None) -> Path:
     etag_file = path.with_name(path.name + ".etag")
     try:
-        with _open(urllib.request.Request(url, method="HEAD", headers=_headers(token))) as head:
+        with open_url(urllib.request.Request(url, method="HEAD", headers=_headers(token))) as head:
             etag = head.headers.get("ETag", "")
             total = _int(head.headers.get("Content-Length"))
             ranges = head.headers.get("Accept-Ranges", "none") != "none"
@@ -123,7 +124,7 @@ def _pull(url: str, partial: Path, have: int, total: int | None, token: str | No
     headers = _headers(token)
     if have:
         headers["Range"] = f"bytes={have}-"
-    with _open(urllib.request.Request(url, headers=headers)) as resp:
+    with open_url(urllib.request.Request(url, headers=headers)) as resp:
         if have and resp.status != 206:
             have = 0  # the server sent the whole file again
         with open(partial, "ab" if have else "wb") as out:

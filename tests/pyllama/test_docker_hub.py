@@ -64,6 +64,21 @@ def test_download_verify_and_reuse(registry, tmp_path):
         docker_hub.download("gemma3", tmp_path, offline=True)
 
 
+def test_a_moved_tag(registry, tmp_path):
+    """The tag names a new digest: the new file replaces the cached one once it is checked;
+    while it cannot be fetched, the cached file serves."""
+    import hashlib
+    path = docker_hub.download("smollm2:135M-Q4_0", tmp_path)
+    new = GGUF + b"new"
+    digest = "sha256:" + hashlib.sha256(new).hexdigest()
+    registry.manifests[("ai/smollm2", "135M-Q4_0")] = {"schemaVersion": 2, "mediaType": "x", "layers": [
+        {"mediaType": GGUF_TYPE, "digest": digest, "size": len(new)}]}
+    assert docker_hub.download("smollm2:135M-Q4_0", tmp_path) == path and path.read_bytes() == GGUF
+    registry.blobs[digest] = new
+    assert docker_hub.download("smollm2:135M-Q4_0", tmp_path) == path and path.read_bytes() == new
+    assert sorted(p.name for p in tmp_path.glob("*.gguf")) == [path.name]
+
+
 @pytest.mark.parametrize("name, message", [
     ("ai/missing", "HTTP 404"),
     ("nolayer", "no GGUF layer in the Docker manifest"),
