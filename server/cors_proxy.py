@@ -66,6 +66,7 @@ DROP_RESPONSE = {"connection", "keep-alive", "proxy-connection", "te", "trailer"
 CREDENTIALS = {"authorization", "cookie"}  # not sent on to another host a redirect names
 TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a header name (RFC 9110)
 BAD_VALUE = re.compile(r"[\r\n\0]")
+FOLD = re.compile(r"[\r\n]+[ \t]*")
 
 
 def install(app: Flask, config) -> None:
@@ -161,9 +162,14 @@ def proxy():
     method = "POST" if request.method == "POST" else "GET"  # HEAD: as GET (the server sends no body)
     body = request.get_data(cache=False) if method == "POST" else None  # 413 past the app's body limit
     conn, resp = _send(target, method, headers, body)
-    out = [(k, v) for k, v in resp.getheaders()
-           if k.lower() not in DROP_RESPONSE and not k.lower().startswith("access-control-")]
-    r = Response(_relay(conn, resp, watcher(request.environ)), status=resp.status, headers=out)
+    try:
+        # a header folded over lines (obsolete, but http.client keeps it so) is one line here
+        out = [(k, FOLD.sub(" ", v)) for k, v in resp.getheaders()
+               if k.lower() not in DROP_RESPONSE and not k.lower().startswith("access-control-")]
+        r = Response(_relay(conn, resp, watcher(request.environ)), status=resp.status, headers=out)
+    except ValueError as e:  # a header no response may carry
+        conn.close()
+        raise ApiError(502, f"proxy error: the target's answer cannot be relayed ({e})", "server_error") from None
     r.call_on_close(conn.close)  # also when the relay never started (the client left first)
     if resp.getheader("Content-Type") is None:
         del r.headers["Content-Type"]  # not Flask's default text/html

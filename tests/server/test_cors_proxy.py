@@ -61,6 +61,8 @@ class Upstream(BaseHTTPRequestHandler):
             self.wfile.write(data)
         elif url.path == "/sse":
             self._sse(q)
+        elif url.path == "/folded":  # an obsolete header folded over two lines
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Folded: first\r\n second\r\nContent-Length: 2\r\n\r\nok")
         elif url.path == "/redirect":
             self.send_response(int(q["code"]))
             self.send_header("Location", q["to"])
@@ -210,6 +212,12 @@ def test_status_and_headers_pass_through(srv, upstream, client, code):
         assert r.content == b"" and "Content-Type" not in r.headers
     else:
         assert r.headers["Content-Type"] == "application/problem+json" and r.text == f"status {code}"
+
+
+def test_a_folded_header_is_relayed_as_one_line(srv, upstream, client):
+    r = client.get(via(srv, f"{upstream.base}/folded"), timeout=30)
+    assert r.status_code == 200 and r.text == "ok"
+    assert r.headers["X-Folded"] == "first second"
 
 
 @pytest.mark.parametrize("chunked", ["1", "0"])
