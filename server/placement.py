@@ -1,7 +1,7 @@
 """Where and how eagerly the process runs: llama-server's CPU placement flags.
 
---cpu-mask / --cpu-range: the process's CPU affinity (set on the main thread before
-any other thread starts, so every thread, the compute pool's included, inherits it);
+--cpu-mask / --cpu-range: the process's CPU affinity (set on every thread running, and
+on the main thread before the compute pool starts, so its threads inherit it);
 --cpu-strict 1 additionally pins each compute thread to its own CPU of that set (the
 native pool does it); --prio: the nice value llama.cpp sets (low 5, normal 0, medium
 -5, high -10, realtime -20; raising it needs the privilege to, else a warning);
@@ -11,7 +11,10 @@ native pool does it); --prio: the nice value llama.cpp sets (low 5, normal 0, me
 process on the CPUs of the node it started on; `distribute` pins the compute threads
 one per CPU, taking the nodes in turn, so they spread evenly over every node; `numactl`
 keeps the CPU set numactl (or taskset, or a cgroup) gave the process, which every
-thread inherits. All three stay inside --cpu-mask/--cpu-range when given."""
+thread inherits. All three stay inside --cpu-mask/--cpu-range when given, and do nothing
+on a machine with one node (as ggml). Unlike ggml, which lets a distributed thread run
+on any CPU of its node, each compute thread here has one CPU (the native pool pins to
+single CPUs)."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ log = logging.getLogger("pyllama.server")
 
 NICE = {-1: 5, 0: 0, 1: -5, 2: -10, 3: -20}
 NODES = Path("/sys/devices/system/node")
+NODES_ENV = "PYLLAMA_SYSFS_NODES"  # another place to read the topology from (tests fake a two-node machine)
 
 
 def parse_cpulist(text: str) -> list[int]:
@@ -36,8 +40,9 @@ def parse_cpulist(text: str) -> list[int]:
     return cpus
 
 
-def numa_nodes(root: Path = NODES) -> list[list[int]]:
+def numa_nodes(root: Path | None = None) -> list[list[int]]:
     """The CPUs of each NUMA node with any, in node order; [] when the kernel says nothing."""
+    root = root or Path(os.environ.get(NODES_ENV) or NODES)
     nodes = []
     try:
         entries = sorted((p for p in root.iterdir() if p.name.startswith("node") and p.name[4:].isdigit()),
@@ -68,6 +73,8 @@ def numa_plan(mode: str, nodes: list[list[int]], allowed: set[int], here: int | 
     for --numa `mode` on `nodes`, within the `allowed` CPUs."""
     nodes = [[c for c in n if c in allowed] for n in nodes]
     nodes = [n for n in nodes if n]
+    if len(nodes) < 2:  # as ggml: one node is no NUMA machine, nothing to place
+        return [], []
     if mode == "isolate":
         home = next((n for n in nodes if here in n), nodes[0] if nodes else [])
         return home, []
@@ -91,17 +98,14 @@ def apply(cfg) -> list[str]:
                 warnings.append(f"--cpu-mask/--cpu-range: CPUs {sorted(set(cfg.cpus) - set(cpus))} are not "
                                 f"available to this process; using {cpus}")
             try:
-                os.sched_setaffinity(0, cpus)
+                set_affinity(cpus)
             except OSError as e:
                 warnings.append(f"failed to set the CPU affinity to {cpus}: {e.strerror or e}")
     if cfg.numa == "isolate":
         home, _ = numa_plan("isolate", numa_nodes(), set(os.sched_getaffinity(0)), current_cpu())
-        if not home:
-            warnings.append("--numa isolate: the kernel reports no NUMA node with a CPU of this process; "
-                            "affinity unchanged")
-        else:
+        if home:
             try:
-                os.sched_setaffinity(0, home)
+                set_affinity(home)
             except OSError as e:
                 warnings.append(f"--numa isolate: failed to set the CPU affinity to {home}: {e.strerror or e}")
     if cfg.prio != 0:
@@ -110,6 +114,21 @@ def apply(cfg) -> list[str]:
         except OSError as e:
             warnings.append(f"failed to set process priority {cfg.prio} (nice {NICE[cfg.prio]}): {e.strerror or e}")
     return warnings
+
+
+def set_affinity(cpus: list[int]) -> None:
+    """The CPUs of every thread of the process: those already running (a log writer, the
+    loop's helpers) as well as the calling one, whose set the threads started later inherit."""
+    os.sched_setaffinity(0, cpus)
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except (ProcessLookupError, PermissionError):
+            pass  # ended meanwhile
 
 
 def strict_cpus(cfg) -> list[int]:

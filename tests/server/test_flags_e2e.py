@@ -277,39 +277,40 @@ def test_numa_plans(tmp_path):
     nodes = numa_nodes(tmp_path)
     assert nodes == [[0, 1, 4], [2, 3, 5]]
     every = set(range(6))
+    assert numa_plan("isolate", [[0, 1]], every, 0) == ([], []) == numa_plan("distribute", [[0, 1]], every, 0)
     assert numa_plan("isolate", nodes, every, 3) == ([2, 3, 5], [])
     assert numa_plan("isolate", nodes, every, None) == ([0, 1, 4], [])
     assert numa_plan("distribute", nodes, every, 0) == ([], [0, 2, 1, 3, 4, 5])
     assert numa_plan("distribute", nodes, {0, 1, 2}, 0) == ([], [0, 2, 1])  # inside --cpu-mask
-    assert numa_plan("isolate", nodes, {2, 3}, 0) == ([2, 3], [])            # where the process may run
+    assert numa_plan("isolate", nodes, {2, 3, 4}, 3) == ([2, 3], [])         # where the process may run
+    assert numa_plan("isolate", nodes, {2, 3, 4}, 0) == ([4], [])            # (started outside: the first node)
+    assert numa_plan("isolate", nodes, {2, 3}, 0) == ([], [])                # one node left: nothing to do
     assert numa_plan("numactl", nodes, every, 0) == ([], [])
     assert numa_nodes(tmp_path / "absent") == []
 
 
 @pytest.mark.parametrize("mode", ["isolate", "distribute"])
-def test_numa_flag_places_the_threads(smollm2_path, mode):
-    """On this machine's real topology: isolate keeps every thread on the start node's
-    CPUs; distribute pins each compute thread to one CPU, nodes taken in turn."""
-    from pyllama.server.placement import numa_nodes
-    nodes = numa_nodes()
-    if not nodes:
-        pytest.skip("the kernel reports no NUMA topology here")
-    mine = set(os.sched_getaffinity(0))
-    s = ServerProcess(smollm2_path, "--numa", mode, "-t", "2", "-c", "256", "-np", "1")
+def test_numa_flag_places_the_threads(smollm2_path, tmp_path, mode):
+    """On a two-node topology (one CPU each, read from a fake sysfs): isolate keeps every
+    thread on the CPU of the node the server started on; distribute pins the two compute
+    threads one to each node."""
+    mine = sorted(os.sched_getaffinity(0))
+    if len(mine) < 2:
+        pytest.skip("needs two CPUs")
+    for i, cpu in enumerate(mine[:2]):
+        (tmp_path / f"node{i}").mkdir()
+        (tmp_path / f"node{i}" / "cpulist").write_text(f"{cpu}\n")
+    s = ServerProcess(smollm2_path, "--numa", mode, "-t", "2", "-c", "256", "-np", "1",
+                      env={"PYLLAMA_SYSFS_NODES": str(tmp_path)})
     try:
         pid = s.proc.pid
         assert s.post("/completion", {"prompt": "Hi", "n_predict": 2}).status_code == 200
-        sets = [set(parse_list(proc_status(pid, int(t))["Cpus_allowed_list"]))
-                for t in os.listdir(f"/proc/{pid}/task")]
+        sets = {frozenset(parse_list(proc_status(pid, int(t))["Cpus_allowed_list"]))
+                for t in os.listdir(f"/proc/{pid}/task")}
         if mode == "isolate":
-            homes = [set(n) & mine for n in nodes]
-            assert any(all(s_ == h for s_ in sets) for h in homes if h), sets
+            assert sets in ({frozenset({mine[0]})}, {frozenset({mine[1]})}), sets
         else:
-            nodes = [[c for c in n if c in mine] for n in nodes]
-            spread = [n[i] for i in range(max(map(len, nodes))) for n in nodes if i < len(n)]
-            pinned = {frozenset({c}) for c in spread[:2]}   # the two compute threads, one CPU each
-            assert pinned <= {frozenset(s_) for s_ in sets}, sets
-            assert all(s_ <= mine for s_ in sets)
+            assert {frozenset({mine[0]}), frozenset({mine[1]})} <= sets, sets
     finally:
         s.stop()
 
