@@ -32,6 +32,12 @@ def exempt() -> bool:
     return request.method == "OPTIONS" or (request.method, request.path) in EXEMPT or request.blueprint == "webui"
 
 
+def _tell_router(sleeping: bool) -> None:
+    """A router's child says so: the router shows the model as sleeping (llama-server's status)."""
+    from .router.child import report
+    report(sleeping=sleeping)
+
+
 class Sleeper:
     def __init__(self, state, idle_s: float):
         import gevent.lock
@@ -77,6 +83,7 @@ class Sleeper:
                 st.on_fatal(st.load_error)
                 raise
             log.info("awake after %.1f s", time.monotonic() - t0)
+            _tell_router(sleeping=False)
 
     def idle_for(self) -> float:
         """Seconds since anything happened (0 while something runs or waits)."""
@@ -98,6 +105,7 @@ class Sleeper:
             log.info("no request for %.0f s: sleeping (the model is unloaded until the next request)", self.idle_s)
             offload(st.unload, engine, llm)
             del engine, llm
+            _tell_router(sleeping=True)
             return True
 
     def _watch(self) -> None:

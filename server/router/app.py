@@ -38,7 +38,7 @@ from ..errors import ApiError, bad_request
 from ..offload import offload
 from ..routes import webui
 from .cache import check_downloadable, delete_cached
-from .instances import DOWNLOADED, DOWNLOADING, LOADING, Instance, Models
+from .instances import DOWNLOADED, DOWNLOADING, LOADED, LOADING, SLEEPING, Instance, Models
 from .presets import load_models
 from .proxy import forward
 
@@ -253,7 +253,8 @@ def _ensure_ready(models: Models, inst: Instance) -> None:
 
 
 def _model_json(inst: Instance, now: int) -> dict:
-    status: dict = {"value": inst.status, "args": inst.args}
+    status: dict = {"value": SLEEPING if inst.status == LOADED and inst.sleeping else inst.status,
+                    "args": inst.args}
     if inst.status == DOWNLOADING:
         status["progress"] = {u: dict(p) for u, p in inst.progress.items()}
     if inst.spec.source == "preset":

@@ -10,13 +10,14 @@ PYLLAMA_ROUTER_PID) ends when the router does, however the router ended.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import sys
 
 from pyllama.unpatched import original
 
-from .instances import ROUTER_PID_ENV
+from .instances import CHILD_PREFIX, ROUTER_PID_ENV
 
 PR_SET_PDEATHSIG = 1
 
@@ -34,6 +35,17 @@ def guard() -> None:
     if str(os.getppid()) != router:  # the router died before prctl: nobody will stop us
         os._exit(1)
     original("_thread", "start_new_thread")(_watch_stdin, ())
+
+
+def report(**status) -> None:
+    """Tell the router something about this server (`sleeping=True|False`): one line on the
+    output it reads. A no-op when no router started this process."""
+    if not os.environ.get(ROUTER_PID_ENV):
+        return
+    try:
+        os.write(1, (CHILD_PREFIX + json.dumps(status) + "\n").encode())  # one write: never cut by a log line
+    except OSError:
+        pass
 
 
 def _watch_stdin() -> None:

@@ -51,6 +51,7 @@ POLL_S = 0.1
 OUTPUT_DRAIN_S = 5.0    # how long an ended child's last lines may take to arrive
 MAX_FETCH_FILES = 256   # files a download may report progress for
 ROUTER_PID_ENV = "PYLLAMA_ROUTER_PID"
+CHILD_PREFIX = "PYLLAMA_CHILD "  # a model server's word to its router, one JSON line on its output (child.report)
 # LLAMA_ARG_* variables the router sets through flags: a child must not also read them
 CHILD_ENV_DROP = ("LLAMA_ARG_MODEL", "LLAMA_ARG_HF_REPO", "LLAMA_ARG_HF_FILE", "LLAMA_ARG_MODEL_URL", "LLAMA_ARG_ALIAS",
                   "LLAMA_ARG_DOCKER_REPO", "LLAMA_ARG_HOST", "LLAMA_ARG_PORT", "LLAMA_ARG_MODELS_DIR",
@@ -59,6 +60,7 @@ CHILD_ENV_DROP = ("LLAMA_ARG_MODEL", "LLAMA_ARG_HF_REPO", "LLAMA_ARG_HF_FILE", "
 
 UNLOADED, LOADING, LOADED = "unloaded", "loading", "loaded"
 DOWNLOADING, DOWNLOADED = "downloading", "downloaded"
+SLEEPING = "sleeping"  # shown for a loaded model whose server sleeps (never an Instance.status)
 
 
 def free_port() -> int:
@@ -94,6 +96,7 @@ class Instance:
     fetched: int = 0
     result: str = ""
     output_open: bool = False     # its output thread still reads (a last report may be on its way)
+    sleeping: bool = False        # its server said it sleeps (--sleep-idle-seconds); set by the output thread
     removing: bool = False        # DELETE /models is under way: no new request may have it
 
     @property
@@ -195,6 +198,7 @@ class Models:
         inst.status, inst.exit_code, inst.stopping, inst.info = LOADING, 0, False, {}
         inst.last_used = time.monotonic()
         inst.output.clear()
+        inst.sleeping = False
         try:
             self._spawn(inst, inst.args)
         except OSError as e:
@@ -258,6 +262,7 @@ class Models:
         pid = inst.pid
         waitpid = original("os", "waitpid")
         code = None
+        asleep = False
         while code is None:
             try:
                 done, status = waitpid(pid, os.WNOHANG)
@@ -271,6 +276,10 @@ class Models:
                 inst.status = LOADED
                 log.info("model %s: loaded (port %d)", inst.spec.name, inst.port)
                 self.events.broadcast("status_change", inst.spec.name, {"status": LOADED, "info": inst.info})
+            if inst.status == LOADED and inst.sleeping != asleep:  # as llama-server: waking sends no info
+                asleep = inst.sleeping
+                log.info("model %s: %s", inst.spec.name, "sleeping" if asleep else "awake")
+                self.events.broadcast("model_status", inst.spec.name, {"status": SLEEPING if asleep else LOADED})
             _sleep(POLL_S)
         self._drain(inst)
         if inst.stdin_w >= 0:
@@ -477,6 +486,9 @@ def _copy_output(fd: int, inst: Instance) -> None:
                 if line.startswith(FETCH_PREFIX) and inst.status == DOWNLOADING:
                     _fetch_report(inst, line[len(FETCH_PREFIX):])
                     continue
+                if line.startswith(CHILD_PREFIX):
+                    _child_report(inst, line[len(CHILD_PREFIX):])
+                    continue
                 tail.append(line)
                 child_log.info("[%5d] %s", port, line)
         if buf:
@@ -486,6 +498,15 @@ def _copy_output(fd: int, inst: Instance) -> None:
     finally:
         os.close(fd)
         inst.output_open = False
+
+
+def _child_report(inst: Instance, text: str) -> None:
+    try:
+        report = json.loads(text)
+    except ValueError:
+        return
+    if isinstance(report, dict) and isinstance(report.get("sleeping"), bool):
+        inst.sleeping = report["sleeping"]
 
 
 def _count(v) -> int:

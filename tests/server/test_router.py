@@ -240,3 +240,44 @@ def test_no_models_server_outlives_the_router(setup, how):
     finally:
         if srv.proc.poll() is None:
             srv.proc.kill()
+
+
+def test_a_sleeping_models_server_is_shown_sleeping(smollm2_path, tmp_path):
+    """--sleep-idle-seconds reaches the model's server; when it sleeps, /models says
+    "sleeping" and /models/sse sends model_status sleeping; a request wakes it (loaded)."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "smol.gguf").symlink_to(smollm2_path)
+    srv = ServerProcess(None, "--models-dir", str(tmp_path / "m"), "--sleep-idle-seconds", "1", "-c", "256",
+                        "-t", "1")
+    seen: list[dict] = []
+    stream = requests.get(srv.url + "/models/sse", stream=True, timeout=60)
+
+    def read():
+        try:
+            for line in stream.iter_lines():
+                if line.startswith(b"data: "):
+                    seen.append(json.loads(line[6:]))
+        except Exception:  # noqa: BLE001 - closed by the test
+            pass
+
+    import threading
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        ask = {"model": "smol", "prompt": "Hi", "n_predict": 2}
+        assert srv.post("/completion", ask).status_code == 200
+        wait_status(srv, "smol", "sleeping", timeout=30)
+        assert srv.get("/props", params={"model": "smol"}).json()["is_sleeping"] is True
+        assert srv.post("/completion", ask).status_code == 200
+        smol = {m["id"]: m for m in srv.get("/models").json()["data"]}["smol"]
+        assert smol["status"]["value"] in ("loaded", "sleeping")
+        deadline = time.monotonic() + 10
+        statuses = []
+        while time.monotonic() < deadline:
+            statuses = [e["data"]["status"] for e in seen if e["event"] == "model_status" and e["model"] == "smol"]
+            if statuses[-2:] == ["sleeping", "loaded"] or statuses.count("sleeping") >= 2:
+                break
+            time.sleep(0.05)
+        assert statuses[:3] == ["loading", "sleeping", "loaded"], seen
+    finally:
+        stream.close()
+        srv.stop()
