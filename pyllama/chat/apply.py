@@ -155,6 +155,8 @@ def _builtin(template: ChatTemplate, inputs: ChatInputs, messages: list[dict]) -
     prefill = ""
     add_gen = inputs.add_generation_prompt
     if inputs.prefill_assistant and msgs and msgs[-1]["role"] == "assistant":
+        if len(msgs) >= 2 and msgs[-2]["role"] == "assistant":  # as with a Jinja template
+            raise InvalidRequest("Cannot have 2 or more assistant messages at the end of the list.")
         prefill, msgs, add_gen = msgs[-1]["content"], msgs[:-1], True
     prompt = template.render(msgs, add_generation_prompt=add_gen)
     return ChatParams(prompt=prompt + prefill, format="Content-only", prefill=prefill,

@@ -117,6 +117,11 @@ def test_named_builtin_template_has_no_tools():
     assert p.prompt == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n" and p.format == "Content-only"
     with pytest.raises(InvalidRequest):
         apply_chat(ChatTemplate("chatml"), ChatInputs(USER, tools=TOOLS))
+    # a prefill is continued as with a Jinja template, and refused after another assistant turn
+    prefill = USER + [{"role": "assistant", "content": "Well"}]
+    assert apply_chat(ChatTemplate("chatml"), ChatInputs(prefill)).prompt.endswith("<|im_start|>assistant\nWell")
+    with pytest.raises(InvalidRequest, match="2 or more assistant"):
+        apply_chat(ChatTemplate("chatml"), ChatInputs(prefill + [{"role": "assistant", "content": "x"}]))
 
 
 def test_bos_dropped_when_the_tokenizer_adds_it():
