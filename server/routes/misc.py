@@ -1,4 +1,4 @@
-"""/health, /models, /props, /tokenize, /detokenize."""
+"""/health, /models, /props, /v1/systemone, /tokenize, /detokenize."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ def models():
                                 "parameter_size": "", "quantization_level": ""}}],
         "object": "list",
         "data": [{"id": st.alias, "aliases": st.config.aliases, "tags": st.config.tag_list, "object": "model",
+                  # no multimodal projector, no decision model: text in, text out
+                  "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
                   "created": R.now(), "owned_by": "llamacpp", "meta": meta}],
     })
 
@@ -76,6 +78,15 @@ def set_props():
         raise not_supported("This server does not support changing global properties. Start it with `--props`")
     json_body()
     return jsonify({"success": True})
+
+
+@bp.post("/v1/systemone")
+def systemone():
+    """TypeSafe's System One API answers with a native decision model (openjev, laya, ...);
+    pyllama serves none, and llama-server answers 501 for every other model, before it
+    reads the request."""
+    state()
+    raise not_supported("This model is not a decision model")
 
 
 @bp.post("/tokenize")

@@ -27,6 +27,8 @@ def test_models(client, server):
     meta = raw["data"][0]["meta"]
     assert meta["n_vocab"] == 49152 and meta["n_embd"] == 576
     assert meta["n_params"] == 134_515_008  # llama-bench: 134.52 M
+    # text in, text out: no projector, not a decision model (llama-server's "decisions")
+    assert raw["data"][0]["architecture"] == {"input_modalities": ["text"], "output_modalities": ["text"]}
 
 
 def test_chat_completion_renders_the_template_like_llama_server(client, server):
