@@ -28,6 +28,11 @@ class Scrapes:
             ("counter", "tokens_predicted_seconds_total", "Predict process time", predicted_s),
             ("counter", "n_decode_total", "Total number of llama_decode() calls", s.n_decode),
             ("counter", "n_tokens_max", "Largest observed n_tokens.", s.n_tokens_max),
+            # pyllama has no speculative decoding: llama-server reports these as 0 when it is off
+            ("counter", "spec_decode_num_draft_tokens_total", "Total draft tokens generated.", 0),
+            ("counter", "spec_decode_num_accepted_tokens_total",
+             "Total draft tokens accepted by the target model.", 0),
+            ("counter", "spec_decode_num_drafts_total", "Total speculative decoding verification steps.", 0),
             ("gauge", "prompt_tokens_seconds", "Average prompt throughput in tokens/s.",
              d_prompt / d_prompt_s if d_prompt_s > 0 else 0.0),
             ("gauge", "predicted_tokens_seconds", "Average generation throughput in tokens/s.",

@@ -278,6 +278,20 @@ def test_bad_input_gets_the_error_envelope(server):
     assert server.get("/health").status_code == 200  # still serving
 
 
+def test_routes_for_features_pyllama_lacks(server):
+    """As llama-server answers for a model without them: /v1/systemone needs a decision
+    model (501 before the body is read), and /metrics reports speculative decoding's
+    counters at 0."""
+    for body in ({"state": "x", "questions": {"q": {"type": "noul", "instructions": "?"}}}, {}):
+        r = server.post("/v1/systemone", body)
+        assert r.status_code == 501 and r.json()["error"] == {
+            "code": 501, "message": "This model is not a decision model", "type": "not_supported_error"}
+    m = server.get("/metrics").text
+    for name in ("spec_decode_num_draft_tokens_total", "spec_decode_num_accepted_tokens_total",
+                 "spec_decode_num_drafts_total"):
+        assert f"# TYPE llamacpp:{name} counter" in m and f"\nllamacpp:{name} 0\n" in m
+
+
 def test_prompt_beyond_the_context(server):
     long = "word " * 2500  # per-slot context is 4096 / 2
     for path, body in (("/completion", {"prompt": long}), ("/v1/completions", {"prompt": long}),
