@@ -42,13 +42,16 @@ def _events(payloads: dict | list) -> Iterator[str]:
 
 def _with_timings(answer, ev, payloads: dict | list) -> dict | list:
     """A request's timings_per_token: the timings so far on the last chunk of a partial
-    or progress event (llama-server's native and OpenAI streams; not Anthropic's or the
-    Responses API's)."""
+    or progress event (llama-server's native, OpenAI and Responses streams; not
+    Anthropic's)."""
     if ev.timings is None or not getattr(answer, "CHUNK_TIMINGS", False):
         return payloads
     chunks = payloads if isinstance(payloads, list) else [payloads]
-    if chunks and isinstance(chunks[-1], dict):
-        chunks[-1]["timings"] = ev.timings.to_json()
+    last = chunks[-1] if chunks else None
+    if isinstance(last, NamedEvent):
+        last = last.payload
+    if isinstance(last, dict):
+        last["timings"] = ev.timings.to_json()
     return payloads
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pyllama.chat import ChatStream, assign_ids, parse_output
 from pyllama.chat.formats.base import random_id
 
+from pyllama.openai_answers import progress_json
+
 from ..answers import Answer, now
 from ..sse import NamedEvent
 from .request import ResponsesRequest
@@ -78,12 +80,19 @@ class ResponsesAnswer(Answer):
     `response.reasoning_text.done` too. The final items carry what was streamed, so the
     deltas always join to them.
 
+    With timings_per_token, the last event of each delta carries the `timings` so far;
+    with return_progress, prompt processing is reported by `response.in_progress` events
+    with a `prompt_progress`; `response.completed` carries the final `timings`, as
+    llama-server's do.
+
     `usage`: input_tokens = the prompt's tokens (cached_tokens of them reused from the
     slot's cache, cache_write_tokens evaluated and kept there), output_tokens = the
     tokens generated (reasoning_tokens: those of the reasoning text, tokenized again).
     `status` is "completed" whenever the generation ended, also at max_output_tokens,
     as in llama-server (and so the SDK's stream helper, which needs `response.completed`,
     works)."""
+
+    CHUNK_TIMINGS = True  # timings_per_token (sse.py)
 
     def __init__(self, req: ResponsesRequest, **kw):
         super().__init__(req, **kw)
@@ -143,6 +152,10 @@ class ResponsesAnswer(Answer):
         return [self.event(kind, response=self.response("in_progress", []))
                 for kind in ("response.created", "response.in_progress")]
 
+    def progress(self, i, ev):
+        return [self.event("response.in_progress", response=self.response("in_progress", []),
+                           prompt_progress=progress_json(ev))]
+
     def partial(self, i, ev):
         self.generated += ev.content
         return self._deltas(self.chat.update(self.generated))
@@ -155,7 +168,8 @@ class ResponsesAnswer(Answer):
             out += self._close(k, item)
             output.append(item.as_json("completed"))
         reasoning = self.items[self.kinds["reasoning"]].text if "reasoning" in self.kinds else ""
-        out.append(self.event("response.completed", response=self.response("completed", output, r, reasoning)))
+        out.append(self.event("response.completed", response=self.response("completed", output, r, reasoning),
+                              timings=r.timings.to_json()))
         return out
 
     def _deltas(self, deltas: list[dict]) -> list[NamedEvent]:

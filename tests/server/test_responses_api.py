@@ -142,6 +142,26 @@ def test_streamed_events(srv):
     assert final["usage"]["output_tokens"] == whole["usage"]["output_tokens"]
 
 
+def test_streamed_telemetry(srv):
+    """llama-server's extensions: return_progress reports prompt processing in
+    `response.in_progress` events, timings_per_token puts the timings so far on the last
+    event of each delta, and `response.completed` carries the final timings."""
+    events = stream(srv, input="Tell me a story. " * 8, max_output_tokens=6, timings_per_token=True,
+                    return_progress=True, cache_prompt=False)
+    progress = [e for e in events if "prompt_progress" in e]
+    assert progress and all(e["type"] == "response.in_progress" for e in progress)
+    p = progress[-1]["prompt_progress"]
+    assert 0 < p["processed"] <= p["total"] and p["processed"] >= p["cache"]
+    deltas = [e for e in events if e["type"] == "response.output_text.delta"]
+    assert deltas and all("predicted_per_second" in e["timings"] for e in deltas)
+    final = events[-1]
+    assert final["type"] == "response.completed" and final["timings"]["predicted_n"] == \
+        final["response"]["usage"]["output_tokens"]
+    plain = stream(srv, input="Name a colour.", max_output_tokens=4)
+    assert not any("prompt_progress" in e for e in plain)
+    assert [e for e in plain if "timings" in e] == [plain[-1]]
+
+
 def test_sdk_stream_helper(client):
     with client.responses.stream(model="x", input="Name a colour.", max_output_tokens=12, temperature=0) as s:
         kinds = [e.type for e in s]
