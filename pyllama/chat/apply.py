@@ -111,6 +111,9 @@ def apply_chat(template: ChatTemplate, inputs: ChatInputs) -> ChatParams:
         if thinking:
             raise InvalidRequest("Assistant response prefill is incompatible with enable_thinking.")
         prefill = messages[-1]["content"] or ""
+        parts = inputs.messages[-1].get("content")
+        if isinstance(parts, list):  # llama.cpp continues text parts joined by a blank line (render_content)
+            prefill = "\n\n".join(p["text"] for p in parts)
         messages, add_gen, reasoning_format = messages[:-1], True, "none"
 
     fmt = select_format(template.source, tools=tools, tool_choice=mode, json_schema=inputs.json_schema)

@@ -110,6 +110,10 @@ def test_assistant_prefill_is_continued():
     assert whole.prompt.endswith("Well, <|im_end|>\n")
     with pytest.raises(InvalidRequest, match="2 or more assistant"):
         run("Qwen-Qwen2.5-7B-Instruct", messages=msgs + [{"role": "assistant", "content": "x"}])
+    # a prefill given as text parts is continued with the parts joined by a blank line, as llama.cpp does
+    parts = USER + [{"role": "assistant", "content": [{"type": "text", "text": "Wh"}, {"type": "text", "text": "ill"}]}]
+    p = run("Qwen-Qwen2.5-7B-Instruct", messages=parts)
+    assert p.prompt.endswith("<|im_start|>assistant\nWh\n\nill") and p.prefill == "Wh\n\nill"
 
 
 def test_named_builtin_template_has_no_tools():
