@@ -184,7 +184,7 @@ class ServerState:
         """--chat-template-file, else --chat-template (Jinja text or a built-in name),
         else the model's template; chatml when there is none. Without --jinja only the
         built-in formats are used: the model's template picks one by its markers."""
-        from pyllama.chat.builtin import BUILTIN, detect_format
+        from pyllama.chat.builtin import BUILTIN, CHATML_JINJA, detect_format
 
         cfg = self.config
         if cfg.chat_template_file:
@@ -194,6 +194,10 @@ class ServerState:
             source = cfg.chat_template
         else:
             source = llm.metadata.get("tokenizer.chat_template")
+        if cfg.jinja and (not source or source.strip() == "chatml"):
+            # llama.cpp: with --jinja, "chatml" (or no template) is the model's tool_use
+            # template, else a ChatML Jinja template, so that tools work with it
+            source = llm.metadata.get("tokenizer.chat_template.tool_use") or CHATML_JINJA
         if not cfg.jinja and source and source.strip() not in BUILTIN:
             name = detect_format(source)
             if name is None:

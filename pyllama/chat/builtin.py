@@ -15,6 +15,18 @@ def _trim(s: str) -> str:
     return s.strip(WS)
 
 
+# llama.cpp's ChatML as a Jinja template (common/chat.cpp CHATML_TEMPLATE_SRC): with --jinja,
+# the template `--chat-template chatml` names, and the one of a model that has none
+CHATML_JINJA = (
+    "{%- for message in messages -%}\n"
+    "  {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' -}}\n"
+    "{%- endfor -%}\n"
+    "{%- if add_generation_prompt -%}\n"
+    "  {{- '<|im_start|>assistant\n' -}}\n"
+    "{%- endif -%}"
+)
+
+
 def chatml(msgs: Messages, add: bool) -> str:
     out = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in msgs)
     return out + ("<|im_start|>assistant\n" if add else "")

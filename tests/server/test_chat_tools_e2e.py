@@ -179,3 +179,19 @@ def test_reasoning_budget_flag(smollm2_path):
         assert "Done thinking" not in free["choices"][0]["message"]["reasoning_content"]
     finally:
         s.stop()
+
+
+def test_chatml_by_name_is_a_jinja_template(smollm2_path):
+    """`--jinja --chat-template chatml` is llama.cpp's ChatML Jinja template, as in
+    llama-server: tools are accepted (shown by the generic polyfill), where the built-in
+    ChatML format (without --jinja) refuses them."""
+    s = ServerProcess(smollm2_path, "--jinja", "--chat-template", "chatml", "-np", "1", "-c", "2048", "-t", "2")
+    try:
+        assert s.get("/props").json()["chat_template"].startswith("{%- for message in messages -%}")
+        r = s.post("/v1/chat/completions", {"messages": ASK, "tools": TOOLS, "max_tokens": 8, "temperature": 0})
+        assert r.status_code == 200, r.text
+        plain = s.post("/apply-template", {"messages": ASK}).json()["prompt"]
+        assert plain == ("<|im_start|>system\nYou are a helpful assistant with tools.<|im_end|>\n"
+                         "<|im_start|>user\nWhat is the weather in Paris?<|im_end|>\n<|im_start|>assistant\n")
+    finally:
+        s.stop()
