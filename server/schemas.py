@@ -220,13 +220,16 @@ def chat_messages(body: dict) -> list[dict]:
     if not isinstance(msgs, list):  # (empty is allowed, as llama-server allows it)
         raise bad_request("'messages' must be an array of message objects")
     out = []
-    for m in msgs:
+    for i, m in enumerate(msgs):
         if not isinstance(m, dict):
             raise bad_request("each message must be an object")
         role = m.get("role")
         if not isinstance(role, str) or role not in ROLES:
             raise bad_request(f"invalid message role: {role!r}")
-        out.append({**m, "content": _message_text(m)})
+        text = _message_text(m)
+        if i == len(msgs) - 1 and role == "assistant" and isinstance(m.get("content"), list):
+            text = m["content"]  # a prefill's text parts: the chat library joins them as llama.cpp continues them
+        out.append({**m, "content": text})
     return out
 
 

@@ -278,6 +278,17 @@ def test_bad_input_gets_the_error_envelope(server):
     assert server.get("/health").status_code == 200  # still serving
 
 
+def test_prefill_of_text_parts(server):
+    """A trailing assistant message given as text parts is continued with the parts joined
+    by a blank line, as llama.cpp continues it (render_content)."""
+    msgs = [{"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": [{"type": "text", "text": "Wh"}, {"type": "text", "text": "ill"}]}]
+    r = server.post("/apply-template", {"messages": msgs})
+    assert r.status_code == 200 and r.json()["prompt"].endswith("<|im_start|>assistant\nWh\n\nill"), r.text
+    r = server.post("/v1/chat/completions", {"messages": msgs, "max_tokens": 1, "temperature": 0})
+    assert r.status_code == 200, r.text
+
+
 def test_routes_for_features_pyllama_lacks(server):
     """As llama-server answers for a model without them: /v1/systemone needs a decision
     model (501 before the body is read), and /metrics reports speculative decoding's
