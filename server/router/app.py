@@ -30,7 +30,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from pyllama import __version__
+from pyllama._version import BUILD_INFO
 
 from ..app_base import new_app
 from ..config import ServerConfig
@@ -160,7 +160,7 @@ def create_router_app(config: ServerConfig, command_line: dict[str, Any]) -> Fla
         return jsonify({"role": "router", "max_instances": config.models_max,
                         "models_autoload": config.models_autoload, "model_alias": "llama-server",
                         "model_path": "none", "default_generation_settings": {"params": {}, "n_ctx": 0},
-                        "build_info": f"pyllama {__version__}"})
+                        "build_info": BUILD_INFO})
 
     @app.route("/<path:path>", methods=["POST"])
     def proxy_post(path: str):

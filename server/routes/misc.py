@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from pyllama import __version__
+from pyllama._version import BUILD_INFO
 from pyllama.engine import TaskRequest
 
 from .. import answers as R
@@ -61,7 +61,7 @@ def props():
         "chat_template_caps": offload(lambda: st.template.caps.to_json()),  # trial renders, the first time
         "bos_token": info.bos_token,
         "eos_token": info.eos_token,
-        "build_info": f"pyllama {__version__}",
+        "build_info": BUILD_INFO,
         "endpoint_slots": st.config.slots,
         "endpoint_props": st.config.props,
         "endpoint_metrics": st.config.metrics,

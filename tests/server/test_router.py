@@ -8,6 +8,7 @@ routers that are killed (SIGKILL) or stopped (SIGTERM) leave no model's server b
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import time
@@ -105,6 +106,7 @@ def test_lists_the_models_of_every_source(router):
     assert [m["id"] for m in router.get("/v1/models").json()["data"]] == [m["id"] for m in data["data"]]
     props = router.get("/props").json()
     assert props["role"] == "router" and props["max_instances"] == 2 and props["models_autoload"] is True
+    assert re.fullmatch(r"b[0-9.]+-pyllama", props["build_info"])  # llama-server's "b<build>-<commit>"
     assert router.get("/health").json() == {"status": "ok"}
 
 

@@ -165,3 +165,4 @@ def test_the_router_answers_under_api_prefix(tmp_path, monkeypatch):
     assert client.get("/llm/health").json == {"status": "ok"}
     assert client.get("/llm/models").json["object"] == "list"
     assert client.get("/health").status_code == 404
+
