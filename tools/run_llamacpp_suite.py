@@ -53,9 +53,8 @@ Expected failures (EXPECTED below holds each with its reason); in short:
 - speculative decoding with a draft model (draft file from the Hub), LoRA adapters from
   the Hub, big tool-calling models (Hermes, Qwen, Llama 3.x): files we cannot fetch;
 - tests that download from the Hub at run time (router downloads, remote presets);
-- router internals llama-server exposes for its tests (LLAMA_SERVER_DEBUG_FAKE_TIMING,
-  build_info "b<number>"), which pyllama's router does not mimic, and its dedup-cache-models
-  per model section;
+- router internals llama-server exposes for its tests (LLAMA_SERVER_DEBUG_FAKE_TIMING),
+  which pyllama's router does not mimic, and its dedup-cache-models per model section;
 - llama.cpp's own web UI files (/sw.js, ...), its debug log tags, resumable streams
   (/v1/stream), and a proxy test that needs the internet.
 
@@ -161,7 +160,6 @@ EXPECTED: list[tuple[str, str, str]] = [
      "documentation pyllama follows"),
     (r"test_proxy\.py::test_mcp_proxy", "network", "proxies to http://example.com, unreachable from here"),
     # pyllama's router (its owner decides)
-    (r"test_router\.py::test_router_props", "router", "build_info must start with 'b' (llama.cpp's build number)"),
     (r"test_router\.py::test_router_queue_", "router",
      "llama-server's LRU scheduler tests rely on LLAMA_SERVER_DEBUG_FAKE_TIMING (2 s sleeps in load and "
      "proxy that keep a model busy); pyllama's router has no such switch, so the 'busy' model goes idle"),
