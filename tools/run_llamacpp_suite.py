@@ -54,7 +54,7 @@ Expected failures (EXPECTED below holds each with its reason); in short:
   the Hub, big tool-calling models (Hermes, Qwen, Llama 3.x): files we cannot fetch;
 - tests that download from the Hub at run time (router downloads, remote presets);
 - router internals llama-server exposes for its tests (LLAMA_SERVER_DEBUG_FAKE_TIMING),
-  which pyllama's router does not mimic, and its dedup-cache-models per model section;
+  which pyllama's router does not mimic;
 - llama.cpp's own web UI files (/sw.js, ...), its debug log tags, resumable streams
   (/v1/stream), and a proxy test that needs the internet.
 
@@ -164,9 +164,6 @@ EXPECTED: list[tuple[str, str, str]] = [
      "llama-server's LRU scheduler tests rely on LLAMA_SERVER_DEBUG_FAKE_TIMING (2 s sleeps in load and "
      "proxy that keep a model busy); pyllama's router has no such switch, so the 'busy' model goes idle"),
     (r"test_router\.py::test_router_(remote_preset|download_model|delete_model)", "hub", HUB),
-    (r"test_router\.py::test_router_dedup_cache_models", "router",
-     "dedup-cache-models in a model's own section is ignored (only [*] counts), and the cache's names carry "
-     "the quant (user/model:F32) where hf-repo has none, and spec-draft-hf's entry is not hidden"),
 ]
 
 SHIM = r'''#!{python}

@@ -88,7 +88,8 @@ def create_router_app(config: ServerConfig, command_line: dict[str, Any]) -> Fla
                 raise bad_request(f"cannot reload the model list: {e}") from None
         models.refresh()
         now = int(time.time())
-        return jsonify({"data": [_model_json(inst, now) for inst in models.instances.values()], "object": "list"})
+        return jsonify({"data": [_model_json(inst, now) for inst in models.instances.values() if not inst.spec.hidden],
+                        "object": "list"})
 
     @app.post("/models/load")
     def load():

@@ -15,8 +15,9 @@ llama-server's three sources (later ones override earlier ones, name by name):
    `model-url`;
    without any, a section named after a default model name is that model. Keys only
    presets have: `load-on-startup`, `stop-timeout` (seconds an unloaded model's server
-   gets to stop before it is killed; default 10), `dedup-cache-models` (hide the cache's
-   entry of a model a preset fetches with hf-repo). `version` is ignored.
+   gets to stop before it is killed; default 10), `dedup-cache-models` (in [*] or a
+   section: the cache's entries a preset fetches with hf-repo or spec-draft-hf are not
+   listed, but stay usable by name). `version` is ignored.
 
 A model's flags, lowest first: the preset's `[*]`, its own section, then the router's own
 command line (`pyllama-server -c 8192 --models-dir ...`: every child gets -c 8192). The
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyllama.hf_hub import is_model_file, split_info
+from pyllama.hf_hub import is_model_file, pick_model, split_info
 from pyllama.model_registry import DEFAULT_MODELS, cache_dir
 from pyllama.unpatched import stdlib_for_import
 
@@ -64,6 +65,7 @@ class ModelSpec:
     options: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
     preset_only: dict[str, str] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
+    hidden: bool = False  # a cache entry a preset fetches itself (dedup-cache-models): usable, not listed
 
     @property
     def load_on_startup(self) -> bool:
@@ -220,6 +222,35 @@ def hf_cache_dir() -> str | None:
     return None
 
 
+def _deduplicated(final: dict[str, ModelSpec], custom: dict[str, ModelSpec], glob: ModelSpec) -> set[str]:
+    """The cache entries hidden by dedup-cache-models (in [*] or in a preset's own section):
+    those the preset's hf-repo and spec-draft-hf name (`user/model:QUANT`, or without a quant
+    the entry the cached files give, as -hf picks it). They stay usable by name."""
+    cached: dict[str, list[str]] = {}
+    for name, spec in final.items():
+        if spec.source == "cache" and ":" in name:
+            repo, tag = name.rsplit(":", 1)
+            cached.setdefault(repo, []).append(tag)
+    hidden = set()
+    for name, spec in custom.items():
+        on = spec.preset_only.get("dedup-cache-models", glob.preset_only.get("dedup-cache-models", "false"))
+        if not env_bool(on):
+            continue
+        for key in ("hf_repo", "spec_draft_hf"):
+            ref = spec.options.get(key)
+            if not isinstance(ref, str) or not ref:
+                continue
+            repo, _, tag = ref.partition(":")
+            tags = cached.get(repo, [])
+            if not tag:  # the quant -hf would take among the cached files
+                chosen = pick_model([f"x-{t}.gguf" for t in tags])
+                tag = split_info(chosen)[1] if chosen else ""
+            match = next((t for t in tags if t.upper() == tag.upper()), None)
+            if match is not None and f"{repo}:{match}" not in custom:
+                hidden.add(f"{repo}:{match}")
+    return hidden
+
+
 def _hf_cached() -> list[str]:
     try:
         with stdlib_for_import():  # huggingface_hub may import trio, which probes the OS
@@ -302,10 +333,7 @@ def load_models(config: ServerConfig, command_line: dict[str, Any]) -> dict[str,
             final[name] = ModelSpec(name, "preset", {**base.options, **spec.options}, spec.preset_only)
         else:
             final[name] = spec
-    if env_bool(glob.preset_only.get("dedup-cache-models", "false")):
-        fetched = {s.options.get("hf_repo") for s in custom.values() if s.options.get("hf_repo")}
-        for name in [n for n, s in final.items() if s.source == "cache" and n in fetched and n not in custom]:
-            del final[name]
+    hidden = _deduplicated(final, custom, glob)
     base = command_line_options(command_line)
     out: dict[str, ModelSpec] = {}
     for name, spec in sorted(final.items()):
@@ -318,7 +346,7 @@ def load_models(config: ServerConfig, command_line: dict[str, Any]) -> dict[str,
                 raise PresetError(f"preset '{name}' names no model: give it model, hf-repo, docker-repo or "
                                   "model-url")
         aliases = [a.strip() for a in options.get("alias", "").split(",") if a.strip()]
-        out[name] = ModelSpec(name, spec.source, options, only, aliases)
+        out[name] = ModelSpec(name, spec.source, options, only, aliases, hidden=name in hidden)
     names = set(out)
     seen: dict[str, str] = {}
     for spec in out.values():

@@ -166,3 +166,38 @@ def test_the_router_answers_under_api_prefix(tmp_path, monkeypatch):
     assert client.get("/llm/models").json["object"] == "list"
     assert client.get("/health").status_code == 404
 
+
+
+def fake_hf_cache(root, repos: dict[str, list[str]]) -> None:
+    """A Hugging Face cache holding these files (empty) of these repositories."""
+    for repo, files in repos.items():
+        d = root / ("models--" + repo.replace("/", "--"))
+        (d / "blobs").mkdir(parents=True)
+        (d / "refs").mkdir()
+        (d / "refs" / "main").write_text("c0ffee")
+        snap = d / "snapshots" / "c0ffee"
+        snap.mkdir(parents=True)
+        for i, name in enumerate(files):
+            (d / "blobs" / f"blob{i}").write_bytes(b"GGUF")
+            (snap / name).symlink_to(d / "blobs" / f"blob{i}")
+
+
+def test_dedup_cache_models_hides_what_a_preset_fetches(tmp_path, monkeypatch):
+    """As llama.cpp's test_router_dedup_cache_models: in a section or in [*]; hf-repo and
+    spec-draft-hf, with or without a quant; the hidden entry stays usable by name."""
+    monkeypatch.setenv("PYLLAMA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    fake_hf_cache(tmp_path / "hf", {"org/main": ["main-F32.gguf"], "org/draft": ["draft-F32.gguf"],
+                                    "org/other": ["other-Q8_0.gguf", "other-Q4_K_M.gguf"]})
+    section = "[m]\nhf-repo = org/main\nspec-draft-hf = org/draft\n"
+
+    def listed(ini):
+        return {n for n, s in router_models(tmp_path, ini, models_dir=False).items() if not s.hidden}
+
+    every = {"m", "org/main:F32", "org/draft:F32", "org/other:Q8_0", "org/other:Q4_K_M"}
+    assert listed(section) == every
+    assert listed(section + "dedup-cache-models = 1\n") == every - {"org/main:F32", "org/draft:F32"}
+    assert listed("[*]\ndedup-cache-models = true\n" + section) == every - {"org/main:F32", "org/draft:F32"}
+    models = router_models(tmp_path, "[o]\nhf-repo = org/other\ndedup-cache-models = 1\n", models_dir=False)
+    assert models["org/other:Q4_K_M"].hidden and not models["org/other:Q8_0"].hidden  # -hf's default quant
+    assert models["org/other:Q4_K_M"].options["hf_repo"] == "org/other:Q4_K_M"  # still there, by name
