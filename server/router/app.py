@@ -23,7 +23,6 @@ without autoload -> 400 "model is not loaded"; a model whose server failed to st
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -37,6 +36,7 @@ from ..config import ServerConfig
 from ..errors import ApiError, bad_request
 from ..offload import offload
 from ..routes import webui
+from ..routes.common import json_value
 from .cache import check_downloadable, delete_cached
 from .instances import DOWNLOADED, DOWNLOADING, LOADED, LOADING, SLEEPING, Instance, Models
 from .presets import load_models
@@ -197,11 +197,7 @@ def create_router_app(config: ServerConfig, command_line: dict[str, Any]) -> Fla
 
 
 def _body_model(required: bool = False) -> str:
-    data = request.get_data(cache=True)
-    try:
-        body = json.loads(data or b"{}")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise bad_request(f"JSON parse error: {e}") from None
+    body = json_value()  # the model servers' parser: too deep a body is a 400 too
     name = body.get("model") if isinstance(body, dict) else None
     name = name if isinstance(name, str) else ""
     if required and not name:

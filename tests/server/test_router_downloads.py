@@ -164,9 +164,11 @@ def test_unload_cancels_a_download(router):
     ({"model": f"{REPO}:Q2_K"}, "model validation failed, unable to download: no GGUF model file for quant 'Q2_K'"),
     ({"model": "a/" + "b" * 5000}, "model name is too long"),
     ({"model": f"{REPO}:x:Q4_1"}, "model validation failed, unable to download: invalid Hugging Face model name"),
+    ("[" * 100000 + "]" * 100000, "JSON parse error: the body is nested too deeply"),
 ])
 def test_download_errors(router, body, message):
-    r = router.post("/models", body)
+    r = router.post("/models", body) if isinstance(body, dict) else requests.post(
+        router.url + "/models", data=body, headers={"Content-Type": "application/json"}, timeout=60)
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert err["type"] == "invalid_request_error" and err["message"].startswith(message), err
