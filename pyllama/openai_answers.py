@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from ._version import BUILD_INFO
 from .chat import ChatMsg, ChatStream, assign_ids, parse_output
 from .sampling import TokenProbs
 
 if TYPE_CHECKING:  # (pyllama.engine imports the Llama class, which imports this module)
     from .engine.task import CompletionResult, PartialEvent, ProgressEvent
 
-FINGERPRINT = "b0-pyllama"
+FINGERPRINT = BUILD_INFO  # llama-server's system_fingerprint is its build_info
 
 
 def _piece(tokenizer, tid: int) -> tuple[str, list[int]]:
