@@ -206,7 +206,7 @@ os.execve(argv[0], argv, env)
 '''
 
 TIMEOUT_PLUGIN = r'''"""Per-phase timeout for the suite's tests (SIGALRM), so one hung test cannot stall the run."""
-import os, signal
+import contextlib, os, signal
 import pytest
 
 LIMIT = int(os.environ.get("LLAMACPP_SUITE_TIMEOUT", "240"))
@@ -220,31 +220,31 @@ def _alarm(signum, frame):
     raise PhaseTimeout(f"timeout: test phase ran longer than {LIMIT} s")
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_setup(item):
+@contextlib.contextmanager
+def _limited():
     signal.signal(signal.SIGALRM, _alarm); signal.alarm(LIMIT)
     try:
         yield
     finally:
         signal.alarm(0)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    with _limited():
+        yield
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
-    signal.signal(signal.SIGALRM, _alarm); signal.alarm(LIMIT)
-    try:
+    with _limited():
         yield
-    finally:
-        signal.alarm(0)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item):
-    signal.signal(signal.SIGALRM, _alarm); signal.alarm(LIMIT)
-    try:
+    with _limited():
         yield
-    finally:
-        signal.alarm(0)
 '''
 
 
