@@ -253,7 +253,7 @@ def _model_json(inst: Instance, now: int) -> dict:
     status: dict = {"value": SLEEPING if inst.status == LOADED and inst.sleeping else inst.status,
                     "args": inst.args}
     if inst.status == DOWNLOADING:
-        status["progress"] = {u: dict(p) for u, p in inst.progress.items()}
+        status["progress"] = inst.progress
     if inst.spec.source == "preset":
         status["preset"] = _preset_ini(inst)
     if inst.failed:

@@ -326,7 +326,7 @@ class Models:
                 self._drain(inst)
             if inst.fetched != seen:
                 seen = inst.fetched
-                self.events.broadcast("download_progress", name, {u: dict(p) for u, p in inst.progress.items()})
+                self.events.broadcast("download_progress", name, inst.progress)  # replaced whole, never changed
             if done:
                 break
             _sleep(POLL_S)
