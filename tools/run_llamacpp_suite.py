@@ -53,8 +53,6 @@ Expected failures (EXPECTED below holds each with its reason); in short:
 - speculative decoding with a draft model (draft file from the Hub), LoRA adapters from
   the Hub, big tool-calling models (Hermes, Qwen, Llama 3.x): files we cannot fetch;
 - tests that download from the Hub at run time (router downloads, remote presets);
-- router internals llama-server exposes for its tests (LLAMA_SERVER_DEBUG_FAKE_TIMING),
-  which pyllama's router does not mimic;
 - llama.cpp's own web UI files (/sw.js, ...), its debug log tags, resumable streams
   (/v1/stream), and a proxy test that needs the internet.
 
@@ -101,7 +99,7 @@ HF_SEED = {
 # Known failures: (regex on the test id "unit/test_x.py::test_y[...]", class, reason).
 # Class: "model" (the test checks what a model we do not have says), "feature" (a feature
 # pyllama does not have, out of scope), "hub" (needs files from the Hugging Face Hub),
-# "router" (pyllama's router differs; its owner decides).
+# "network" (needs the internet).
 M_TEXT = "expects the text stories260K/stories15M writes (a regex of story words); SmolLM2 writes other words"
 M_TOKENS = ("expects token counts of stories260K's 512-token vocabulary (prompt_n, n_prompt, context fill); "
             "SmolLM2's tokenizer gives other counts")
@@ -159,10 +157,6 @@ EXPECTED: list[tuple[str, str, str]] = [
      "resumable streams (X-Conversation-Id, /v1/stream) through the router: not in the llama-server "
      "documentation pyllama follows"),
     (r"test_proxy\.py::test_mcp_proxy", "network", "proxies to http://example.com, unreachable from here"),
-    # pyllama's router (its owner decides)
-    (r"test_router\.py::test_router_queue_", "router",
-     "llama-server's LRU scheduler tests rely on LLAMA_SERVER_DEBUG_FAKE_TIMING (2 s sleeps in load and "
-     "proxy that keep a model busy); pyllama's router has no such switch, so the 'busy' model goes idle"),
     (r"test_router\.py::test_router_(remote_preset|download_model|delete_model)", "hub", HUB),
 ]
 

@@ -14,12 +14,18 @@
 - GET /props: the router's props; with ?model= the model's (proxied).
 - Any other POST is proxied to the server of the model its JSON body names in `model`;
   any other GET to the model named by ?model=. An unloaded model is loaded first
-  (--models-autoload, or ?autoload=true|false per request), else 400.
+  (--models-autoload, or ?autoload=true|false per request), else 400; at --models-max
+  the request waits in the queue of sched.py (until an idle model can be given up) and
+  gives up its place if its client goes away.
 
 Errors as llama-server's router gives them: no model named -> 400 "model name is
 missing from the request"; an unknown one -> 400 "model 'X' not found"; not loaded
 without autoload -> 400 "model is not loaded"; a model whose server failed to start
--> 500 "model name=X failed to load"."""
+-> 500 "model name=X failed to load"; POST /models/load while --models-max models
+run and all are busy -> 500 "model limit reached, try again later".
+
+LLAMA_SERVER_DEBUG_FAKE_TIMING (non-empty), llama-server's switch for its router tests:
+every load and every proxied request takes 2 s more (instances.FAKE_TIMING_S)."""
 
 from __future__ import annotations
 
@@ -33,12 +39,14 @@ from pyllama._version import BUILD_INFO
 
 from ..app_base import new_app
 from ..config import ServerConfig
+from ..disconnect import watcher
 from ..errors import ApiError, bad_request
 from ..offload import offload
 from ..routes import webui
 from ..routes.common import json_value
 from .cache import check_downloadable, delete_cached
-from .instances import DOWNLOADED, DOWNLOADING, LOADED, LOADING, SLEEPING, Instance, Models
+from .instances import (DOWNLOADED, DOWNLOADING, FAKE_TIMING_S, LOADED, LOADING, SLEEPING, Cancelled, Instance,
+                        ModelLimit, Models)
 from .presets import load_models
 from .proxy import forward
 
@@ -98,7 +106,10 @@ def create_router_app(config: ServerConfig, command_line: dict[str, Any]) -> Fla
             raise ApiError(404, "model is not found")
         if inst.running:
             raise bad_request("model is already running")
-        models.load(inst)
+        try:
+            models.load(inst)
+        except ModelLimit as e:
+            raise ApiError(500, str(e)) from None
         return jsonify({"success": True})
 
     @app.post("/models/unload")
@@ -191,7 +202,10 @@ def create_router_app(config: ServerConfig, command_line: dict[str, Any]) -> Fla
         def load_startup() -> None:
             for name in startup:
                 log.info("(startup) loading model %s", name)
-                models.load(models.instances[name])
+                try:
+                    models.load(models.instances[name])
+                except ModelLimit as e:  # requests filled the slots first
+                    log.error("(startup) model %s: %s", name, e)
         gevent.spawn(load_startup)
     return app
 
@@ -223,7 +237,12 @@ def _proxy(models: Models, config: ServerConfig, name: str, *, update_last_used:
     if inst.status in (DOWNLOADING, DOWNLOADED):
         raise ApiError(503, f"model name={inst.spec.name} is being downloaded; try again when it has finished")
     if _autoload(config):
-        _ensure_ready(models, inst)
+        if not inst.running:
+            log.info("model %s is not loaded: loading it", inst.spec.name)
+        try:
+            models.ensure_ready(inst, watcher(request.environ))
+        except Cancelled as e:
+            raise ApiError(500, str(e)) from None
     elif not inst.running:
         raise bad_request("model is not loaded")
     else:
@@ -234,19 +253,20 @@ def _proxy(models: Models, config: ServerConfig, name: str, *, update_last_used:
         inst.last_used = time.monotonic()
     inst.active += 1
     done = []
+    if models.fake_timing:  # llama-server's test switch: the model counts as busy meanwhile
+        try:
+            time.sleep(FAKE_TIMING_S)
+        except BaseException:
+            inst.active -= 1
+            raise
 
     def finished() -> None:
         if not done:
             done.append(True)
             inst.active -= 1
+            if inst.active == 0:
+                models.queue.tick()  # an idle model may now make room for a queued request
     return forward(inst.port, config.timeout if config.timeout > 0 else None, finished)
-
-
-def _ensure_ready(models: Models, inst: Instance) -> None:
-    if not inst.running:
-        log.info("model %s is not loaded: loading it", inst.spec.name)
-        models.load(inst)
-    models.wait(lambda: inst.status != LOADING, timeout=None)
 
 
 def _model_json(inst: Instance, now: int) -> dict:

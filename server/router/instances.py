@@ -4,8 +4,10 @@ on a free port of 127.0.0.1, started with the model's flags (presets.py).
 Lifecycle of a model: unloaded -> loading (spawned; its /health polled) -> loaded
 (proxied to) -> unloaded (its process ended: asked to with SIGTERM, killed with
 SIGKILL after the model's stop-timeout, or it exited by itself; a non-zero exit code
-marks it failed). Loading one more than --models-max first unloads the least
-recently used model that is serving no request (waiting for one if all are busy).
+marks it failed). A request for a model that is not running waits in the queue for a
+--models-max slot (sched.py), which gives up idle models, least recently used first;
+POST /models/load unloads the least recently used idle model when none is free, and
+is refused when every model is busy.
 
 A model fetched with POST /models is an instance too, while its download runs:
 downloading (a `fetch.py` child, which takes no --models-max room) -> downloaded (the
@@ -43,6 +45,7 @@ from pyllama.unpatched import original
 from .events import ModelEvents
 from .fetch import PREFIX as FETCH_PREFIX
 from .presets import ModelSpec, child_args
+from .sched import LoadQueue
 
 log = logging.getLogger("pyllama.server.router")
 
@@ -61,6 +64,18 @@ CHILD_ENV_DROP = ("LLAMA_ARG_MODEL", "LLAMA_ARG_HF_REPO", "LLAMA_ARG_HF_FILE", "
 UNLOADED, LOADING, LOADED = "unloaded", "loading", "loaded"
 DOWNLOADING, DOWNLOADED = "downloading", "downloaded"
 SLEEPING = "sleeping"  # shown for a loaded model whose server sleeps (never an Instance.status)
+# llama-server's switch for its router tests: 2 s more in every load and in every
+# proxied request (counted as busy meanwhile), so that requests overlap on cue
+FAKE_TIMING_ENV = "LLAMA_SERVER_DEBUG_FAKE_TIMING"
+FAKE_TIMING_S = 2.0
+
+
+class ModelLimit(RuntimeError):
+    """--models-max models run and none of them can be given up now."""
+
+
+class Cancelled(RuntimeError):
+    """The request's client went away while it waited for its model."""
 
 
 def free_port() -> int:
@@ -98,6 +113,7 @@ class Instance:
     output_open: bool = False     # its output thread still reads (a last report may be on its way)
     sleeping: bool = False        # its server said it sleeps (--sleep-idle-seconds); set by the output thread
     removing: bool = False        # DELETE /models is under way: no new request may have it
+    spawns: int = 0               # how many times its server was started
 
     @property
     def running(self) -> bool:
@@ -126,6 +142,8 @@ class Models:
         self.events = ModelEvents()
         self.sources = sources          # reads the model list again (after a download)
         self.need_reload = False
+        self.queue = LoadQueue(self)
+        self.fake_timing = bool(os.environ.get(FAKE_TIMING_ENV))
         for inst in self.instances.values():
             inst.args = self._argv(inst)
 
@@ -185,20 +203,28 @@ class Models:
         return [self.python, "-m", "pyllama.server.cli", *child_args(options)]
 
     # -- loading -----------------------------------------------------------------------
-    def load(self, inst: Instance) -> None:
-        """Spawn the model's server (status: loading); returns at once. Past --models-max,
-        the least recently used idle model is unloaded first (waited for)."""
+    def load(self, inst: Instance, *, claimed: bool = False) -> None:
+        """Spawn the model's server (status: loading); returns once it is started.
+        Unless the queue gave it a slot (`claimed`), the least recently used idle model is
+        unloaded first (and waited for) when --models-max models run; ModelLimit if
+        there is still no room."""
+        if self.fake_timing:
+            _sleep(FAKE_TIMING_S)
         if inst.running or inst.status in (DOWNLOADING, DOWNLOADED) or inst.removing:
             return
-        self._make_room(inst)
-        if inst.running or inst.removing:  # another request loaded it, or DELETE came, while we waited
-            return
+        if not claimed:
+            self._unload_lru()
+            if inst.running or inst.removing:  # another request loaded it, or DELETE came, while we waited
+                return
+        if not self.queue.has_capacity():
+            raise ModelLimit("model limit reached, try again later")
         inst.port = free_port()
         inst.args = self._argv(inst)
         inst.status, inst.exit_code, inst.stopping, inst.info = LOADING, 0, False, {}
         inst.last_used = time.monotonic()
         inst.output.clear()
         inst.sleeping = False
+        inst.spawns += 1
         try:
             self._spawn(inst, inst.args)
         except OSError as e:
@@ -212,21 +238,62 @@ class Models:
         import gevent
         gevent.spawn(self._monitor, inst)
 
-    def _make_room(self, inst: Instance) -> None:
-        while self.models_max > 0:
-            running = [i for i in self.instances.values() if i.running and i is not inst]
-            if len(running) < self.models_max:
-                return
-            idle = [i for i in running if i.active == 0 and not i.stopping]
-            if idle:
-                lru = min(idle, key=lambda i: i.last_used)
-                log.info("--models-max %d reached: unloading the least recently used model %s", self.models_max,
-                         lru.spec.name)
-                self.unload(lru)
-            self.wait(lambda: len([i for i in self.instances.values() if i.running and i is not inst])
-                      < self.models_max or inst.running, timeout=None)
-            if inst.running:
-                return
+    def _unload_lru(self) -> None:
+        """At --models-max, the least recently used idle model unloaded, and waited for."""
+        if self.queue.has_capacity():
+            return
+        lru = self.queue.pick_victim()
+        if lru is not None:
+            log.info("--models-max %d reached: unloading the least recently used model %s", self.models_max,
+                     lru.spec.name)
+            self.unload(lru)
+            self.wait(lambda: not lru.running, timeout=None)
+
+    def ensure_ready(self, inst: Instance, gone: Callable[[], bool] = lambda: False) -> None:
+        """Returns once `inst` serves requests, or once it is clear that it will not (the
+        caller looks at its status). A model that is not running is loaded through the
+        queue, in turn; Cancelled if `gone()` turns true while waiting."""
+        if inst.status == LOADED and not inst.stopping:
+            return
+        name, queue = inst.spec.name, self.queue
+        queued = False
+        if inst.status == UNLOADED:
+            queue.join(name)
+            queue.tick()
+            queued = True
+        spawns = inst.spawns
+        try:
+            while self.instances.get(name) is inst and not inst.removing:
+                if inst.stopping:  # a stopping server takes no new request: the next one will
+                    if not queued:
+                        queue.join(name)
+                        queue.tick()
+                        queued = True
+                elif inst.status in (LOADED, DOWNLOADING, DOWNLOADED):
+                    break
+                elif inst.status == UNLOADED and (inst.spawns != spawns or not queued):
+                    break  # it was started and ended again (failed, or unloaded meanwhile)
+                if gone():
+                    raise Cancelled(f"request cancelled while waiting for model name={name}")
+                if inst.status == UNLOADED and not inst.stopping and queue.try_claim(name):
+                    ok = True
+                    try:
+                        log.info("a slot is free: loading the queued model %s", name)
+                        self.load(inst, claimed=True)
+                    except ModelLimit as e:  # lost the slot to an explicit load: stay in line
+                        log.warning("the queued load of model %s did not go through: %s", name, e)
+                        ok = False
+                    queue.claim_done(name, ok)
+                    queue.tick()
+                    continue
+                _sleep(POLL_S / 2)
+        except BaseException:
+            if queued:
+                queue.leave(name)
+            queue.tick()  # a slot freed for this request goes to the next one
+            raise
+        if queued:
+            queue.leave(name)
 
     def _spawn(self, inst: Instance, argv: list[str]) -> None:
         posix_spawn = original("os", "posix_spawn")
@@ -276,6 +343,7 @@ class Models:
                 inst.status = LOADED
                 log.info("model %s: loaded (port %d)", inst.spec.name, inst.port)
                 self.events.broadcast("status_change", inst.spec.name, {"status": LOADED, "info": inst.info})
+                self.queue.tick()  # one more model that may be given up
             if inst.status == LOADED and inst.sleeping != asleep:  # as llama-server: waking sends no info
                 asleep = inst.sleeping
                 log.info("model %s: %s", inst.spec.name, "sleeping" if asleep else "awake")
@@ -293,6 +361,7 @@ class Models:
             log.info("model %s: unloaded", inst.spec.name)
         inst.status, inst.pid, inst.stopping = UNLOADED, 0, False
         self.events.broadcast("status_change", inst.spec.name, {"status": UNLOADED, "exit_code": inst.exit_code})
+        self.queue.tick()
 
     # -- downloading -------------------------------------------------------------------
     def download(self, name: str) -> Instance:
