@@ -5,7 +5,8 @@
   id, aliases, tags, object, owned_by, created, status {value, args, [preset],
   [failed, exit_code]}, architecture, source, can_remove, and the loaded child's own
   /v1/models fields); ?reload=1 reads the sources again first.
-- POST /models/load, /models/unload {"model": name} (unloading a download cancels it).
+- POST /models/load, /models/unload {"model": name} (unloading a download cancels it
+  and deletes its partial file, as llama-server; a failed download keeps it to resume).
 - GET /models/sse: the models' events as they happen (events.py).
 - POST /models {"model": "user/model[:quant]"}: fetch a Hugging Face model into the
   cache in the background (checked on the Hub first; progress on /models/sse; the model

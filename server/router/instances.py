@@ -114,6 +114,7 @@ class Instance:
     sleeping: bool = False        # its server said it sleeps (--sleep-idle-seconds); set by the output thread
     removing: bool = False        # DELETE /models is under way: no new request may have it
     spawns: int = 0               # how many times its server was started
+    partials: list = field(default_factory=list)  # a cancelled download's unfinished files, deleted once it ended
 
     @property
     def running(self) -> bool:
@@ -404,6 +405,13 @@ class Models:
             os.close(inst.stdin_w)
             inst.stdin_w = -1
         ok = code == 0 and inst.result == "download_finished"
+        if inst.stopping:  # as llama-server: a cancelled download leaves no partial file (a failed one does,
+            for path in inst.partials:  # for the next try to resume)
+                try:
+                    os.unlink(path)
+                    log.info("model %s: deleted the partial file %s", name, path)
+                except OSError:
+                    pass
         if ok:
             log.info("model %s: downloaded", name)
         else:
@@ -439,6 +447,7 @@ class Models:
             if inst.pid and not inst.stopping:
                 inst.stopping = True
                 log.info("model %s: cancelling its download", inst.spec.name)
+                inst.partials = _partial_files(inst.pid)
                 _signal(inst.pid, signal.SIGKILL)
             return
         if not inst.running or inst.stopping:
@@ -506,6 +515,28 @@ def _signal(pid: int, sig: int) -> None:
             os.kill(pid, sig)
         except ProcessLookupError:
             pass
+
+
+PARTIAL_SUFFIX = ".incomplete"  # huggingface_hub's name for a blob being written
+
+
+def _partial_files(pid: int) -> list[str]:
+    """The unfinished blobs a download child is writing: its open files (Linux's
+    /proc/PID/fd) named *.incomplete. Read before it is killed; nothing where /proc is
+    missing."""
+    found = []
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return found
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.endswith(PARTIAL_SUFFIX) and os.path.isabs(target) and target not in found:
+            found.append(target)
+    return found
 
 
 def _healthy(port: int) -> bool:

@@ -151,6 +151,9 @@ def test_unload_cancels_a_download(router):
         events.wait("download_failed", name)
         assert name not in models(router)
         assert not fetch_children(router)
+        # as llama-server, a cancelled download leaves no partial file behind
+        assert not list(router.hf_cache.rglob("*.incomplete"))
+        assert not [p for p in router.hf_cache.rglob("blobs/*") if p.stat().st_size > 1 << 20]
     finally:
         events.close()
 
