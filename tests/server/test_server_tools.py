@@ -2,7 +2,7 @@
 router (pyllama-server without -m, an empty --models-dir) with --tools all for most
 tests; then servers for the other set-ups (no tools, start-up errors, an explicit
 --cors-origins with an API key, a model server with two tools). Container runtimes
-need docker: those tests skip without it."""
+need docker: those tests skip without it (the ssh runtime: test_tools_ssh.py)."""
 
 from __future__ import annotations
 
