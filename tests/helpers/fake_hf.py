@@ -18,10 +18,11 @@ import hashlib
 import json
 import os
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+
+from .http_thread import get_head_handler, serve, stop
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -34,28 +35,11 @@ class FakeHub:
         self.slow = dict(slow or {})   # file -> seconds to wait before each MiB of it
         self.requests: list[tuple[str, str, str]] = []   # (method, path, Range header)
         self._etags: dict[tuple[str, str], str] = {}
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_HEAD(self):
-                hub._serve(self, head=True)
-
-            def do_GET(self):
-                hub._serve(self, head=False)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve(get_head_handler(lambda h, head: self._serve(h, head=head)))
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop(self.server)
 
     # -- content ---------------------------------------------------------------------
     def _size(self, data: Path | bytes) -> int:

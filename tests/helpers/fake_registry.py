@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from .http_thread import get_head_handler, serve, stop
 
 GGUF_TYPE = "application/vnd.docker.ai.gguf.v3"
 
@@ -40,33 +40,16 @@ class FakeRegistry:
                 {"mediaType": GGUF_TYPE, "digest": digest, "size": len(body)}]
             self.manifests[(repo, tag)] = {"schemaVersion": 2, "layers": layer_list,
                                           "mediaType": "application/vnd.oci.image.manifest.v1+json"}
-        reg = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_HEAD(self):
-                reg._serve(self, head=True)
-
-            def do_GET(self):
-                reg._serve(self, head=False)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve(get_head_handler(lambda h, head: self._serve(h, head=head)))
         port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{port}"
         self.cdn = f"http://localhost:{port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def env(self) -> dict[str, str]:
         return {"PYLLAMA_DOCKER_REGISTRY": self.url, "PYLLAMA_DOCKER_AUTH": self.url + "/token"}
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop(self.server)
 
     @staticmethod
     def token(repo: str) -> str:

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
+from helpers.http_thread import serve, stop
 from helpers.server_process import ServerProcess, free_port, self_signed_cert
 
 KEY = "k-local"
@@ -108,15 +109,11 @@ class Upstream(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def upstream():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
-    httpd.daemon_threads = True
+    httpd = serve(Upstream)
     httpd.seen, httpd.gates, httpd.closed = [], {}, {}
     httpd.base = f"http://127.0.0.1:{httpd.server_port}"
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
     yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    stop(httpd)
 
 
 @pytest.fixture(scope="module")
@@ -311,12 +308,10 @@ def test_unreachable_target(srv, client):
 def tls_upstream(key: str, cert: str) -> ThreadingHTTPServer:
     import ssl
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
-    httpd.daemon_threads, httpd.seen = True, []
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
-    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    httpd = serve(Upstream, tls=ctx)
+    httpd.seen = []
     return httpd
 
 
@@ -331,8 +326,7 @@ def test_https_targets(srv, client, trusted, tmp_path):
         assert "CERTIFICATE_VERIFY_FAILED" in msg
     finally:
         for httpd in (good, bad):
-            httpd.shutdown()
-            httpd.server_close()
+            stop(httpd)
 
 
 def test_api_key_applies(srv, upstream):
