@@ -149,7 +149,10 @@ EXPECTED: list[tuple[str, str, str]] = [
     (r"test_speculative\.py::", "feature", "speculative decoding with a draft model: " + HUB + "; pyllama has none"),
     (r"test_lora\.py::", "hub", "the LoRA adapters and stories15M_MOE come from the Hub (pyllama's own tests cover LoRA)"),
     (r"test_kv_keep_only_active\.py::test_clear_and_restore", "feature",
-     "reads llama-server's debug log tags (__TEST_TAG_CACHE_IDLE_SLOTS_ENABLED__); pyllama's log differs"),
+     "reads llama-server's debug log tags (__TEST_TAG_CACHE_IDLE_SLOTS_ENABLED__) and expects an idle slot of "
+     "a unified cache to be cleared as soon as another slot starts, then restored from the prompt cache; "
+     "pyllama keeps the idle slot's cells until the room is needed (its copy is in the prompt cache too), so "
+     "the same prompt finds them in the slot and the prompt cache is not touched"),
     (r"test_security\.py::test_access_static_assets_without_api_key", "feature",
      "/sw.js, /manifest.webmanifest, /_app/version.json are files of llama.cpp's Svelte web UI; pyllama serves "
      "its own small page at / (public without a key, as these are)"),
