@@ -177,6 +177,11 @@ def valid_container_id(cid: str) -> bool:
     return bool(cid) and cid[0].isascii() and cid[0].isalnum() and re.fullmatch(r"[A-Za-z0-9._-]+", cid) is not None
 
 
+def valid_image(image: str) -> bool:
+    # an image reference (registry/name:tag@digest); like a container id, never an option
+    return image[:1].isascii() and image[:1].isalnum() and re.fullmatch(r"[A-Za-z0-9._/:@-]+", image) is not None
+
+
 def parse_container(spec: str) -> tuple[str, str, bool] | None:
     """(engine, image or id, attach) for "<engine>:<image>" / "<engine>-container:<id>", else None."""
     for engine in ENGINES:
@@ -231,6 +236,8 @@ class ContainerRuntime:
     def __init__(self, engine: str, image: str):
         if not image:
             raise ToolRuntimeError(f"--tools-runtime {engine}:<image> requires an image name")
+        if not valid_image(image):  # `run ... --privileged sh` would read it as an option
+            raise ToolRuntimeError(f"invalid image: {image}")
         self.engine, self.image = engine, image
         self.child: proc.Child | None = None
         self.container_id = ""

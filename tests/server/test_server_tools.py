@@ -328,6 +328,9 @@ def test_startup_errors(tmp_path):
         ServerProcess(None, "--models-dir", str(tmp_path), "--tools", "all", "--tools-runtime", "fake:x")
     with pytest.raises(RuntimeError, match="invalid ssh target: -oX"):
         ServerProcess(None, "--models-dir", str(tmp_path), "--tools", "all", "--tools-runtime", "ssh:-oX")
+    for spec in ("docker:--privileged", "podman:-v/:/host", "docker:ima ge"):
+        with pytest.raises(RuntimeError, match="invalid image: "):
+            ServerProcess(None, "--models-dir", str(tmp_path), "--tools", "all", "--tools-runtime", spec)
 
 
 def test_explicit_cors_and_api_key(tmp_path):
