@@ -259,6 +259,7 @@ def _proxy(models: Models, config: ServerConfig, name: str, *, update_last_used:
             time.sleep(FAKE_TIMING_S)
         except BaseException:
             inst.active -= 1
+            models.queue.tick()
             raise
 
     def finished() -> None:
