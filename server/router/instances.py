@@ -144,6 +144,7 @@ class Models:
         self.sources = sources          # reads the model list again (after a download)
         self.need_reload = False
         self.queue = LoadQueue(self)
+        self.retiring: list[Instance] = []  # left the model list while their server still runs (reload)
         self.fake_timing = bool(os.environ.get(FAKE_TIMING_ENV))
         for inst in self.instances.values():
             inst.args = self._argv(inst)
@@ -165,6 +166,8 @@ class Models:
                     log.info("(reload) unloading model %s: %s", name, "removed" if new is None else "changed")
                     self.unload(inst)
                 if new is None:
+                    if inst.pid:  # still counted against --models-max, and stopped at exit, until it ends
+                        self.retiring.append(inst)
                     del self.instances[name]
         for name, spec in specs.items():
             inst = self.instances.get(name)
@@ -191,6 +194,10 @@ class Models:
             except ValueError as e:
                 log.error("cannot read the model list again: %s", e)
                 self.need_reload = False
+
+    def all(self) -> list[Instance]:
+        """Every instance, those that left the model list but still run included."""
+        return [*self.instances.values(), *self.retiring]
 
     def get(self, name: str) -> Instance | None:
         self.refresh()
@@ -247,8 +254,9 @@ class Models:
         if lru is not None:
             log.info("--models-max %d reached: unloading the least recently used model %s", self.models_max,
                      lru.spec.name)
+            pid = lru.pid
             self.unload(lru)
-            self.wait(lambda: not lru.running, timeout=None)
+            self.wait(lambda: lru.pid != pid, timeout=None)  # that process ended (a queued request may reload it)
 
     def ensure_ready(self, inst: Instance, gone: Callable[[], bool] = lambda: False) -> None:
         """Returns once `inst` serves requests, or once it is clear that it will not (the
@@ -277,15 +285,18 @@ class Models:
                 if gone():
                     raise Cancelled(f"request cancelled while waiting for model name={name}")
                 if inst.status == UNLOADED and not inst.stopping and queue.try_claim(name):
-                    ok = True
+                    ok = False
                     try:
                         log.info("a slot is free: loading the queued model %s", name)
                         self.load(inst, claimed=True)
+                        ok = True
                     except ModelLimit as e:  # lost the slot to an explicit load: stay in line
                         log.warning("the queued load of model %s did not go through: %s", name, e)
-                        ok = False
-                    queue.claim_done(name, ok)
-                    queue.tick()
+                    finally:  # whatever went wrong, the entry is back in line for its other waiters
+                        queue.claim_done(name, ok)
+                        queue.tick()
+                    if not ok:
+                        _sleep(POLL_S / 2)
                     continue
                 _sleep(POLL_S / 2)
         except BaseException:
@@ -361,6 +372,7 @@ class Models:
         else:
             log.info("model %s: unloaded", inst.spec.name)
         inst.status, inst.pid, inst.stopping = UNLOADED, 0, False
+        self.retiring = [i for i in self.retiring if i is not inst]
         self.events.broadcast("status_change", inst.spec.name, {"status": UNLOADED, "exit_code": inst.exit_code})
         self.queue.tick()
 
@@ -405,8 +417,11 @@ class Models:
             os.close(inst.stdin_w)
             inst.stdin_w = -1
         ok = code == 0 and inst.result == "download_finished"
-        if inst.stopping:  # as llama-server: a cancelled download leaves no partial file (a failed one does,
-            for path in inst.partials:  # for the next try to resume)
+        repo = name.split(":")[0]
+        sharing = any(i is not inst and i.status == DOWNLOADING and i.spec.name.split(":")[0] == repo
+                      for i in self.instances.values())  # it may resume the same blob
+        if inst.stopping and not sharing:  # as llama-server: a cancelled download leaves no partial file
+            for path in inst.partials:  # (a failed one does, for the next try to resume)
                 try:
                     os.unlink(path)
                     log.info("model %s: deleted the partial file %s", name, path)
@@ -474,7 +489,7 @@ class Models:
         """Stop every child and wait until all have ended (each killed after its stop-timeout,
         or after `timeout` seconds when given)."""
         self.events.close_all()
-        for inst in self.instances.values():
+        for inst in self.all():
             if inst.status == DOWNLOADING:
                 self.unload(inst)
             elif inst.running:
@@ -487,11 +502,11 @@ class Models:
                         _signal(pid, signal.SIGKILL)
                     import gevent
                     gevent.spawn(kill_later)
-        self.wait(lambda: not any(i.pid for i in self.instances.values()), timeout=None)
+        self.wait(lambda: not any(i.pid for i in self.all()), timeout=None)
 
     def kill_all(self) -> None:
         """The last resort at exit, from any thread: SIGKILL every child still running."""
-        for inst in self.instances.values():
+        for inst in self.all():
             if inst.pid:
                 _signal(inst.pid, signal.SIGKILL)
 

@@ -59,7 +59,7 @@ class LoadQueue:
                 self.entries.remove(entry)
 
     def _running(self) -> list["Instance"]:
-        return [i for i in self.models.instances.values() if i.running]
+        return [i for i in self.models.all() if i.running]
 
     def has_capacity(self) -> bool:
         limit = self.models.models_max

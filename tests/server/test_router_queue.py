@@ -10,13 +10,15 @@ that requests overlap on cue.
 - a client that leaves while queued costs no running model its slot;
 - the queue is served in arrival order;
 - two requests that both want the one idle model's slot are both served;
-- POST /models/load with every slot busy is refused at once (llama-server's 500)."""
+- POST /models/load with every slot busy is refused at once (llama-server's 500);
+- a model that left the model list (reload) holds its slot until its server has ended."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+import psutil
 import pytest
 import requests
 
@@ -37,8 +39,8 @@ def models_dir(tmp_path_factory, smollm2_path):
 def start(models_dir, tmp_path):
     started = []
 
-    def run(models_max: int) -> ServerProcess:
-        srv = ServerProcess(None, "--models-dir", str(models_dir), "--models-max", str(models_max), "-c", "2048",
+    def run(models_max: int, folder=None) -> ServerProcess:
+        srv = ServerProcess(None, "--models-dir", str(folder or models_dir), "--models-max", str(models_max), "-c", "2048",
                             "-t", "1", env={**FAKE, "HF_HUB_CACHE": str(tmp_path / "hf"),
                                             "PYLLAMA_CACHE": str(tmp_path / "cache")})
         started.append(srv)
@@ -175,3 +177,27 @@ def test_an_explicit_load_with_every_slot_busy_is_refused(start):
     # once "a" is idle, the least recently used model makes room for an explicit load
     load(srv, "b")
     assert status(srv) == {"a": "unloaded", "b": "loaded", "c": "unloaded"}
+
+
+def test_a_model_that_left_the_list_holds_its_slot_until_its_server_ends(start, tmp_path, smollm2_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name}.gguf").symlink_to(smollm2_path)
+    srv = start(1, folder)
+    load(srv, "a")
+    stream = requests.post(srv.url + "/completion", json={"model": "a", "prompt": "Once", "n_predict": 4000,
+                                                          "ignore_eos": True, "stream": True}, stream=True, timeout=60)
+    try:
+        lines = stream.iter_lines()
+        assert next(lines).startswith(b"data: ")
+        (folder / "a.gguf").unlink()
+        assert "a" not in [m["id"] for m in srv.get("/models?reload=1").json()["data"]]
+        # "a" was told to stop, but its server finishes the stream first: the one slot is still taken
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            tokenize(srv, "b", timeout=5)
+        servers = [p for p in psutil.Process(srv.proc.pid).children() if "pyllama.server.cli" in " ".join(p.cmdline())]
+        assert len(servers) == 1, [p.cmdline() for p in servers]
+    finally:
+        stream.close()
+    assert tokenize(srv, "b").status_code == 200  # once it has ended, "b" gets the slot
