@@ -266,18 +266,20 @@ class Models:
             return
         name, queue = inst.spec.name, self.queue
         queued = False
+
+        def enter() -> None:
+            nonlocal queued
+            if not queued:
+                queue.join(name)
+                queue.tick()
+                queued = True
         if inst.status == UNLOADED:
-            queue.join(name)
-            queue.tick()
-            queued = True
+            enter()
         spawns = inst.spawns
         try:
             while self.instances.get(name) is inst and not inst.removing:
                 if inst.stopping:  # a stopping server takes no new request: the next one will
-                    if not queued:
-                        queue.join(name)
-                        queue.tick()
-                        queued = True
+                    enter()
                 elif inst.status in (LOADED, DOWNLOADING, DOWNLOADED):
                     break
                 elif inst.status == UNLOADED and (inst.spawns != spawns or not queued):

@@ -173,13 +173,13 @@ def valid_ssh_target(target: str) -> bool:
 
 
 def valid_container_id(cid: str) -> bool:
-    # likewise for the engine's command line (--privileged)
-    return bool(cid) and cid[0].isascii() and cid[0].isalnum() and re.fullmatch(r"[A-Za-z0-9._-]+", cid) is not None
+    # likewise for the engine's command line (--privileged): it starts with a letter or digit
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", cid) is not None
 
 
 def valid_image(image: str) -> bool:
     # an image reference (registry/name:tag@digest); like a container id, never an option
-    return image[:1].isascii() and image[:1].isalnum() and re.fullmatch(r"[A-Za-z0-9._/:@-]+", image) is not None
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*", image) is not None
 
 
 def parse_container(spec: str) -> tuple[str, str, bool] | None:
