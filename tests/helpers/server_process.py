@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Callable
 
 import requests
 
@@ -16,6 +17,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def healthy(url: str, timeout: float = 1) -> bool:
+    try:
+        return requests.get(url + "/health", timeout=timeout).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+def wait_until(ready: Callable[[], bool], proc: subprocess.Popen, timeout: float, what: str,
+               interval: float = 0.05) -> None:
+    """Poll ready() until it holds; RuntimeError with the process's output if `proc`
+    exits first, TimeoutError(what) after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout or proc.stderr
+            raise RuntimeError("server exited:\n" + (out.read().decode(errors="replace") if out else ""))
+        if ready():
+            return
+        time.sleep(interval)
+    raise TimeoutError(what)
 
 
 # Servers start outside the checkout: from its root, `python -m` would import the
@@ -38,17 +61,8 @@ class ServerProcess:
         self.ready_s = self.wait_ready()
 
     def wait_ready(self, timeout: float = 120.0) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("server exited:\n" + self.proc.stdout.read().decode(errors="replace"))
-            try:
-                if requests.get(self.url + "/health", timeout=1).status_code == 200:
-                    return time.monotonic() - self.t_start
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError("server not ready")
+        wait_until(lambda: healthy(self.url), self.proc, timeout, "server not ready")
+        return time.monotonic() - self.t_start
 
     def post(self, path: str, body=None, **kw):
         return requests.post(self.url + path, json=body, timeout=120, **kw)

@@ -18,23 +18,13 @@ import time
 
 import pytest
 import requests
-from helpers.server_process import RUN_DIR, ServerProcess, free_port, sse_events
+from helpers.server_process import RUN_DIR, ServerProcess, free_port, healthy, sse_events, wait_until
 
 PROMPT = "The capital of France is"
 
 
 def wait_health(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("server exited:\n" + proc.stdout.read().decode(errors="replace"))
-        try:
-            if requests.get(url + "/health", timeout=5).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(url)
+    wait_until(lambda: healthy(url, timeout=5), proc, timeout, url, interval=0.1)
 
 
 def test_a_command_line_from_llama_servers_readme_starts_and_answers(smollm2_path):

@@ -17,11 +17,10 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 
 import pytest
 
-from helpers.server_process import ServerProcess, free_port
+from helpers.server_process import ServerProcess, free_port, wait_until
 
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
 SSH = shutil.which("ssh")
@@ -35,17 +34,12 @@ def _keygen(path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
 
 
-def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("sshd exited:\n" + proc.stderr.read().decode(errors="replace"))
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError("sshd is not listening")
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +68,7 @@ UsePAM no
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:
-        _wait_port(port, proc)
+        wait_until(lambda: _listening(port), proc, 20, "sshd is not listening")
         host_key = (root / "host_key.pub").read_text().split()
         (root / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
         user = getpass.getuser()
